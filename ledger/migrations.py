@@ -1,0 +1,132 @@
+"""Versioned schema migrations for the SQLite ledger.
+
+Each migration is a function applied once, in order, inside one transaction; the
+`schema_migrations` table records which have run, so an upgraded spendgate can open
+an older ledger and several processes can start against one file at the same time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import sqlite_utils
+
+
+def _v1_core(db: sqlite_utils.Database) -> None:
+    """Budgets with their reservations, the call ledger, budget events, live instances."""
+    db["budgets"].create(
+        {
+            "kind": str,
+            "id": str,
+            "max_nanos": int,
+            "soft_nanos": int,
+            "duration": str,
+            "spend_nanos": int,
+            "reserved_nanos": int,
+            "period_start": str,
+            "reset_at": str,
+            "updated_at": str,
+        },
+        pk=("kind", "id"),
+        not_null={"spend_nanos", "reserved_nanos", "period_start"},
+        defaults={"spend_nanos": 0, "reserved_nanos": 0},
+    )
+    db["reservations"].create(
+        {
+            "id": str,
+            "instance_id": str,
+            "created_at": str,
+            "amount_nanos": int,
+            "scopes": str,  # JSON [[kind, id], ...]
+        },
+        pk="id",
+    )
+    db["reservations"].create_index(["instance_id"])
+    db["calls"].create(
+        {
+            "id": int,
+            "ts": str,  # when the call was settled: the period it is charged to
+            "started_at": str,
+            "provider": str,
+            "endpoint": str,
+            "path": str,
+            "model": str,
+            "streamed": int,
+            "input_tokens": int,
+            "cache_read_tokens": int,
+            "cache_write_tokens": int,
+            "output_tokens": int,
+            "reasoning_tokens": int,
+            "cost_nanos": int,  # NULL: unpriced
+            "cost_usd": float,
+            "priced": int,
+            "price_source": str,
+            "usage_source": str,
+            "status": str,
+            "http_status": int,
+            "latency_ms": float,
+            "key_hash": str,
+            "key_masked": str,
+            "key_alias": str,
+            "user_id": str,
+            "team_id": str,
+            "metadata": str,  # JSON
+            "error": str,
+        },
+        pk="id",
+    )
+    for columns in (["ts"], ["key_hash", "ts"], ["user_id", "ts"], ["team_id", "ts"], ["model"]):
+        db["calls"].create_index(columns)
+    db["budget_events"].create(
+        {
+            "id": int,
+            "ts": str,
+            "kind": str,
+            "scope_id": str,
+            "event": str,  # reset | manual_reset | created | updated
+            "spend_nanos": int,  # spend of the period that ended (resets)
+            "period_start": str,
+            "reset_at": str,
+        },
+        pk="id",
+    )
+    db["instances"].create(
+        {"id": str, "pid": int, "host": str, "started_at": str, "heartbeat_at": str},
+        pk="id",
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_core]
+
+
+def current_version(db: sqlite_utils.Database) -> int:
+    if "schema_migrations" not in db.table_names():
+        return 0
+    row = db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+    return row[0] or 0
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    """Bring the schema up to date; returns the version now in force.
+
+    Runs under BEGIN IMMEDIATE so two processes starting together don't both migrate.
+    """
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)"
+        )
+        version = current_version(db)
+        for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+            step(db)
+            db.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                [number, datetime.now(UTC).isoformat()],
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return len(MIGRATIONS)

@@ -1,0 +1,158 @@
+"""The SQLite ledger: reservations, settlement, periods, crash recovery.
+
+Money is in integer nano-dollars (1 USD = 1_000_000_000), so every figure below is exact.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ledger.model import BudgetSpec, CallRecord, Denial, Reservation, ScopeRef
+from ledger.sqlite import SQLiteStore
+
+USD = 1_000_000_000
+T0 = datetime(2026, 11, 1, 10, 30, tzinfo=UTC)
+GLOBAL = ScopeRef.global_()
+KEY = ScopeRef("key", "abc")
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = SQLiteStore(tmp_path / "ledger.db")
+    s.migrate()
+    s.register_instance(T0)
+    yield s
+    s.close()
+
+
+def call(cost_nanos, at=T0):
+    return CallRecord(started_at=at, provider="openai", endpoint="chat", path="/v1/chat/completions",
+                      model="gpt-4o", cost_nanos=cost_nanos, price_source="test", finished_at=at)
+
+
+def spend_in_rows(store, since):
+    return store.conn.execute(
+        "SELECT COALESCE(SUM(cost_nanos), 0) FROM calls WHERE ts >= ?", (since.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),)
+    ).fetchone()[0]
+
+
+def test_migrations_are_versioned_and_idempotent(store):
+    assert store.migrate() == 1
+    assert store.conn.execute("SELECT version FROM schema_migrations").fetchall() == [(1,)]
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_reserve_holds_the_estimate_and_settle_charges_the_real_cost(store):
+    store.configure(GLOBAL, BudgetSpec(max_nanos=10 * USD, duration="30d"), T0)
+    r = store.reserve([GLOBAL, KEY], 3 * USD, T0)
+    assert isinstance(r, Reservation) and r.scopes == (GLOBAL,)  # only budgeted scopes hold
+    assert store.scope(GLOBAL).reserved_nanos == 3 * USD
+
+    _, changes = store.settle(r, [GLOBAL, KEY], call(USD // 2), T0)
+    g = store.scope(GLOBAL)
+    assert (g.spend_nanos, g.reserved_nanos) == (USD // 2, 0)
+    assert store.scope(KEY).spend_nanos == USD // 2  # unbudgeted scopes still count spend
+    assert [(c.scope.kind, c.before_nanos, c.scope.spend_nanos) for c in changes] == [
+        ("global", 0, USD // 2), ("key", 0, USD // 2)]
+    assert store.conn.execute("SELECT COUNT(*) FROM reservations").fetchone()[0] == 0
+
+
+def test_a_call_that_could_overrun_the_budget_is_refused(store):
+    store.configure(GLOBAL, BudgetSpec(max_nanos=10 * USD), T0)
+    first = store.reserve([GLOBAL], 6 * USD, T0)
+    assert isinstance(first, Reservation)
+    second = store.reserve([GLOBAL], 6 * USD, T0)  # 0 spent + 6 held + 6 > 10
+    assert isinstance(second, Denial) and second.scope.reserved_nanos == 6 * USD
+    store.release(first)
+    assert isinstance(store.reserve([GLOBAL], 6 * USD, T0), Reservation)
+
+
+def test_spent_budget_refuses_even_a_call_of_unknown_cost(store):
+    store.configure(GLOBAL, BudgetSpec(max_nanos=USD), T0)
+    store.settle(None, [GLOBAL], call(USD), T0)
+    assert isinstance(store.reserve([GLOBAL], 0, T0), Denial)
+
+
+def test_release_and_settle_give_a_hold_back_once(store):
+    store.configure(GLOBAL, BudgetSpec(max_nanos=10 * USD), T0)
+    r = store.reserve([GLOBAL], 2 * USD, T0)
+    store.release(r)
+    store.release(r)
+    store.settle(r, [GLOBAL], call(USD), T0)
+    assert store.scope(GLOBAL).reserved_nanos == 0
+
+
+def test_periods_roll_at_reset_time_and_are_logged_without_traffic(store):
+    store.configure(GLOBAL, BudgetSpec(max_nanos=10 * USD, duration="1d"), T0)
+    store.settle(None, [GLOBAL], call(4 * USD), T0)
+    assert store.reset_due(T0 + timedelta(hours=23)) == []
+    later = T0 + timedelta(days=3, hours=1)  # down for three days: lands in the current period
+    [rolled] = store.reset_due(later)
+    assert rolled.spend_nanos == 0
+    assert rolled.period_start == T0 + timedelta(days=3)
+    assert rolled.reset_at == T0 + timedelta(days=4)
+    events = store.conn.execute("SELECT event, spend_nanos FROM budget_events ORDER BY id").fetchall()
+    assert events == [("created", None), ("reset", 4 * USD)]
+
+
+def test_scope_spend_equals_the_rows_of_its_period(store):
+    store.configure(GLOBAL, BudgetSpec(max_nanos=100 * USD, duration="1d"), T0)
+    for hour in range(0, 48, 5):
+        at = T0 + timedelta(hours=hour)
+        store.settle(store.reserve([GLOBAL], USD, at), [GLOBAL], call(123_456_789, at), at)
+    g = store.scope(GLOBAL)
+    assert g.spend_nanos == spend_in_rows(store, g.period_start) == 5 * 123_456_789
+
+
+def test_manual_reset_starts_a_new_period_now(store):
+    store.configure(GLOBAL, BudgetSpec(max_nanos=10 * USD, duration="30d"), T0)
+    store.settle(None, [GLOBAL], call(7 * USD), T0)
+    later = T0 + timedelta(days=2)
+    st = store.set_spend(GLOBAL, later)
+    assert (st.spend_nanos, st.period_start, st.reset_at) == (0, later, T0 + timedelta(days=30))
+    assert spend_in_rows(store, st.period_start) == 0
+
+
+def test_changing_the_duration_retimes_the_current_period(store):
+    store.configure(GLOBAL, BudgetSpec(max_nanos=10 * USD, duration="30d"), T0)
+    st = store.configure(GLOBAL, BudgetSpec(max_nanos=20 * USD, duration="1d"), T0 + timedelta(hours=1))
+    assert (st.max_nanos, st.reset_at) == (20 * USD, T0 + timedelta(days=1))
+
+
+def test_holds_of_a_dead_instance_are_released(tmp_path, store):
+    store.configure(GLOBAL, BudgetSpec(max_nanos=10 * USD), T0)
+    dead = SQLiteStore(tmp_path / "ledger.db", instance_id="dead")
+    dead.register_instance(T0)
+    dead.reserve([GLOBAL], 4 * USD, T0)
+    dead.close()
+    store.heartbeat(T0 + timedelta(seconds=60))
+    assert store.reap(T0 + timedelta(seconds=60), timedelta(seconds=30)) == 1
+    assert store.scope(GLOBAL).reserved_nanos == 0
+
+
+def _spend_in_another_process(path, n, amount, results):
+    s = SQLiteStore(path)
+    ok = 0
+    for _ in range(n):
+        r = s.reserve([GLOBAL], amount, T0)
+        if isinstance(r, Reservation):
+            s.settle(r, [GLOBAL], call(amount), T0)
+            ok += 1
+    s.close()
+    results.put(ok)
+
+
+def test_two_processes_never_overspend_one_budget(store):
+    store.configure(GLOBAL, BudgetSpec(max_nanos=10 * USD), T0)
+    results = multiprocessing.get_context("spawn").Queue()
+    procs = [multiprocessing.get_context("spawn").Process(
+        target=_spend_in_another_process, args=(store.path, 20, USD, results)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert results.get() + results.get() == 10
+    assert store.scope(GLOBAL).spend_nanos == 10 * USD
