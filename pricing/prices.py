@@ -1,0 +1,474 @@
+"""What a call cost: config overrides first, then genai-prices' bundled snapshot.
+
+Money is kept as integer nano-dollars (1e-9 USD), computed in `Decimal` and rounded
+once, half-up. A model nobody knows the price of costs `None`, never 0: a budget that
+silently counts unknown calls as free is the bug this module exists to avoid.
+
+Prices never come from the network: genai-prices' `UpdatePrices` is not used, and a
+`PriceBook` pins the snapshot in force when it is built (the one bundled in the wheel).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import genai_prices
+from genai_prices import data_snapshot as _gp_snapshot
+from genai_prices import types as _gp
+from genai_prices.data_units import unit_data as _gp_units
+from genai_prices.types import calc_unit_price as _gp_unit_price
+
+from providers.usage import TokenUsage
+
+__all__ = (
+    "CONFIG_SOURCE",
+    "GENAI_PRICES_SOURCE",
+    "UNPRICED",
+    "UNPRICED_SOURCE",
+    "Cost",
+    "ModelPrice",
+    "PriceBook",
+    "ResolvedPrice",
+)
+
+logger = logging.getLogger(__name__)
+
+GENAI_PRICES_SOURCE = f"genai-prices {genai_prices.__version__}"
+CONFIG_SOURCE = "config"
+UNPRICED_SOURCE = "unpriced"
+
+_NANOS_PER_USD = Decimal(1_000_000_000)
+_ONE = Decimal(1)
+_ZERO = Decimal(0)
+
+# Bounds on per-model memory: model names come from client request bodies.
+_RESOLUTION_CACHE_MAX = 4096
+_UNPRICED_SEEN_MAX = 10_000
+
+# `-2024-08-06`, `-20250929` (OpenAI / Anthropic) and `@20250929` (Vertex) date suffixes.
+_DATE_SUFFIX = re.compile(r"[-@](?:\d{4}-\d{2}-\d{2}|\d{8})$")
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """The cost of a call in nano-dollars; `nanos is None` means nobody knows its price."""
+
+    nanos: int | None
+    source: str  # GENAI_PRICES_SOURCE, CONFIG_SOURCE or UNPRICED_SOURCE
+
+    @property
+    def priced(self) -> bool:
+        return self.nanos is not None
+
+    @property
+    def usd(self) -> float | None:
+        return None if self.nanos is None else self.nanos / 1e9
+
+
+UNPRICED = Cost(None, UNPRICED_SOURCE)
+
+
+def _to_nanos(usd: Decimal) -> int:
+    return int((usd * _NANOS_PER_USD).quantize(_ONE, rounding=ROUND_HALF_UP))
+
+
+def _decimal(field: str, value: Any) -> Decimal:
+    if isinstance(value, bool):
+        raise ValueError(f"{field}: expected a number, got {value!r}")
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, int):
+        result = Decimal(value)
+    elif isinstance(value, float):
+        result = Decimal(repr(value))  # 2.5e-06 -> Decimal('0.0000025'), not its binary expansion
+    elif isinstance(value, str):
+        result = Decimal(value.strip())
+    else:
+        raise ValueError(f"{field}: expected a number, got {value!r}")
+    if not result.is_finite() or result < 0:
+        raise ValueError(f"{field}: expected a finite non-negative number, got {value!r}")
+    return result
+
+
+def _optional_int(field: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{field}: expected a positive integer, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPrice:
+    """A config `pricing:` entry, LiteLLM field names, USD per token.
+
+    Cache and reasoning prices are optional: a missing cache price bills those tokens
+    as plain input, a missing reasoning price bills reasoning as plain output.
+    """
+
+    input_cost_per_token: Decimal
+    output_cost_per_token: Decimal = _ZERO
+    cache_read_input_token_cost: Decimal | None = None
+    cache_creation_input_token_cost: Decimal | None = None
+    output_cost_per_reasoning_token: Decimal | None = None
+    max_output_tokens: int | None = None
+    max_input_tokens: int | None = None
+
+    @classmethod
+    def from_config(cls, entry: Any) -> ModelPrice:
+        """Build from a plain dict or any object with the LiteLLM attribute names
+        (such as the config package's pydantic `ModelPricing`)."""
+        if isinstance(entry, ModelPrice):
+            return entry
+        if isinstance(entry, Mapping):
+            get = entry.get
+        else:
+            def get(name: str, default: Any = None) -> Any:
+                return getattr(entry, name, default)
+
+        input_cost = get("input_cost_per_token")
+        if input_cost is None:
+            raise ValueError("input_cost_per_token is required")
+        output_cost = get("output_cost_per_token")
+
+        def optional(name: str) -> Decimal | None:
+            value = get(name)
+            return None if value is None else _decimal(name, value)
+
+        return cls(
+            input_cost_per_token=_decimal("input_cost_per_token", input_cost),
+            output_cost_per_token=_ZERO if output_cost is None else _decimal("output_cost_per_token", output_cost),
+            cache_read_input_token_cost=optional("cache_read_input_token_cost"),
+            cache_creation_input_token_cost=optional("cache_creation_input_token_cost"),
+            output_cost_per_reasoning_token=optional("output_cost_per_reasoning_token"),
+            max_output_tokens=_optional_int("max_output_tokens", get("max_output_tokens")),
+            max_input_tokens=_optional_int("max_input_tokens", get("max_input_tokens")),
+        )
+
+
+# --------------------------------------------------------------------------- usage
+
+
+def _consistent(usage: TokenUsage) -> TokenUsage:
+    """Clamp a usage to the TokenUsage conventions before pricing it.
+
+    Negative counts become 0. If the cache counts exceed `input_tokens` (or reasoning
+    exceeds `output_tokens`), a parser left them out of the total: the total is raised
+    to the sum of its parts rather than pricing fewer tokens than were reported, and
+    genai-prices (which rejects such usage) is never handed an inconsistent one.
+    """
+    cache_read = max(usage.cache_read_tokens, 0)
+    cache_write = max(usage.cache_write_tokens, 0)
+    reasoning = max(usage.reasoning_tokens, 0)
+    input_tokens = max(usage.input_tokens, cache_read + cache_write)
+    output_tokens = max(usage.output_tokens, reasoning)
+    if (input_tokens, cache_read, cache_write, output_tokens, reasoning) == (
+        usage.input_tokens,
+        usage.cache_read_tokens,
+        usage.cache_write_tokens,
+        usage.output_tokens,
+        usage.reasoning_tokens,
+    ):
+        return usage
+    return TokenUsage(input_tokens, cache_read, cache_write, output_tokens, reasoning)
+
+
+# The genai-prices usage keys a TokenUsage fills in.
+_REPORTED_KEYS = frozenset(
+    {"input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "output_reasoning_tokens"}
+)
+
+
+def _genai_usage(usage: TokenUsage, unreported: Mapping[str, int]) -> genai_prices.Usage:
+    # Same conventions on both sides (totals include their breakdowns), so no arithmetic.
+    # `output_reasoning_tokens` is a breakdown of `output_tokens` in genai-prices: it only
+    # changes the result for a model with its own reasoning price (`output_reasoning_mtok`,
+    # e.g. Perplexity's sonar-deep-research); otherwise it stays billed as output, once.
+    # `unreported` zeroes the other keys the model prices (web searches, audio tokens...):
+    # what genai-prices would infer for them anyway, without its costly inference.
+    return genai_prices.Usage(
+        input_tokens=usage.input_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        output_tokens=usage.output_tokens,
+        output_reasoning_tokens=usage.reasoning_tokens,
+        **unreported,
+    )
+
+
+def _price_sets(model: _gp.ModelInfo) -> list[_gp.ModelPrice]:
+    """Every period's prices of a model."""
+    return [model.prices] if isinstance(model.prices, _gp.ModelPrice) else [c.prices for c in model.prices]
+
+
+def _unreported_priced_keys(model: _gp.ModelInfo) -> dict[str, int]:
+    """Usage keys some price of `model` (any period, any variant) charges for that TokenUsage
+    doesn't report, each mapped to 0. (`requests` is counted by genai-prices itself.)"""
+    price_sets = _price_sets(model) + [variant.prices for variant in model.price_variants or ()]
+    return {
+        usage_key: 0
+        for usage_key, unit in _gp_units.items()
+        if usage_key not in _REPORTED_KEYS
+        and usage_key != "requests"
+        and any(getattr(prices, unit.get("price_key", usage_key), None) is not None for prices in price_sets)
+    }
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedPrice:
+    """Where a (provider, model) pair gets its price from, looked up once and cached.
+
+    Exactly one of `override` and `model` prices the call; `model` may also be set
+    beside an override, only to tell the context window.
+    """
+
+    source: str
+    override: ModelPrice | None = None
+    model: _gp.ModelInfo | None = None
+    provider: _gp.Provider | None = None
+    unreported: Mapping[str, int] = field(default_factory=dict, repr=False)
+
+    @property
+    def context_window(self) -> int | None:
+        """Most input tokens the model accepts: the override's `max_input_tokens`, else genai-prices'."""
+        if self.override is not None and self.override.max_input_tokens is not None:
+            return self.override.max_input_tokens
+        return self.model.context_window if self.model is not None else None
+
+    @property
+    def max_output_tokens(self) -> int | None:
+        return self.override.max_output_tokens if self.override is not None else None
+
+    def price_usd(self, usage: TokenUsage, at: datetime) -> Decimal:
+        """Exact USD price of a usage (already made consistent) at time `at`.
+
+        genai-prices: its own calculation (time-dependent prices, tiers, per-request fees).
+        Override: (input - cache_read - cache_write) x input + cache_read x cache_read_cost
+        + cache_write x cache_creation_cost + (output - reasoning) x output
+        + reasoning x reasoning_cost, a missing cache/reasoning cost falling back to
+        input/output.
+        """
+        override = self.override
+        if override is None:
+            assert self.model is not None and self.provider is not None
+            calc = self.model.calc_price(
+                _genai_usage(usage, self.unreported), self.provider, genai_request_timestamp=at
+            )
+            return calc.total_price
+        rates = self._token_rates(usage.input_tokens, at)
+        return (
+            usage.uncached_input_tokens * rates["input"]
+            + usage.cache_read_tokens * rates["cache_read"]
+            + usage.cache_write_tokens * rates["cache_write"]
+            + (usage.output_tokens - usage.reasoning_tokens) * rates["output"]
+            + usage.reasoning_tokens * rates["reasoning"]
+        )
+
+    def dearest_usage(self, input_tokens: int, output_tokens: int, at: datetime) -> TokenUsage:
+        """The costliest way `input_tokens` in and `output_tokens` out can be billed.
+
+        Input goes to whichever class is dearest per token (plain input, cache write or
+        cache read: Anthropic's cache writes cost 1.25x input), output to plain or
+        reasoning. Rates are compared at the tier `input_tokens` falls in.
+        """
+        rates = self._token_rates(input_tokens, at)
+        dearest_input = max(("input", "cache_write", "cache_read"), key=lambda name: rates[name])
+        reasoning_dearer = rates["reasoning"] > rates["output"]
+        return TokenUsage(
+            input_tokens=input_tokens,
+            cache_read_tokens=input_tokens if dearest_input == "cache_read" else 0,
+            cache_write_tokens=input_tokens if dearest_input == "cache_write" else 0,
+            output_tokens=output_tokens,
+            reasoning_tokens=output_tokens if reasoning_dearer else 0,
+        )
+
+    def _token_rates(self, input_tokens: int, at: datetime) -> dict[str, Decimal]:
+        """USD per token of each token class (a class without its own price costs as its parent)."""
+        override = self.override
+        if override is not None:
+            input_rate, output_rate = override.input_cost_per_token, override.output_cost_per_token
+            return {
+                "input": input_rate,
+                "cache_read": _or(override.cache_read_input_token_cost, input_rate),
+                "cache_write": _or(override.cache_creation_input_token_cost, input_rate),
+                "output": output_rate,
+                "reasoning": _or(override.output_cost_per_reasoning_token, output_rate),
+            }
+        assert self.model is not None
+        prices = self.model.get_prices(at)
+
+        def rate(price_key: str, parent: Decimal) -> Decimal:
+            price = getattr(prices, price_key, None)
+            if price is None:
+                return parent
+            return _gp_unit_price(price, 1, input_tokens, 1_000_000)
+
+        input_rate = rate("input_mtok", _ZERO)
+        output_rate = rate("output_mtok", _ZERO)
+        return {
+            "input": input_rate,
+            "cache_read": rate("cache_read_mtok", input_rate),
+            "cache_write": rate("cache_write_mtok", input_rate),
+            "output": output_rate,
+            "reasoning": rate("output_reasoning_mtok", output_rate),
+        }
+
+
+def _or(value: Decimal | None, default: Decimal) -> Decimal:
+    return default if value is None else value
+
+
+def _has_token_prices(model: _gp.ModelInfo) -> bool:
+    """A model priced only per request, audio hour, character... can't be priced from tokens."""
+    return any(
+        getattr(prices, "input_mtok", None) is not None or getattr(prices, "output_mtok", None) is not None
+        for prices in _price_sets(model)
+    )
+
+
+def _without_prefix(model: str) -> str:
+    """`openai/gpt-4o` -> `gpt-4o`, `models/gemini-2.5-pro` -> `gemini-2.5-pro`."""
+    return model.rsplit("/", 1)[-1]
+
+
+def _without_date(model: str) -> str:
+    """`gpt-4o-2024-08-06` -> `gpt-4o`, `claude-sonnet-4-5-20250929` -> `claude-sonnet-4-5`."""
+    return _DATE_SUFFIX.sub("", model)
+
+
+def _unique(names: list[str]) -> list[str]:
+    return [name for i, name in enumerate(names) if name and name not in names[:i]]
+
+
+class PriceBook:
+    """Prices calls: config overrides win, then genai-prices' bundled snapshot.
+
+    Model resolution is cached per (price_provider, model); pricing itself depends on
+    the usage and on `at` (the price in force at the time of the request).
+    """
+
+    def __init__(self, overrides: Mapping[str, Any] | None = None) -> None:
+        self._overrides: dict[str, ModelPrice] = {
+            name.strip().lower(): ModelPrice.from_config(entry) for name, entry in (overrides or {}).items()
+        }
+        # Pinned: a custom snapshot installed later (by anyone's UpdatePrices) is not picked up.
+        # Our own DataSnapshot over the same data, so that genai-prices' lookup caches (which
+        # grow with every distinct model name a client sends) are ours to drop.
+        self._providers = _gp_snapshot.get_snapshot().providers
+        self._snapshot = self._new_snapshot()
+        self._resolved: dict[tuple[str | None, str | None], ResolvedPrice | None] = {}
+        self._unpriced_seen: set[tuple[str | None, str | None]] = set()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_overrides(cls, mapping: Mapping[str, Any] | None) -> PriceBook:
+        """From the config's `pricing:` mapping: model name -> dict or `ModelPricing`-like object."""
+        return cls(mapping)
+
+    # ---- public API
+
+    def cost(self, price_provider: str | None, model: str | None, usage: TokenUsage, at: datetime) -> Cost:
+        """What `usage` of `model` cost at time `at`; `Cost(None, "unpriced")` if nobody knows."""
+        resolved = self.resolve(price_provider, model)
+        if resolved is None:
+            return UNPRICED
+        return self.price(resolved, usage, at)
+
+    def is_priced(self, price_provider: str | None, model: str | None) -> bool:
+        return self.resolve(price_provider, model) is not None
+
+    def unpriced_first_seen(self, price_provider: str | None, model: str | None) -> bool:
+        """True the first time this (provider, model) is reported unpriced, for warn-once logging.
+
+        Remembers at most 10,000 models (names come from clients); past that, False.
+        """
+        key = (price_provider, model)
+        with self._lock:
+            if key in self._unpriced_seen or len(self._unpriced_seen) >= _UNPRICED_SEEN_MAX:
+                return False
+            self._unpriced_seen.add(key)
+            return True
+
+    def resolve(self, price_provider: str | None, model: str | None) -> ResolvedPrice | None:
+        """Where this model's price comes from, or None if unpriced. Cached; used by
+        `cost()` and by the reservation estimate alike."""
+        key = (price_provider, model)
+        try:
+            return self._resolved[key]
+        except KeyError:
+            pass
+        resolved = self._resolve_uncached(price_provider, model) if model else None
+        if len(self._resolved) >= _RESOLUTION_CACHE_MAX:
+            self._resolved.clear()
+            self._snapshot = self._new_snapshot()
+        self._resolved[key] = resolved
+        return resolved
+
+    def price(self, resolved: ResolvedPrice, usage: TokenUsage, at: datetime) -> Cost:
+        """Price `usage` with an already resolved model (see `resolve`)."""
+        try:
+            usd = resolved.price_usd(_consistent(usage), at)
+        except (ValueError, ArithmeticError) as exc:  # a genai-prices data problem must not break a flow
+            logger.warning("pricing %s failed: %s", resolved.model.id if resolved.model else "?", exc)
+            return UNPRICED
+        return Cost(_to_nanos(usd), resolved.source)
+
+    # ---- resolution
+
+    def _new_snapshot(self) -> _gp_snapshot.DataSnapshot:
+        return _gp_snapshot.DataSnapshot(providers=self._providers, from_auto_update=False)
+
+    def _resolve_uncached(self, price_provider: str | None, model: str) -> ResolvedPrice | None:
+        found = self._find_genai(price_provider, model)
+        override = self._find_override(model)
+        if override is not None:
+            return ResolvedPrice(
+                CONFIG_SOURCE,
+                override=override,
+                model=found[1] if found else None,
+                provider=found[0] if found else None,
+            )
+        if found is None:
+            return None
+        provider, model_info = found
+        return ResolvedPrice(
+            GENAI_PRICES_SOURCE, model=model_info, provider=provider, unreported=_unreported_priced_keys(model_info)
+        )
+
+    def _find_override(self, model: str) -> ModelPrice | None:
+        name = model.strip().lower()
+        bare = _without_prefix(name)
+        for candidate in _unique([name, bare, _without_date(name), _without_date(bare)]):
+            if (override := self._overrides.get(candidate)) is not None:
+                return override
+        return None
+
+    def _find_genai(self, price_provider: str | None, model: str) -> tuple[_gp.Provider, _gp.ModelInfo] | None:
+        """genai-prices' own matching: with the endpoint's provider first, then (for a
+        provider that lacks the model, e.g. Azure, or a custom host) by model name alone;
+        each also with a `provider/` prefix stripped."""
+        name = model.strip()
+        refs = _unique([name, _without_prefix(name)])
+        attempts = [(price_provider, ref) for ref in refs] if price_provider else []
+        attempts += [(None, ref) for ref in refs]
+        for provider_id, ref in attempts:
+            try:
+                provider, info = self._snapshot.find_provider_model(ref, None, provider_id, None)
+            except LookupError:
+                continue
+            if _has_token_prices(info):
+                return provider, info
+        return None
