@@ -1,0 +1,77 @@
+"""The most a call can cost, reserved against budgets before the request is forwarded."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from providers.endpoint import CallRequest
+
+from .prices import UNPRICED, Cost, PriceBook, ResolvedPrice
+
+__all__ = ("estimate_max_cost", "max_tokens_bound")
+
+
+def max_tokens_bound(
+    book: PriceBook,
+    price_provider: str | None,
+    request: CallRequest,
+    endpoint_kind: str,
+    default_max_output_tokens: int,
+    *,
+    model: str | None = None,
+) -> tuple[int, int] | None:
+    """Upper bounds on (input tokens, output tokens) for the call, None if unpriced."""
+    resolved = book.resolve(price_provider, model or request.model)
+    if resolved is None:
+        return None
+    return _token_bounds(resolved, request, endpoint_kind, default_max_output_tokens)
+
+
+def _token_bounds(
+    resolved: ResolvedPrice, request: CallRequest, endpoint_kind: str, default_max_output_tokens: int
+) -> tuple[int, int]:
+    """Input: the body's size in bytes (no token is shorter than one byte), capped at the
+    context window when known. Output: the request's max tokens, else the override's
+    `max_output_tokens`, else `default_max_output_tokens`, capped at the context window;
+    0 for embeddings."""
+    input_tokens = max(request.input_bytes, 0)
+    if endpoint_kind == "embeddings":
+        output_tokens = 0
+    elif request.max_output_tokens is not None:
+        output_tokens = max(request.max_output_tokens, 0)
+    elif resolved.max_output_tokens is not None:
+        output_tokens = resolved.max_output_tokens
+    else:
+        output_tokens = max(default_max_output_tokens, 0)
+    window = resolved.context_window
+    if window is not None:
+        input_tokens = min(input_tokens, window)
+        output_tokens = min(output_tokens, window)
+    return input_tokens, output_tokens
+
+
+def estimate_max_cost(
+    book: PriceBook,
+    price_provider: str | None,
+    request: CallRequest,
+    endpoint_kind: str,
+    at: datetime,
+    default_max_output_tokens: int,
+    *,
+    model: str | None = None,
+) -> Cost:
+    """The most this call can cost; `Cost(None, "unpriced")` for an unpriced model.
+
+    Tokens are bounded as `max_tokens_bound` says, then priced with the same resolution and
+    arithmetic as `PriceBook.cost`, every input token in the dearest input class (plain
+    input, or cache write where that costs more, as at Anthropic) and every output token
+    in the dearest output class, at the tier the input bound falls in.
+
+    `model` overrides `request.model` (for endpoints that name it in the URL: Gemini,
+    Azure deployments).
+    """
+    resolved = book.resolve(price_provider, model or request.model)
+    if resolved is None:
+        return UNPRICED
+    input_tokens, output_tokens = _token_bounds(resolved, request, endpoint_kind, default_max_output_tokens)
+    return book.price(resolved, resolved.dearest_usage(input_tokens, output_tokens, at), at)
