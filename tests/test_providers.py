@@ -1,0 +1,501 @@
+"""Reference tests for `providers`: which calls are metered, what their requests
+say, and how each provider's (non-streamed) usage maps onto `TokenUsage`.
+
+Streams are in test_providers_stream.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from providers.endpoint import CallRequest, Endpoint
+from providers.parsers import (
+    AnthropicMessagesParser,
+    GeminiParser,
+    OpenAIChatParser,
+    OpenAIEmbeddingsParser,
+    OpenAIResponsesParser,
+    parser_for,
+)
+from providers.recognize import CustomHost, Recognizer
+from providers.request import parse_request, request_stream_usage, wants_stream_usage_injection
+from providers.usage import TokenUsage
+
+# --- recognition --------------------------------------------------------------------
+
+RECOGNIZER = Recognizer(
+    {
+        "ollama": CustomHost(name="ollama", host="localhost:11434", api_style="openai"),
+        "vllm": CustomHost(name="vllm", host="VLLM.internal", api_style="openai", price_provider="openai"),
+        "gateway": CustomHost(name="gateway", host="llm.corp.example", api_style="anthropic", price_provider="anthropic"),
+    }
+)
+
+
+def ep(provider, style, kind, price, **kw) -> Endpoint:
+    return Endpoint(provider=provider, style=style, kind=kind, price_provider=price, **kw)
+
+
+OPENAI = lambda kind: ep("openai", "openai", kind, "openai")  # noqa: E731
+AZURE = lambda kind, dep=None: ep("azure", "openai", kind, "azure", url_model=dep)  # noqa: E731
+ANTHROPIC = ep("anthropic", "anthropic", "messages", "anthropic")
+GEMINI = lambda model, streaming=False, sse=True: ep(  # noqa: E731
+    "google", "gemini", "generate", "google", url_model=model, url_streaming=streaming, sse=sse
+)
+
+RECOGNITION_TABLE = [
+    # (host, path, port) -> Endpoint | None
+    # OpenAI: four metered endpoints, nothing else on the host
+    (("api.openai.com", "/v1/chat/completions", 443), OPENAI("chat")),
+    (("api.openai.com", "/v1/responses", 443), OPENAI("responses")),
+    (("api.openai.com", "/v1/completions", 443), OPENAI("completions")),
+    (("api.openai.com", "/v1/embeddings", 443), OPENAI("embeddings")),
+    (("API.OpenAI.com", "/v1/chat/completions?foo=1", None), OPENAI("chat")),
+    (("api.openai.com", "/v1/models", 443), None),
+    (("api.openai.com", "/v1/files", 443), None),
+    (("api.openai.com", "/v1/responses/resp_123", 443), None),
+    (("api.openai.com", "/v1/responses/resp_123/cancel", 443), None),
+    (("api.openai.com", "/v1/chat/completions/chatcmpl-1", 443), None),
+    (("api.openai.com", "/v2/chat/completions", 443), None),
+    # Azure OpenAI: deployments (model from URL) and the v1 API (model in the body)
+    (
+        ("myres.openai.azure.com", "/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21", 443),
+        AZURE("chat", "gpt4o-prod"),
+    ),
+    (("myres.openai.azure.com", "/openai/deployments/davinci/completions", None), AZURE("completions", "davinci")),
+    (("myres.openai.azure.com", "/openai/deployments/ada/embeddings", None), AZURE("embeddings", "ada")),
+    (("myres.cognitiveservices.azure.com", "/openai/deployments/o3/chat/completions", None), AZURE("chat", "o3")),
+    (("myres.openai.azure.com", "/openai/v1/chat/completions?api-version=preview", None), AZURE("chat")),
+    (("myres.openai.azure.com", "/openai/v1/responses", None), AZURE("responses")),
+    (("myres.openai.azure.com", "/openai/responses?api-version=2025-04-01-preview", None), AZURE("responses")),
+    (("myres.openai.azure.com", "/openai/v1/embeddings", None), AZURE("embeddings")),
+    (("myres.openai.azure.com", "/openai/deployments/gpt4o/images/generations", None), None),
+    (("myres.openai.azure.com", "/openai/deployments", None), None),
+    (("myres.openai.azure.com", "/openai/v1/models", None), None),
+    (("openai.azure.com.evil.example", "/openai/v1/chat/completions", None), None),
+    # Anthropic: messages only
+    (("api.anthropic.com", "/v1/messages", 443), ANTHROPIC),
+    (("api.anthropic.com", "/v1/messages?beta=true", 443), ANTHROPIC),
+    (("api.anthropic.com", "/v1/messages/count_tokens", 443), None),
+    (("api.anthropic.com", "/v1/messages/batches", 443), None),
+    (("api.anthropic.com", "/v1/complete", 443), None),
+    # Gemini: model from the URL; streaming from the method; SSE only with alt=sse
+    (
+        ("generativelanguage.googleapis.com", "/v1beta/models/gemini-2.5-flash:generateContent", 443),
+        GEMINI("gemini-2.5-flash"),
+    ),
+    (
+        ("generativelanguage.googleapis.com", "/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse", 443),
+        GEMINI("gemini-2.5-pro", streaming=True, sse=True),
+    ),
+    (
+        ("generativelanguage.googleapis.com", "/v1/models/gemini-2.0-flash:streamGenerateContent?key=k", 443),
+        GEMINI("gemini-2.0-flash", streaming=True, sse=False),
+    ),
+    (
+        ("generativelanguage.googleapis.com", "/v1alpha/models/gemini-2.5-flash%3AgenerateContent", 443),
+        GEMINI("gemini-2.5-flash"),
+    ),
+    (
+        ("generativelanguage.googleapis.com", "/v1beta/tunedModels/my-tune-42:generateContent", 443),
+        GEMINI("tunedModels/my-tune-42"),
+    ),
+    (("generativelanguage.googleapis.com", "/v1beta/models/gemini-2.5-flash:countTokens", 443), None),
+    (("generativelanguage.googleapis.com", "/v1beta/models/gemini-2.5-flash", 443), None),
+    (("generativelanguage.googleapis.com", "/v1beta/models", 443), None),
+    (("generativelanguage.googleapis.com", "/v2/models/gemini-2.5-flash:generateContent", 443), None),
+    # Custom hosts: port-aware when configured with a port; any prefix before the endpoint
+    (("localhost", "/v1/chat/completions", 11434), ep("ollama", "openai", "chat", None)),
+    (("localhost:11434", "/v1/chat/completions", None), ep("ollama", "openai", "chat", None)),
+    (("localhost", "/v1/chat/completions", 8080), None),
+    (("localhost", "/v1/chat/completions", None), None),
+    (("vllm.internal", "/v1/completions", 8000), ep("vllm", "openai", "completions", "openai")),
+    (("vllm.internal", "/api/openai/v1/chat/completions", 443), ep("vllm", "openai", "chat", "openai")),
+    (("vllm.internal", "/v1/responses", None), ep("vllm", "openai", "responses", "openai")),
+    (("vllm.internal", "/embeddings", None), ep("vllm", "openai", "embeddings", "openai")),
+    (("vllm.internal", "/v1/models", None), None),
+    (("vllm.internal", "/v1/messages", None), None),
+    (("llm.corp.example", "/anthropic/v1/messages", None), ep("gateway", "anthropic", "messages", "anthropic")),
+    (("llm.corp.example", "/messages", None), ep("gateway", "anthropic", "messages", "anthropic")),
+    (("llm.corp.example", "/v1/messages/count_tokens", None), None),
+    (("llm.corp.example", "/v1/chat/completions", None), None),
+    # Unknown hosts
+    (("example.com", "/v1/chat/completions", 443), None),
+    (("api.openai.com.example.com", "/v1/chat/completions", 443), None),
+]
+
+
+@pytest.mark.parametrize(("where", "expected"), RECOGNITION_TABLE, ids=[f"{h}{p}" for (h, p, _), _ in RECOGNITION_TABLE])
+def test_recognition_table(where, expected):
+    host, path, port = where
+    assert RECOGNIZER.recognize(host, path, port) == expected
+
+
+def test_builtin_hosts_need_no_configuration():
+    assert Recognizer().recognize("api.anthropic.com", "/v1/messages") == ANTHROPIC
+    assert Recognizer().recognize("localhost", "/v1/chat/completions", 11434) is None
+
+
+def test_custom_host_overrides_a_builtin_host():
+    r = Recognizer({"proxy": CustomHost(name="corp-openai", host="api.openai.com", api_style="openai")})
+    assert r.recognize("api.openai.com", "/v1/chat/completions") == ep("corp-openai", "openai", "chat", None)
+
+
+def test_custom_hosts_with_ipv6_and_trailing_dot():
+    r = Recognizer({"v6": CustomHost(name="v6", host="[::1]:8000", api_style="openai")})
+    assert r.recognize("::1", "/v1/chat/completions", 8000) == ep("v6", "openai", "chat", None)
+    assert r.recognize("[::1]:8000", "/v1/chat/completions") == ep("v6", "openai", "chat", None)
+    assert r.recognize("::1", "/v1/chat/completions", 9000) is None
+    assert Recognizer().recognize("api.openai.com.", "/v1/embeddings") == OPENAI("embeddings")
+
+
+def test_bad_custom_host_configuration_is_rejected_up_front():
+    with pytest.raises(ValueError):
+        Recognizer({"x": CustomHost(name="x", host="h", api_style="gemini")})  # type: ignore[arg-type]
+
+
+# --- request parsing ----------------------------------------------------------------
+
+
+def body(**fields) -> bytes:
+    return json.dumps(fields).encode()
+
+
+def test_chat_request_prefers_max_completion_tokens_and_reads_stream_options():
+    r = parse_request(
+        OPENAI("chat"),
+        body(model="gpt-4o", stream=True, max_tokens=50, max_completion_tokens=100, stream_options={"include_usage": True}),
+    )
+    assert r == CallRequest(model="gpt-4o", stream=True, max_output_tokens=100, input_bytes=r.input_bytes,
+                            stream_usage_requested=True)
+    assert r.input_bytes > 0
+
+
+def test_chat_request_with_only_max_tokens_and_n_choices():
+    r = parse_request(OPENAI("chat"), body(model="gpt-4o-mini", max_tokens=64, n=3, messages=[]))
+    assert (r.model, r.stream, r.max_output_tokens, r.stream_usage_requested) == ("gpt-4o-mini", False, 192, False)
+
+
+def test_chat_request_without_cap():
+    r = parse_request(OPENAI("chat"), body(model="gpt-4o", messages=[{"role": "user", "content": "hi"}]))
+    assert r.max_output_tokens is None and r.parse_error is None
+
+
+def test_responses_request():
+    r = parse_request(OPENAI("responses"), body(model="o4-mini", input="hi", stream=True, max_output_tokens=2000))
+    assert (r.model, r.stream, r.max_output_tokens, r.stream_usage_requested) == ("o4-mini", True, 2000, False)
+
+
+def test_completions_request_counts_best_of():
+    r = parse_request(OPENAI("completions"), body(model="gpt-3.5-turbo-instruct", prompt="x", max_tokens=16, best_of=4,
+                                                   stream=True, stream_options={"include_usage": False}))
+    assert (r.max_output_tokens, r.stream, r.stream_usage_requested) == (64, True, False)
+
+
+def test_embeddings_request_has_no_output():
+    r = parse_request(OPENAI("embeddings"), body(model="text-embedding-3-small", input=["a", "b"]))
+    assert (r.model, r.stream, r.max_output_tokens) == ("text-embedding-3-small", False, 0)
+
+
+def test_anthropic_request():
+    r = parse_request(ANTHROPIC, body(model="claude-sonnet-4-5", max_tokens=1024, stream=True, messages=[]))
+    assert (r.model, r.stream, r.max_output_tokens, r.stream_usage_requested) == ("claude-sonnet-4-5", True, 1024, False)
+
+
+def test_azure_body_model_wins_over_deployment():
+    dep = AZURE("chat", "prod-gpt4o")
+    assert parse_request(dep, body(model="gpt-4o", messages=[])).model == "gpt-4o"
+    assert parse_request(dep, body(messages=[])).model == "prod-gpt4o"
+
+
+def test_gemini_request_model_and_stream_come_from_the_url():
+    g = GEMINI("gemini-2.5-flash", streaming=True, sse=False)
+    r = parse_request(g, body(model="ignored", contents=[], generationConfig={"maxOutputTokens": 500, "candidateCount": 2}))
+    assert (r.model, r.stream, r.max_output_tokens) == ("gemini-2.5-flash", True, 1000)
+    r = parse_request(GEMINI("gemini-2.5-pro"), body(contents=[], generation_config={"max_output_tokens": 10}))
+    assert (r.model, r.stream, r.max_output_tokens) == ("gemini-2.5-pro", False, 10)
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [(b"{not json", "invalid JSON in request body"), (b"", "empty request body"), (b"[1, 2]", "request body is not a JSON object"),
+     (b"\xff\xfe\x00garbage", "invalid JSON in request body")],
+)
+def test_unreadable_request_is_still_a_call(raw, error):
+    r = parse_request(AZURE("chat", "dep1"), raw)
+    assert r == CallRequest(model="dep1", stream=False, max_output_tokens=None, input_bytes=len(raw), parse_error=error)
+    g = parse_request(GEMINI("gemini-2.5-flash", streaming=True), raw)
+    assert (g.model, g.stream, g.parse_error) == ("gemini-2.5-flash", True, error)
+
+
+def test_odd_field_types_are_ignored_not_trusted():
+    r = parse_request(OPENAI("chat"), body(model=42, stream="yes", max_tokens="100", n=True, stream_options="x"))
+    assert (r.model, r.stream, r.max_output_tokens, r.stream_usage_requested, r.parse_error) == (None, False, None, False, None)
+    r = parse_request(OPENAI("chat"), body(model="m", max_tokens=-5))
+    assert r.max_output_tokens is None
+
+
+def test_wants_stream_usage_injection():
+    chat = OPENAI("chat")
+    assert wants_stream_usage_injection(chat, parse_request(chat, body(model="m", stream=True)))
+    assert not wants_stream_usage_injection(
+        chat, parse_request(chat, body(model="m", stream=True, stream_options={"include_usage": True})))
+    assert not wants_stream_usage_injection(chat, parse_request(chat, body(model="m")))
+    responses = OPENAI("responses")
+    assert not wants_stream_usage_injection(responses, parse_request(responses, body(model="m", stream=True)))
+
+
+def test_request_stream_usage_splices_without_touching_the_rest():
+    raw = b'{"model": "gpt-4o",  "stream": true, "messages": [{"role": "user", "content": "h\\u00e9 1.0e3"}]}'
+    out = request_stream_usage(raw)
+    assert out == b'{"stream_options":{"include_usage":true},' + raw[1:]
+    assert json.loads(out)["stream_options"] == {"include_usage": True}
+
+
+def test_request_stream_usage_merges_existing_stream_options():
+    raw = body(model="m", stream=True, stream_options={"include_obfuscation": False, "include_usage": False})
+    out = json.loads(request_stream_usage(raw))
+    assert out["stream_options"] == {"include_obfuscation": False, "include_usage": True}
+    assert out["model"] == "m" and out["stream"] is True
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        body(model="m", stream=True, stream_options={"include_usage": True}),  # already asked
+        body(model="m"),  # not a stream: OpenAI rejects stream_options there
+        body(model="m", stream=False),
+        b"{broken",
+        b"[]",
+    ],
+)
+def test_request_stream_usage_leaves_other_bodies_alone(raw):
+    assert request_stream_usage(raw) is raw
+
+
+# --- usage in whole (non-streamed) bodies ------------------------------------------
+
+OPENAI_CHAT_BODY = {
+    "id": "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG",
+    "object": "chat.completion",
+    "created": 1741570283,
+    "model": "o3-mini-2025-01-31",
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "2 + 2 = 4.", "refusal": None, "annotations": []},
+            "logprobs": None,
+            "finish_reason": "stop",
+        }
+    ],
+    "usage": {
+        "prompt_tokens": 1117,
+        "completion_tokens": 46,
+        "total_tokens": 1163,
+        "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 30,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    },
+    "service_tier": "default",
+    "system_fingerprint": "fp_42bfad963b",
+}
+
+
+def test_openai_chat_body_cached_and_reasoning_are_inside_the_totals():
+    p = parser_for(OPENAI("chat"))
+    assert isinstance(p, OpenAIChatParser)
+    p.feed_body(json.dumps(OPENAI_CHAT_BODY).encode())
+    assert p.usage == TokenUsage(input_tokens=1117, cache_read_tokens=1024, output_tokens=46, reasoning_tokens=30)
+    assert p.usage.uncached_input_tokens == 93
+    assert (p.model, p.complete, p.error, p.output_chars) == ("o3-mini-2025-01-31", True, None, 10)
+
+
+def test_azure_uses_openai_shapes():
+    p = parser_for(AZURE("chat", "prod"))
+    azure = dict(OPENAI_CHAT_BODY, model="gpt-4o-2024-11-20", prompt_filter_results=[{"prompt_index": 0}])
+    p.feed_body(json.dumps(azure))
+    assert p.usage.input_tokens == 1117 and p.model == "gpt-4o-2024-11-20"
+
+
+def test_openai_completions_body():
+    p = parser_for(OPENAI("completions"))
+    p.feed_body(json.dumps({
+        "id": "cmpl-1", "object": "text_completion", "model": "gpt-3.5-turbo-instruct",
+        "choices": [{"text": "\n\nHello there", "index": 0, "logprobs": None, "finish_reason": "length"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
+    }))
+    assert p.usage == TokenUsage(input_tokens=5, output_tokens=7)
+    assert p.output_chars == 13 and p.complete
+
+
+def test_openai_embeddings_body():
+    p = parser_for(OPENAI("embeddings"))
+    assert isinstance(p, OpenAIEmbeddingsParser)
+    p.feed_body(json.dumps({
+        "object": "list",
+        "data": [{"object": "embedding", "index": 0, "embedding": [0.0023, -0.0093]}],
+        "model": "text-embedding-3-small",
+        "usage": {"prompt_tokens": 8, "total_tokens": 8},
+    }))
+    assert p.usage == TokenUsage(input_tokens=8)
+    assert (p.model, p.complete) == ("text-embedding-3-small", True)
+
+
+RESPONSES_BODY = {
+    "id": "resp_67ccd3a9da748190baa7f1570fe91ac604becb25c45c1d41",
+    "object": "response",
+    "created_at": 1741476777,
+    "status": "completed",
+    "model": "o4-mini-2025-04-16",
+    "output": [
+        {"id": "rs_1", "type": "reasoning", "summary": []},
+        {
+            "id": "msg_1",
+            "type": "message",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": "Paris.", "annotations": []}],
+        },
+    ],
+    "usage": {
+        "input_tokens": 2000,
+        "input_tokens_details": {"cached_tokens": 1536},
+        "output_tokens": 300,
+        "output_tokens_details": {"reasoning_tokens": 256},
+        "total_tokens": 2300,
+    },
+}
+
+
+def test_openai_responses_body():
+    p = parser_for(OPENAI("responses"))
+    assert isinstance(p, OpenAIResponsesParser)
+    p.feed_body(json.dumps(RESPONSES_BODY))
+    assert p.usage == TokenUsage(input_tokens=2000, cache_read_tokens=1536, output_tokens=300, reasoning_tokens=256)
+    assert (p.model, p.complete, p.output_chars) == ("o4-mini-2025-04-16", True, 6)
+
+
+ANTHROPIC_BODY = {
+    "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
+    "type": "message",
+    "role": "assistant",
+    "model": "claude-sonnet-4-5-20250929",
+    "content": [{"type": "text", "text": "Hello!"}],
+    "stop_reason": "end_turn",
+    "stop_sequence": None,
+    "usage": {
+        "input_tokens": 12,
+        "cache_creation_input_tokens": 2048,
+        "cache_read_input_tokens": 10240,
+        "cache_creation": {"ephemeral_5m_input_tokens": 2048, "ephemeral_1h_input_tokens": 0},
+        "output_tokens": 15,
+        "service_tier": "standard",
+    },
+}
+
+
+def test_anthropic_body_cache_tokens_are_added_to_input():
+    p = parser_for(ANTHROPIC)
+    assert isinstance(p, AnthropicMessagesParser)
+    p.feed_body(json.dumps(ANTHROPIC_BODY).encode())
+    assert p.usage == TokenUsage(
+        input_tokens=12 + 2048 + 10240, cache_read_tokens=10240, cache_write_tokens=2048, output_tokens=15
+    )
+    assert p.usage.uncached_input_tokens == 12
+    assert (p.model, p.complete, p.output_chars) == ("claude-sonnet-4-5-20250929", True, 6)
+
+
+GEMINI_BODY = {
+    "candidates": [
+        {
+            "content": {"parts": [{"text": "The sky is blue."}], "role": "model"},
+            "finishReason": "STOP",
+            "index": 0,
+        }
+    ],
+    "usageMetadata": {
+        "promptTokenCount": 1500,
+        "candidatesTokenCount": 6,
+        "totalTokenCount": 1606,
+        "cachedContentTokenCount": 1024,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 1500}],
+        "cacheTokensDetails": [{"modality": "TEXT", "tokenCount": 1024}],
+        "thoughtsTokenCount": 100,
+    },
+    "modelVersion": "gemini-2.5-flash",
+    "responseId": "mGcjaL2fNqqkz7IPjY6OyAs",
+}
+
+
+def test_gemini_body_thoughts_are_output_and_cache_is_inside_prompt():
+    p = parser_for(GEMINI("gemini-2.5-flash"))
+    assert isinstance(p, GeminiParser)
+    p.feed_body(json.dumps(GEMINI_BODY))
+    assert p.usage == TokenUsage(input_tokens=1500, cache_read_tokens=1024, output_tokens=106, reasoning_tokens=100)
+    assert (p.model, p.complete, p.output_chars) == ("gemini-2.5-flash", True, 16)
+
+
+def test_gemini_tool_use_prompt_tokens_count_as_input():
+    p = GeminiParser()
+    p.feed_body(json.dumps({"usageMetadata": {"promptTokenCount": 10, "toolUsePromptTokenCount": 90,
+                                              "candidatesTokenCount": 5, "totalTokenCount": 105}}))
+    assert p.usage == TokenUsage(input_tokens=100, output_tokens=5)
+
+
+def test_gemini_buffered_json_array_stream_body():
+    p = GeminiParser()
+    first = {"candidates": [{"content": {"parts": [{"text": "Hi"}]}}], "usageMetadata": {"promptTokenCount": 7, "totalTokenCount": 7}}
+    p.feed_body(json.dumps([first, GEMINI_BODY]))
+    assert p.usage.output_tokens == 106 and p.complete and p.output_chars == 18
+
+
+def test_gemini_blocked_prompt_is_complete_with_input_only():
+    p = GeminiParser()
+    p.feed_body(json.dumps({"promptFeedback": {"blockReason": "SAFETY"},
+                            "usageMetadata": {"promptTokenCount": 9, "totalTokenCount": 9}, "modelVersion": "gemini-2.5-pro"}))
+    assert p.usage == TokenUsage(input_tokens=9) and p.complete
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "raw", "error"),
+    [
+        (OPENAI("chat"), b"<html>502 Bad Gateway</html>", "invalid JSON in response body"),
+        (OPENAI("chat"), b'{"error": {"message": "Rate limit", "type": "requests"}}', "no usage in response body"),
+        (OPENAI("chat"), b'"just a string"', "unexpected response body: not a JSON object"),
+        (OPENAI("responses"), b'{"usage": [1, 2]}', "no usage in response body"),
+        (OPENAI("embeddings"), b'{"usage": {"prompt_tokens": "8"}}', "no usage in response body"),
+        (ANTHROPIC, b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}', "no usage in response body"),
+        (ANTHROPIC, b'{"usage": {"input_tokens": null, "output_tokens": true}}', "no usage in response body"),
+        (GEMINI("g"), b'{"candidates": "nope", "usageMetadata": 3}', "no usage in response body"),
+        (GEMINI("g"), b"\xff\xfe", "invalid JSON in response body"),
+    ],
+)
+def test_bad_bodies_give_an_error_not_an_exception(endpoint, raw, error):
+    p = parser_for(endpoint)
+    p.feed_body(raw)
+    assert (p.usage, p.complete, p.error) == (None, False, error)
+
+
+def test_unexpected_nested_shapes_do_not_raise():
+    p = parser_for(OPENAI("chat"))
+    p.feed_body(b'{"choices": [null, 3, {"message": [1]}, {"message": {"tool_calls": [null, {"function": 5}]}}],'
+                b' "usage": {"prompt_tokens": 3, "completion_tokens": 1, "prompt_tokens_details": null}}')
+    assert p.usage == TokenUsage(input_tokens=3, output_tokens=1) and p.error is None
+
+
+def test_parser_for_every_kind():
+    assert type(parser_for(OPENAI("chat"))) is OpenAIChatParser
+    assert type(parser_for(OPENAI("completions"))) is OpenAIChatParser
+    assert type(parser_for(OPENAI("responses"))) is OpenAIResponsesParser
+    assert type(parser_for(OPENAI("embeddings"))) is OpenAIEmbeddingsParser
+    assert type(parser_for(ANTHROPIC)) is AnthropicMessagesParser
+    assert type(parser_for(GEMINI("g"))) is GeminiParser
+    odd = parser_for(ep("x", "anthropic", "chat", None))
+    odd.feed_body(b"{}")
+    assert odd.usage is None and odd.error.startswith("no usage parser")
