@@ -395,6 +395,10 @@ class SQLiteLedger:
     async def configure(self, ref: ScopeRef, spec: BudgetSpec, now: datetime) -> ScopeState:
         return await self._write(self._writer.configure, ref, spec, now)
 
+    def configure_sync(self, ref: ScopeRef, spec: BudgetSpec, now: datetime) -> ScopeState:
+        """For start-up and config reloads, which run outside the event loop's hot path."""
+        return self._writer_pool.submit(self._writer.configure, ref, spec, now).result()
+
     async def reserve(self, refs: Iterable[ScopeRef], amount_nanos: int, now: datetime) -> Reservation | Denial:
         return await self._write(self._writer.reserve, tuple(refs), amount_nanos, now)
 

@@ -1,0 +1,14 @@
+"""The spendgate addons, in the order mitmproxy should call them."""
+
+from __future__ import annotations
+
+from addon.clock import BudgetClock
+from addon.loader import BudgetConfig
+from addon.meter import Meter
+
+
+def make_addons() -> list[object]:
+    config = BudgetConfig()
+    # mitmproxy calls `done` in chain order: the Meter first lets in-flight
+    # settlements reach the ledger, BudgetConfig last closes it.
+    return [Meter(config), BudgetClock(config), config]

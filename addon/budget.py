@@ -1,0 +1,9 @@
+"""mitmdump entry point: `mitmdump -s addon/budget.py --set budget_config=config.yaml`.
+
+A thin shim: mitmproxy loads this file under a synthetic module name, so the logic
+lives in the installed packages and is only assembled here.
+"""
+
+from addon.assemble import make_addons
+
+addons = make_addons()

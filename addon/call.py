@@ -1,0 +1,109 @@
+"""One metered call from admission to settlement, kept in `flow.metadata`.
+
+`settlement_usage` decides what a call is charged for when the provider's final
+usage never arrived (a stream cut off by the client or upstream, an unreadable body):
+what was reported, completed by estimates from what was seen, and flagged as such.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from addon.credentials import KeyFingerprint
+from ledger import CallRecord, Reservation, ScopeRef
+from pricing.prices import PriceBook
+from providers.endpoint import CallRequest, Endpoint
+from providers.parsers import UsageParser, parser_for
+from providers.usage import TokenUsage
+
+METADATA_KEY = "spendgate"
+BYTES_PER_TOKEN_GUESS = 4  # only for estimating calls whose usage never arrived
+
+
+@dataclass
+class MeteredCall:
+    endpoint: Endpoint
+    request: CallRequest
+    started_at: datetime
+    path: str
+    key: KeyFingerprint | None = None
+    refs: tuple[ScopeRef, ...] = ()
+    reservation: Reservation | None = None
+    drop_usage_event: bool = False  # spendgate asked for stream usage on the client's behalf
+    streamed: bool = False
+    done: bool = False
+    parser: UsageParser = field(init=False)
+    t0: float = field(default_factory=time.perf_counter)
+
+    def __post_init__(self) -> None:
+        self.parser = parser_for(self.endpoint)
+
+    @property
+    def model(self) -> str | None:
+        return self.parser.model or self.request.model
+
+    def base_record(self, http_status: int | None, **fields) -> CallRecord:
+        """The ledger row's identity part, shared by settled and refused calls."""
+        return CallRecord(
+            started_at=self.started_at,
+            finished_at=datetime.now(UTC),
+            provider=self.endpoint.provider,
+            endpoint=self.endpoint.kind,
+            path=self.path.split("?", 1)[0],
+            model=self.model,
+            streamed=self.streamed or self.request.stream,
+            http_status=http_status,
+            latency_ms=round((time.perf_counter() - self.t0) * 1000, 3),
+            key_hash=self.key.hash if self.key else None,
+            key_masked=self.key.masked if self.key else None,
+            **fields,
+        )
+
+    def record(self, prices: PriceBook, http_status: int | None, error: str | None) -> CallRecord:
+        """The ledger row for this call, priced at the time the request was made."""
+        usage, usage_source, status = settlement_usage(self, http_status, error)
+        rec = self.base_record(http_status, usage_source=usage_source, status=status,
+                               error=error or self.parser.error)
+        if usage is None:
+            rec.cost_nanos, rec.price_source = 0, "not billed"
+            return rec
+        for name, value in usage.as_dict().items():
+            setattr(rec, name, value)
+        cost = prices.cost(self.endpoint.price_provider, self.model, usage, self.started_at)
+        rec.cost_nanos, rec.price_source = cost.nanos, cost.source
+        if cost.nanos is None and status == "ok":
+            rec.status = "unpriced"
+        return rec
+
+
+def _guess_tokens(size: int) -> int:
+    return math.ceil(size / BYTES_PER_TOKEN_GUESS) if size else 0
+
+
+def settlement_usage(call: MeteredCall, http_status: int | None, error: str | None) -> tuple[TokenUsage | None, str, str]:
+    """(usage to charge, usage_source, status).
+
+    - complete usage from the provider: charged as reported;
+    - an upstream error reply without usage: not billed by providers, so not charged;
+    - anything else (cut-off stream, unreadable body): what was reported, with input
+      guessed from the request size and output from the text seen where missing.
+    """
+    parser = call.parser
+    if parser.complete and parser.usage is not None:
+        return parser.usage, "reported", "ok" if not error else "partial"
+    if http_status is not None and http_status >= 400 and parser.usage is None:
+        return None, "none", "upstream_error"
+    known = parser.usage or TokenUsage()
+    output = known.output_tokens or _guess_tokens(parser.output_chars)
+    usage = TokenUsage(
+        input_tokens=known.input_tokens or _guess_tokens(call.request.input_bytes),
+        cache_read_tokens=known.cache_read_tokens,
+        cache_write_tokens=known.cache_write_tokens,
+        output_tokens=output,
+        reasoning_tokens=min(known.reasoning_tokens, output),
+    )
+    status = "partial" if error or call.streamed else "parse_error"
+    return usage, "estimated", status

@@ -1,0 +1,63 @@
+"""The `budget_config` option: load the YAML config and build the runtime from it.
+
+A bad config stops mitmdump at start-up with every problem named by its key path
+(mitmproxy turns an OptionsError raised in `configure` into a start-up failure).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from mitmproxy import ctx, exceptions
+
+from addon.runtime import Runtime
+from config.load import ConfigError, load_config, parse_config
+from config.schema import mask_password
+
+log = logging.getLogger("spendgate")
+
+
+class BudgetConfig:
+    """Owns the current `Runtime`; the other spendgate addons read it from here."""
+
+    def __init__(self) -> None:
+        self.runtime: Runtime | None = None
+
+    def load(self, loader) -> None:
+        loader.add_option(
+            "budget_config", str, "",
+            "Path to the spendgate YAML config (LiteLLM keys: litellm_settings, general_settings, "
+            "plus providers and pricing). Empty: defaults, no budgets, ledger at spendgate.db.",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if "budget_config" not in updated and self.runtime is not None:
+            return
+        path = ctx.options.budget_config
+        try:
+            config = load_config(Path(path)) if path else parse_config({}, source="defaults")
+        except ConfigError as e:
+            raise exceptions.OptionsError(str(e)) from None
+        old = self.runtime
+        reuse = old.ledger if old and old.database_url == config.general_settings.database_url else None
+        try:
+            self.runtime = Runtime.build(config, ledger=reuse)
+        except Exception as e:
+            raise exceptions.OptionsError(
+                f"spendgate: cannot open the ledger {mask_password(config.general_settings.database_url)}: {e}"
+            ) from None
+        if old is not None and reuse is None:
+            old.ledger.close_sync()
+        budget = config.litellm_settings
+        log.info(
+            "spendgate: ledger %s, global budget %s",
+            mask_password(config.general_settings.database_url),
+            f"${budget.max_budget:,.2f} per {budget.budget_duration or 'lifetime'}"
+            if budget.max_budget is not None else "none",
+        )
+
+    def done(self) -> None:
+        if self.runtime is not None:
+            self.runtime.ledger.close_sync()
+            self.runtime = None

@@ -1,0 +1,182 @@
+"""The request path, as mitmproxy hooks.
+
+request → recognise provider/endpoint → identify the key → estimate the most the call
+can cost → reserve it in every budget scope at once, or answer 429 → forward → tap the
+stream without buffering → settle the reservation to the real cost and write the
+ledger row (in a task: the end of a stream is never held up by the ledger).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from mitmproxy import http
+
+from addon.call import METADATA_KEY, MeteredCall
+from addon.credentials import fingerprint
+from addon.replies import budget_exceeded, error_response
+from ledger import Denial, ScopeRef
+from pricing.estimate import estimate_max_cost
+from providers.request import parse_request, request_stream_usage, wants_stream_usage_injection
+from providers.stream import StreamTap
+
+if TYPE_CHECKING:
+    from addon.loader import BudgetConfig
+    from addon.runtime import Runtime
+
+log = logging.getLogger("spendgate")
+
+
+class Meter:
+    """Meters and enforces every recognised LLM call; every other flow is untouched."""
+
+    def __init__(self, config: BudgetConfig):
+        self.config = config
+        self._tasks: set[asyncio.Task] = set()
+
+    # -- hooks ------------------------------------------------------------------------------
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        rt = self.config.runtime
+        if rt is None or flow.request.method != "POST":
+            return
+        endpoint = rt.recognizer.recognize(flow.request.pretty_host, flow.request.path, flow.request.port)
+        if endpoint is None:
+            return
+        call = MeteredCall(
+            endpoint=endpoint,
+            request=parse_request(endpoint, flow.request.get_content(strict=False) or b""),
+            started_at=datetime.now(UTC),
+            path=flow.request.path,
+            key=fingerprint(flow.request),
+        )
+        try:
+            await self._admit(rt, flow, call)
+        except Exception as e:  # the ledger is unreachable or broken
+            log.exception("spendgate: could not admit %s %s", endpoint.provider, flow.request.path)
+            if rt.config.general_settings.on_ledger_error == "fail_closed":
+                flow.response = error_response(503, "ledger_unavailable", f"Spend ledger unavailable: {e}")
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        call: MeteredCall | None = flow.metadata.get(METADATA_KEY)
+        if call is None or flow.response is None:
+            return
+        headers = flow.response.headers
+        sse = "text/event-stream" in headers.get("content-type", "")
+        if not (sse or (call.endpoint.url_streaming and flow.response.status_code < 300)):
+            return  # an ordinary body: buffered by mitmproxy, read in `response`
+        call.streamed = True
+        flow.response.stream = StreamTap(
+            call.parser,
+            sse=sse,
+            content_encoding=headers.get("content-encoding"),
+            drop_usage_only_events=call.drop_usage_event and "content-length" not in headers,
+        )
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        call: MeteredCall | None = flow.metadata.get(METADATA_KEY)
+        if call is None or call.done:
+            return
+        if not call.streamed:
+            try:
+                call.parser.feed_body(flow.response.get_content(strict=False) or b"")
+            except Exception as e:  # the parser reports problems itself; belt and braces
+                log.warning("spendgate: unreadable %s response: %s", call.endpoint.provider, e)
+        self._finish(call, flow.response.status_code, None)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        call: MeteredCall | None = flow.metadata.get(METADATA_KEY)
+        if call is None or call.done:
+            return
+        status = flow.response.status_code if flow.response else None
+        self._finish(call, status, flow.error.msg if flow.error else "error")
+
+    async def done(self) -> None:
+        """Let every settlement under way reach the ledger before shutdown."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # -- steps ------------------------------------------------------------------------------
+
+    async def _admit(self, rt: Runtime, flow: http.HTTPFlow, call: MeteredCall) -> None:
+        settings = rt.config.general_settings
+        model = call.request.model
+        estimate = estimate_max_cost(
+            rt.prices, call.endpoint.price_provider, call.request, call.endpoint.kind,
+            call.started_at, settings.default_max_output_tokens,
+        )
+        if estimate.nanos is None:
+            self._warn_unpriced(rt, call, model)
+            if settings.unpriced_models == "block":
+                self._refuse(rt, flow, call, error_response(
+                    400, "model_not_priced",
+                    f"Model {model!r} has no known price and this proxy blocks unpriced models "
+                    "(general_settings.unpriced_models: block). Add it under `pricing:` in the config.",
+                ))
+                return
+        call.refs = self._scopes(call)
+        outcome = await rt.ledger.reserve(call.refs, estimate.nanos or 0, call.started_at)
+        if isinstance(outcome, Denial):
+            self._refuse(rt, flow, call, budget_exceeded(outcome, datetime.now(UTC)))
+            return
+        call.reservation = outcome
+        if not flow.live:  # the client left while we waited for the ledger
+            self._spawn(rt.ledger.release(outcome))
+            return
+        if wants_stream_usage_injection(call.endpoint, call.request):
+            flow.request.content = request_stream_usage(flow.request.get_content(strict=False) or b"")
+            flow.request.headers["accept-encoding"] = "identity"  # so the tap can drop the usage event
+            call.drop_usage_event = True
+        flow.metadata[METADATA_KEY] = call
+
+    def _scopes(self, call: MeteredCall) -> tuple[ScopeRef, ...]:
+        refs = [ScopeRef.global_()]
+        if call.key is not None:
+            refs.append(ScopeRef("key", call.key.hash))
+        return tuple(refs)
+
+    def _refuse(self, rt: Runtime, flow: http.HTTPFlow, call: MeteredCall, reply: http.Response) -> None:
+        """Answer in the provider's place and keep a ledger row of the refusal."""
+        flow.response = reply
+        call.done = True
+        record = call.base_record(
+            reply.status_code, cost_nanos=0, price_source="blocked", usage_source="none",
+            status="blocked", error=reply.json()["error"]["type"],
+        )
+        self._spawn(rt.ledger.record(record))
+
+    def _finish(self, call: MeteredCall, status: int | None, error: str | None) -> None:
+        call.done = True
+        rt = self.config.runtime
+        if rt is not None:
+            self._spawn(self._settle(rt, call, status, error))
+
+    async def _settle(self, rt: Runtime, call: MeteredCall, status: int | None, error: str | None) -> None:
+        record = call.record(rt.prices, status, error)
+        if record.status == "unpriced":
+            self._warn_unpriced(rt, call, record.model)
+        if record.error and record.status in ("parse_error", "partial"):
+            log.info("spendgate: %s call settled as %s: %s", call.endpoint.provider, record.status, record.error)
+        await rt.ledger.settle(call.reservation, call.refs, record, datetime.now(UTC))
+
+    def _warn_unpriced(self, rt: Runtime, call: MeteredCall, model: str | None) -> None:
+        if rt.prices.unpriced_first_seen(call.endpoint.price_provider, model):
+            log.warning("spendgate: no price known for model %r (%s); its calls are recorded as unpriced",
+                        model, call.endpoint.provider)
+
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run ledger work in the background, keeping a reference until it is done."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("spendgate: ledger write failed: %r", task.exception())
