@@ -97,7 +97,64 @@ def _v1_core(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_core]
+def _v2_directory(db: sqlite_utils.Database) -> None:
+    """Virtual keys, teams and users. Their budgets live in `budgets` (kind key/team/user);
+    `directory_revision` lets every process notice another's change and refresh its cache."""
+    db["keys"].create(
+        {
+            "hash": str,  # SHA-256 of the raw key: the raw key is never stored
+            "key_masked": str,
+            "key_alias": str,
+            "user_id": str,
+            "team_id": str,
+            "models": str,  # JSON list; empty: every model
+            "metadata": str,  # JSON object
+            "issued": int,  # 1: a virtual key spendgate issued; 0: a provider key seen in traffic
+            "blocked": int,
+            "expires_at": str,
+            "created_at": str,
+            "updated_at": str,
+            "deleted_at": str,  # kept as a tombstone so a deleted virtual key is refused, not passed on
+        },
+        pk="hash",
+        not_null={"issued", "blocked"},
+        defaults={"issued": 0, "blocked": 0},
+    )
+    db["keys"].create_index(["key_alias"])
+    db["keys"].create_index(["team_id"])
+    db["keys"].create_index(["user_id"])
+    db["teams"].create(
+        {
+            "team_id": str,
+            "team_alias": str,
+            "members": str,  # JSON list of user ids
+            "models": str,
+            "metadata": str,
+            "blocked": int,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="team_id",
+        not_null={"blocked"},
+        defaults={"blocked": 0},
+    )
+    db["teams"].create_index(["team_alias"])
+    db["users"].create(
+        {
+            "user_id": str,
+            "user_email": str,
+            "team_id": str,
+            "metadata": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="user_id",
+    )
+    db.execute("CREATE TABLE directory_revision (id INTEGER PRIMARY KEY CHECK (id = 1), revision INTEGER NOT NULL)")
+    db.execute("INSERT INTO directory_revision (id, revision) VALUES (1, 0)")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_core, _v2_directory]
 
 
 def current_version(db: sqlite_utils.Database) -> int:

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import sqlite_utils
 
 from . import migrations
+from .directory import DirectoryOps
 from .model import (
     BudgetSpec,
     CallRecord,
@@ -67,7 +68,7 @@ def connect(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
-class SQLiteStore:
+class SQLiteStore(DirectoryOps):
     """The synchronous ledger operations, each one transaction. Not thread-safe: one
     store per thread (SQLiteLedger gives the writer thread its own)."""
 
@@ -115,7 +116,9 @@ class SQLiteStore:
         st = self._select(ref)
         if st is None or st.reset_at is None or st.reset_at > now or st.duration is None:
             return st
-        period_start, reset_at = period_containing(st.period_start, st.duration, now)
+        # Boundaries run on from the last reset time, so a period re-timed by a
+        # duration change keeps its rhythm afterwards.
+        period_start, reset_at = period_containing(st.reset_at, st.duration, now)
         self.conn.execute(
             "UPDATE budgets SET spend_nanos = 0, period_start = ?, reset_at = ?, updated_at = ?"
             " WHERE kind = ? AND id = ?",
@@ -142,37 +145,40 @@ class SQLiteStore:
     # -- operations -----------------------------------------------------------------------
 
     def configure(self, ref: ScopeRef, spec: BudgetSpec, now: datetime) -> ScopeState:
+        return self._tx(lambda: self._configure(ref, spec, now))
+
+    def _configure(self, ref: ScopeRef, spec: BudgetSpec, now: datetime) -> ScopeState:
         """Create or change a scope's budget. A changed duration re-times the current
         period from its start (rolled over at once if that time has passed)."""
-
-        def work() -> ScopeState:
-            st = self._select(ref)
-            if st is None:
-                period_start, reset_at = first_period(now, spec.duration)
-                self.conn.execute(
-                    "INSERT INTO budgets (kind, id, max_nanos, soft_nanos, duration, spend_nanos,"
-                    " reserved_nanos, period_start, reset_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, 0, ?, ?, ?)",
-                    (ref.kind, ref.id, spec.max_nanos, spec.soft_nanos, spec.duration,
-                     iso(period_start), iso(reset_at), iso(now)),
-                )
-                st = self._select(ref)
-                self._event(st, "created", now)
-                return st
-            if (st.max_nanos, st.soft_nanos, st.duration) == (spec.max_nanos, spec.soft_nanos, spec.duration):
-                return self._current(ref, now)
-            reset_at = st.reset_at
-            if spec.duration != st.duration:
-                reset_at = first_period(st.period_start, spec.duration)[1]
+        st = self._select(ref)
+        if st is None:
+            period_start, reset_at = first_period(now, spec.duration)
             self.conn.execute(
-                "UPDATE budgets SET max_nanos = ?, soft_nanos = ?, duration = ?, reset_at = ?, updated_at = ?"
-                " WHERE kind = ? AND id = ?",
-                (spec.max_nanos, spec.soft_nanos, spec.duration, iso(reset_at), iso(now), ref.kind, ref.id),
+                "INSERT INTO budgets (kind, id, max_nanos, soft_nanos, duration, spend_nanos,"
+                " reserved_nanos, period_start, reset_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, 0, ?, ?, ?)",
+                (ref.kind, ref.id, spec.max_nanos, spec.soft_nanos, spec.duration,
+                 iso(period_start), iso(reset_at), iso(now)),
             )
-            st = self._current(ref, now)
-            self._event(st, "updated", now)
+            st = self._select(ref)
+            self._event(st, "created", now)
             return st
-
-        return self._tx(work)
+        if (st.max_nanos, st.soft_nanos, st.duration) == (spec.max_nanos, spec.soft_nanos, spec.duration):
+            return self._current(ref, now)
+        reset_at = st.reset_at
+        if spec.duration != st.duration:
+            # A scope that had no period keeps its spend and first resets one duration
+            # from now (LiteLLM #34492: adding a duration to a key with spend must not
+            # reset it at once because the key is old).
+            anchor = st.period_start if st.duration else now
+            reset_at = first_period(anchor, spec.duration)[1]
+        self.conn.execute(
+            "UPDATE budgets SET max_nanos = ?, soft_nanos = ?, duration = ?, reset_at = ?, updated_at = ?"
+            " WHERE kind = ? AND id = ?",
+            (spec.max_nanos, spec.soft_nanos, spec.duration, iso(reset_at), iso(now), ref.kind, ref.id),
+        )
+        st = self._current(ref, now)
+        self._event(st, "updated", now)
+        return st
 
     def reserve(self, refs: Iterable[ScopeRef], amount_nanos: int, now: datetime) -> Reservation | Denial:
         """Check every scope and hold `amount_nanos` in each budgeted one, all or nothing.
@@ -391,6 +397,14 @@ class SQLiteLedger:
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._reader_pool, fn, *args)
+
+    async def write(self, op: Callable[..., T], *args: Any) -> T:
+        """Run any SQLiteStore operation on the writer thread: `await ledger.write(SQLiteStore.save, ...)`."""
+        return await self._write(op, self._writer, *args)
+
+    async def read(self, op: Callable[..., T], *args: Any) -> T:
+        """Run a read-only SQLiteStore operation on the reader thread."""
+        return await self._read(op, self._reader, *args)
 
     async def configure(self, ref: ScopeRef, spec: BudgetSpec, now: datetime) -> ScopeState:
         return await self._write(self._writer.configure, ref, spec, now)

@@ -40,8 +40,8 @@ def spend_in_rows(store, since):
 
 
 def test_migrations_are_versioned_and_idempotent(store):
-    assert store.migrate() == 1
-    assert store.conn.execute("SELECT version FROM schema_migrations").fetchall() == [(1,)]
+    assert store.migrate() == 2
+    assert store.conn.execute("SELECT version FROM schema_migrations").fetchall() == [(1,), (2,)]
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -156,3 +156,28 @@ def test_two_processes_never_overspend_one_budget(store):
         p.join(60)
     assert results.get() + results.get() == 10
     assert store.scope(GLOBAL).spend_nanos == 10 * USD
+
+
+def test_a_key_and_its_budget_are_saved_together_and_bump_the_revision(store):
+    from ledger.directory import KeyRecord, TeamRecord
+
+    rev = store.revision()
+    state = store.save(KeyRecord("h1", "sk-12...abcd", key_alias="prod", models=["gpt-4o"], issued=True),
+                       BudgetSpec(max_nanos=100 * USD, soft_nanos=80 * USD, duration="30d"), T0)
+    assert (state.kind, state.id, state.max_nanos, state.reset_at) == ("key", "h1", 100 * USD, T0 + timedelta(days=30))
+    key = store.get(KeyRecord, "h1")
+    assert (key.key_alias, key.models, key.issued, key.created_at) == ("prod", ["gpt-4o"], True, T0)
+    store.save(TeamRecord("t1", team_alias="engineering", members=["u1"]), None, T0)
+    assert [t.team_alias for t in store.find(TeamRecord, team_alias="engineering")] == ["engineering"]
+    assert store.revision() == rev + 2
+    assert store.remove(KeyRecord, "h1", T0)
+    assert store.get(KeyRecord, "h1").deleted_at == T0  # a tombstone, still known
+    revision, keys, teams, users = store.directory()
+    assert (revision, len(keys), len(teams), users) == (rev + 3, 1, 1, [])
+
+
+def test_adding_a_duration_to_a_scope_with_spend_keeps_the_spend(store):
+    store.settle(None, [KEY], call(5 * USD), T0)  # spend before any budget
+    later = T0 + timedelta(days=45)
+    st = store.configure(KEY, BudgetSpec(max_nanos=10 * USD, duration="30d"), later)
+    assert (st.spend_nanos, st.reset_at) == (5 * USD, later + timedelta(days=30))

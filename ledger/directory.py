@@ -1,0 +1,172 @@
+"""Who spends: virtual keys, teams and users, stored beside their budgets.
+
+A key, team or user row says who it is; its budget is a `budgets` row of the same id
+(kind key/team/user), changed in the same transaction. Every change bumps
+`directory_revision`, which each proxy process polls to refresh its in-memory copy.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any
+
+from .model import BudgetSpec, ScopeRef, ScopeState, iso, parse_iso
+
+
+def _json(value: Any) -> str | None:
+    return None if value in (None, [], {}) else json.dumps(value, sort_keys=True)
+
+
+def _unjson(text: str | None, empty: Any) -> Any:
+    return json.loads(text) if text else empty
+
+
+@dataclass
+class KeyRecord:
+    hash: str
+    key_masked: str
+    key_alias: str | None = None
+    user_id: str | None = None
+    team_id: str | None = None
+    models: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    issued: bool = False
+    blocked: bool = False
+    expires_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    deleted_at: datetime | None = None
+
+
+@dataclass
+class TeamRecord:
+    team_id: str
+    team_alias: str | None = None
+    members: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    blocked: bool = False
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass
+class UserRecord:
+    user_id: str
+    user_email: str | None = None
+    team_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+_JSON_FIELDS = {"models": list, "metadata": dict, "members": list}
+_TIME_FIELDS = {"expires_at", "created_at", "updated_at", "deleted_at"}
+_BOOL_FIELDS = {"issued", "blocked"}
+_TABLES = {KeyRecord: ("keys", "hash"), TeamRecord: ("teams", "team_id"), UserRecord: ("users", "user_id")}
+_KINDS = {KeyRecord: "key", TeamRecord: "team", UserRecord: "user"}
+
+
+def _to_row(rec: Any) -> dict[str, Any]:
+    row = {}
+    for f in fields(rec):
+        value = getattr(rec, f.name)
+        if f.name in _JSON_FIELDS:
+            value = _json(value)
+        elif f.name in _TIME_FIELDS:
+            value = iso(value)
+        elif f.name in _BOOL_FIELDS:
+            value = int(value)
+        row[f.name] = value
+    return row
+
+
+def _from_row(cls: type, row: dict[str, Any]) -> Any:
+    values = {}
+    for f in fields(cls):
+        value = row.get(f.name)
+        if f.name in _JSON_FIELDS:
+            value = _unjson(value, _JSON_FIELDS[f.name]())
+        elif f.name in _TIME_FIELDS:
+            value = parse_iso(value)
+        elif f.name in _BOOL_FIELDS:
+            value = bool(value)
+        values[f.name] = value
+    return cls(**values)
+
+
+class DirectoryOps:
+    """Directory operations for SQLiteStore (which provides conn, _tx and _configure)."""
+
+    conn: Any
+
+    def _bump(self) -> None:
+        self.conn.execute("UPDATE directory_revision SET revision = revision + 1 WHERE id = 1")
+
+    def revision(self) -> int:
+        return self.conn.execute("SELECT revision FROM directory_revision WHERE id = 1").fetchone()[0]
+
+    def save(self, rec: KeyRecord | TeamRecord | UserRecord, budget: BudgetSpec | None, now: datetime):
+        """Insert or replace a key/team/user and, when given, its budget — atomically."""
+        table, pk = _TABLES[type(rec)]
+        if rec.created_at is None:
+            rec.created_at = now
+        rec.updated_at = now
+        row = _to_row(rec)
+
+        def work() -> ScopeState | None:
+            self.conn.execute(
+                f"INSERT OR REPLACE INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+                tuple(row.values()),
+            )
+            state = None
+            if budget is not None:
+                state = self._configure(ScopeRef(_KINDS[type(rec)], row[pk]), budget, now)
+            self._bump()
+            return state
+
+        return self._tx(work)
+
+    def get(self, cls: type, id_: str) -> Any:
+        table, pk = _TABLES[cls]
+        cur = self.conn.execute(f"SELECT * FROM {table} WHERE {pk} = ?", (id_,))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        return _from_row(cls, dict(zip([c[0] for c in cur.description], row)))
+
+    def find(self, cls: type, **where: Any) -> list[Any]:
+        table, pk = _TABLES[cls]
+        clauses = [f"{name} = ?" for name, value in where.items() if value is not None]
+        sql = f"SELECT * FROM {table}" + (" WHERE " + " AND ".join(clauses) if clauses else "")
+        cur = self.conn.execute(sql + f" ORDER BY created_at, {pk}", [v for v in where.values() if v is not None])
+        names = [c[0] for c in cur.description]
+        return [_from_row(cls, dict(zip(names, row))) for row in cur.fetchall()]
+
+    def remove(self, cls: type, id_: str, now: datetime) -> bool:
+        """Keys become tombstones (so a deleted virtual key is refused, not passed
+        upstream); teams and users are deleted. Budget rows stay for history."""
+        table, pk = _TABLES[cls]
+
+        def work() -> bool:
+            if cls is KeyRecord:
+                n = self.conn.execute(
+                    "UPDATE keys SET deleted_at = ?, updated_at = ? WHERE hash = ? AND deleted_at IS NULL",
+                    (iso(now), iso(now), id_),
+                ).rowcount
+            else:
+                n = self.conn.execute(f"DELETE FROM {table} WHERE {pk} = ?", (id_,)).rowcount
+            self._bump()
+            return bool(n)
+
+        return self._tx(work)
+
+    def directory(self) -> tuple[int, list[KeyRecord], list[TeamRecord], list[UserRecord]]:
+        """Everything a proxy process caches, with the revision it was read at."""
+        self.conn.execute("BEGIN")
+        try:
+            return (self.revision(), self.find(KeyRecord), self.find(TeamRecord), self.find(UserRecord))
+        finally:
+            self.conn.execute("COMMIT")
