@@ -217,12 +217,18 @@ class Recognizer:
     def __init__(self, custom: Mapping[str, CustomHost] = MappingProxyType({})) -> None:
         self._by_host: dict[str, _Custom] = {}
         self._by_host_port: dict[tuple[str, int], _Custom] = {}
+        owners: dict[tuple[str, int | None], str] = {}
         for spec in custom.values():
             if spec.api_style not in ("openai", "anthropic"):
                 raise ValueError(f"custom host {spec.name!r}: unknown api_style {spec.api_style!r}")
-            host, port = _split_host_port(spec.host)
+            # Tolerate a pasted base URL: "http://localhost:11434/v1" means localhost:11434.
+            authority = spec.host.split("://", 1)[-1].split("/", 1)[0]
+            host, port = _split_host_port(authority)
             if not host:
                 raise ValueError(f"custom host {spec.name!r}: empty host")
+            other = owners.setdefault((host, port), spec.name)
+            if other != spec.name:
+                raise ValueError(f"custom hosts {other!r} and {spec.name!r} both use {spec.host!r}")
             if port is None:
                 self._by_host[host] = _Custom(spec)
             else:

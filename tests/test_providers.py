@@ -151,9 +151,22 @@ def test_custom_hosts_with_ipv6_and_trailing_dot():
     assert Recognizer().recognize("api.openai.com.", "/v1/embeddings") == OPENAI("embeddings")
 
 
-def test_bad_custom_host_configuration_is_rejected_up_front():
+def test_custom_host_given_as_a_base_url():
+    r = Recognizer({"o": CustomHost(name="o", host="http://LocalHost:11434/v1", api_style="openai")})
+    assert r.recognize("localhost", "/v1/embeddings", 11434) == ep("o", "openai", "embeddings", None)
+
+
+@pytest.mark.parametrize(
+    "custom",
+    [
+        {"x": CustomHost(name="x", host="h", api_style="gemini")},  # type: ignore[arg-type]
+        {"x": CustomHost(name="x", host="", api_style="openai")},
+        {"a": CustomHost(name="a", host="h:1", api_style="openai"), "b": CustomHost(name="b", host="H:1", api_style="anthropic")},
+    ],
+)
+def test_bad_custom_host_configuration_is_rejected_up_front(custom):
     with pytest.raises(ValueError):
-        Recognizer({"x": CustomHost(name="x", host="h", api_style="gemini")})  # type: ignore[arg-type]
+        Recognizer(custom)
 
 
 # --- request parsing ----------------------------------------------------------------
