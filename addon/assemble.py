@@ -5,10 +5,11 @@ from __future__ import annotations
 from addon.clock import BudgetClock
 from addon.loader import BudgetConfig
 from addon.meter import Meter
+from admin.server import AdminServer
 
 
 def make_addons() -> list[object]:
     config = BudgetConfig()
     # mitmproxy calls `done` in chain order: the Meter first lets in-flight
     # settlements reach the ledger, BudgetConfig last closes it.
-    return [Meter(config), BudgetClock(config), config]
+    return [Meter(config), BudgetClock(config), AdminServer(config), config]

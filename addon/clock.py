@@ -40,6 +40,7 @@ class BudgetClock:
                 continue
             try:
                 now = datetime.now(UTC)
+                await rt.directory.refresh(rt.ledger)
                 for scope in await rt.ledger.reset_due(now):
                     log.info("spendgate: %s budget %s reset; next reset %s", scope.kind, scope.id, scope.reset_at)
                 ticks += 1

@@ -9,8 +9,10 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from addon.directory import DirectoryCache
 from config.schema import BUILTIN_PROVIDERS, SpendgateConfig
 from ledger import BudgetSpec, ScopeRef, SQLiteLedger, open_ledger, usd_to_nanos
+from ledger.sqlite import SQLiteStore
 from pricing.prices import PriceBook
 from providers.recognize import CustomHost, Recognizer
 
@@ -39,7 +41,7 @@ class Runtime:
     prices: PriceBook
     ledger: SQLiteLedger
     database_url: str = ""
-    warned_unpriced: set[tuple[str | None, str | None]] = field(default_factory=set)
+    directory: DirectoryCache = field(default_factory=DirectoryCache)
 
     @classmethod
     def build(cls, config: SpendgateConfig, ledger: SQLiteLedger | None = None) -> Runtime:
@@ -49,7 +51,10 @@ class Runtime:
         if ledger is None:
             ledger = open_ledger(engine, target)
         ledger.configure_sync(ScopeRef.global_(), global_budget(config), datetime.now(UTC))
+        directory = DirectoryCache()
+        directory.load(*ledger.read_sync(SQLiteStore.directory))
         return cls(
+            directory=directory,
             config=config,
             recognizer=Recognizer(custom_hosts(config)),
             prices=PriceBook.from_overrides(config.pricing),

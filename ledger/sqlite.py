@@ -409,6 +409,10 @@ class SQLiteLedger:
     async def configure(self, ref: ScopeRef, spec: BudgetSpec, now: datetime) -> ScopeState:
         return await self._write(self._writer.configure, ref, spec, now)
 
+    def read_sync(self, op: Callable[..., T], *args: Any) -> T:
+        """A read at start-up or config reload, outside the hot path."""
+        return self._reader_pool.submit(op, self._reader, *args).result()
+
     def configure_sync(self, ref: ScopeRef, spec: BudgetSpec, now: datetime) -> ScopeState:
         """For start-up and config reloads, which run outside the event loop's hot path."""
         return self._writer_pool.submit(self._writer.configure, ref, spec, now).result()

@@ -41,6 +41,8 @@ import sys
 import tempfile
 import time
 import uuid
+
+import httpx
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -136,6 +138,7 @@ class MitmProxy:
         self.confdir = self.workdir / "mitm-conf"
         self.log_path = self.workdir / "mitmdump.log"
         self.port: int | None = None
+        self.admin_port: int | None = None  # spendgate's admin API, when the addon runs
         self.proc: subprocess.Popen | None = None
         self._log_fh = None
         self._clients: list[Any] = []
@@ -147,6 +150,19 @@ class MitmProxy:
         if self.port is None:
             raise RuntimeError("proxy not started")
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        if self.admin_port is None:
+            raise RuntimeError("no admin API: started without the addon, or with budget_admin_port=0")
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def admin_client(self, token: str | None = None, **kw: Any) -> httpx.Client:
+        """A plain httpx client on the admin API (no proxy), with a bearer token if given."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        client = httpx.Client(base_url=self.admin_url, headers=headers, trust_env=False, timeout=30, **kw)
+        self._clients.append(client)
+        return client
 
     @property
     def ca_path(self) -> Path:
@@ -181,6 +197,8 @@ class MitmProxy:
             cmd += ["-s", str(self.script)]
         if self.budget_config is not None:
             cmd += ["--set", f"budget_config={self.budget_config}"]
+        if self.admin_port is not None:
+            cmd += ["--set", f"budget_admin_port={self.admin_port}"]
         for k, v in self.options.items():
             values = v if isinstance(v, (list, tuple)) else [v]
             for item in values:
@@ -210,6 +228,8 @@ class MitmProxy:
 
     def _spawn(self, port: int) -> None:
         self.port = port
+        if self.script is not None and "budget_admin_port" not in self.options:
+            self.admin_port = free_port()
         env = os.environ.copy()
         for k in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
                   "all_proxy"):
@@ -239,7 +259,8 @@ class MitmProxy:
                     f"mitmdump exited with {self.proc.returncode} during startup\n"
                     + self.log_tail()
                 )
-            if self.ca_path.exists() and _port_open("127.0.0.1", self.port):
+            if (self.ca_path.exists() and _port_open("127.0.0.1", self.port)
+                    and (self.admin_port is None or _port_open("127.0.0.1", self.admin_port))):
                 return
             time.sleep(0.05)
         raise ProxyStartError(

@@ -1,0 +1,55 @@
+"""The in-memory copy of keys, teams and users that the hot path reads.
+
+Looking a key up must not cost a database round trip per request, so each process
+keeps the whole directory in dicts and reloads it when `directory_revision` moves
+(checked every clock tick, and right after this process's own admin writes). A key
+created on another instance is found on a cache miss by one direct read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ledger.directory import KeyRecord, TeamRecord, UserRecord
+from ledger.sqlite import SQLiteLedger, SQLiteStore
+
+
+@dataclass
+class DirectoryCache:
+    revision: int = -1
+    keys: dict[str, KeyRecord] = field(default_factory=dict)
+    teams: dict[str, TeamRecord] = field(default_factory=dict)
+    users: dict[str, UserRecord] = field(default_factory=dict)
+
+    async def refresh(self, ledger: SQLiteLedger) -> bool:
+        """Reload if another writer changed the directory; True when it did."""
+        if await ledger.read(SQLiteStore.revision) == self.revision:
+            return False
+        self.load(*await ledger.read(SQLiteStore.directory))
+        return True
+
+    def load(self, revision: int, keys: list[KeyRecord], teams: list[TeamRecord], users: list[UserRecord]) -> None:
+        self.keys = {k.hash: k for k in keys}
+        self.teams = {t.team_id: t for t in teams}
+        self.users = {u.user_id: u for u in users}
+        self.revision = revision
+
+    async def key(self, ledger: SQLiteLedger, hash_: str) -> KeyRecord | None:
+        found = self.keys.get(hash_)
+        if found is None:
+            found = await ledger.read(SQLiteStore.get, KeyRecord, hash_)
+            if found is not None:
+                self.keys[hash_] = found
+        return found
+
+    def team_by_alias(self, alias: str) -> TeamRecord | None:
+        return next((t for t in self.teams.values() if t.team_alias == alias), None)
+
+    def label(self, kind: str, id_: str) -> str:
+        """How a person knows a scope: a team's alias, a key's alias or masked form."""
+        if kind == "team" and id_ in self.teams:
+            return self.teams[id_].team_alias or id_
+        if kind == "key" and id_ in self.keys:
+            k = self.keys[id_]
+            return k.key_alias or k.key_masked
+        return id_

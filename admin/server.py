@@ -1,0 +1,51 @@
+"""The admin listener: LiteLLM's admin API (and later the UI) on its own port.
+
+It runs on mitmproxy's event loop, as mitmproxy's maintainers advise for an addon's
+own HTTP API: started in `running`, closed in `done`. Handlers only await the ledger's
+threads, so admin traffic never holds up proxied flows.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import tornado.httpserver
+from mitmproxy import ctx
+
+from admin import endpoints  # noqa: F401  (registers the routes)
+from admin.api import application
+
+if TYPE_CHECKING:
+    from addon.loader import BudgetConfig
+
+log = logging.getLogger("spendgate.admin")
+
+
+class AdminServer:
+    def __init__(self, config: BudgetConfig):
+        self.config = config
+        self.server: tornado.httpserver.HTTPServer | None = None
+
+    def load(self, loader) -> None:
+        loader.add_option("budget_admin_host", str, "127.0.0.1", "Address of spendgate's admin API and UI.")
+        loader.add_option("budget_admin_port", int, 4000, "Port of spendgate's admin API and UI (0: disabled).")
+
+    def running(self) -> None:
+        if self.server is not None or ctx.options.budget_admin_port == 0:
+            return
+        host, port = ctx.options.budget_admin_host, ctx.options.budget_admin_port
+        server = tornado.httpserver.HTTPServer(application(self.config), xheaders=False)
+        try:
+            server.listen(port, host)
+        except OSError as e:
+            log.error("spendgate: admin API could not listen on %s:%s: %s", host, port, e)
+            return
+        self.server = server
+        log.info("spendgate: admin API listening at http://%s:%s", host, port)
+
+    async def done(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            await self.server.close_all_connections()
+            self.server = None
