@@ -5,6 +5,7 @@ from __future__ import annotations
 from addon.clock import BudgetClock
 from addon.loader import BudgetConfig
 from addon.meter import Meter
+from addon.proxyauth import ProxyIdentity
 from admin.server import AdminServer
 
 
@@ -12,4 +13,4 @@ def make_addons() -> list[object]:
     config = BudgetConfig()
     # mitmproxy calls `done` in chain order: the Meter first lets in-flight
     # settlements reach the ledger, BudgetConfig last closes it.
-    return [Meter(config), BudgetClock(config), AdminServer(config), config]
+    return [ProxyIdentity(config), Meter(config), BudgetClock(config), AdminServer(config), config]

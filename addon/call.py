@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from addon.credentials import KeyFingerprint
-from ledger import CallRecord, Reservation, ScopeRef
+from addon.identity import Identity
+from ledger import CallRecord, Reservation
 from pricing.prices import PriceBook
 from providers.endpoint import CallRequest, Endpoint
 from providers.parsers import UsageParser, parser_for
@@ -29,8 +29,7 @@ class MeteredCall:
     request: CallRequest
     started_at: datetime
     path: str
-    key: KeyFingerprint | None = None
-    refs: tuple[ScopeRef, ...] = ()
+    identity: Identity = field(default_factory=Identity)
     reservation: Reservation | None = None
     drop_usage_event: bool = False  # spendgate asked for stream usage on the client's behalf
     streamed: bool = False
@@ -47,6 +46,7 @@ class MeteredCall:
 
     def base_record(self, http_status: int | None, **fields) -> CallRecord:
         """The ledger row's identity part, shared by settled and refused calls."""
+        ident = self.identity
         return CallRecord(
             started_at=self.started_at,
             finished_at=datetime.now(UTC),
@@ -57,8 +57,12 @@ class MeteredCall:
             streamed=self.streamed or self.request.stream,
             http_status=http_status,
             latency_ms=round((time.perf_counter() - self.t0) * 1000, 3),
-            key_hash=self.key.hash if self.key else None,
-            key_masked=self.key.masked if self.key else None,
+            key_hash=ident.key.hash if ident.key else None,
+            key_masked=ident.key.masked if ident.key else None,
+            key_alias=ident.key_alias,
+            user_id=ident.user_id,
+            team_id=ident.team_id,
+            metadata=ident.metadata,
             **fields,
         )
 

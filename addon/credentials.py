@@ -9,7 +9,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 from mitmproxy import http
+
+if TYPE_CHECKING:
+    from providers.endpoint import Endpoint
 
 # Where each provider's SDK puts the key, in the order they are looked at.
 KEY_HEADERS = ("x-api-key", "api-key", "x-goog-api-key")
@@ -54,3 +59,22 @@ def fingerprint(request: http.Request) -> KeyFingerprint | None:
         return None
     raw, location = found
     return KeyFingerprint(key_hash(raw), mask(raw), location)
+
+
+def place_key(request: http.Request, found_at: str, endpoint: Endpoint, real_key: str) -> None:
+    """Remove the client's (virtual) key from where it was and put the real one where
+    the provider expects it, so upstream sees only the real credential."""
+    if found_at == "authorization":
+        del request.headers["authorization"]
+    elif found_at == "query":
+        del request.query["key"]
+    else:
+        del request.headers[found_at]
+    if endpoint.provider == "azure":
+        request.headers["api-key"] = real_key
+    elif endpoint.style == "anthropic":
+        request.headers["x-api-key"] = real_key
+    elif endpoint.style == "gemini":
+        request.headers["x-goog-api-key"] = real_key
+    else:
+        request.headers["authorization"] = f"Bearer {real_key}"

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from mitmproxy import http
 
 from addon.call import METADATA_KEY, MeteredCall
-from addon.credentials import fingerprint
+from addon.identity import Refusal, identify
 from addon.replies import budget_exceeded, error_response
-from ledger import Denial, ScopeRef
+from ledger import Denial
 from pricing.estimate import estimate_max_cost
 from providers.request import parse_request, request_stream_usage, wants_stream_usage_injection
 from providers.stream import StreamTap
@@ -54,7 +54,6 @@ class Meter:
             request=parse_request(endpoint, flow.request.get_content(strict=False) or b""),
             started_at=datetime.now(UTC),
             path=flow.request.path,
-            key=fingerprint(flow.request),
         )
         try:
             await self._admit(rt, flow, call)
@@ -107,6 +106,11 @@ class Meter:
     async def _admit(self, rt: Runtime, flow: http.HTTPFlow, call: MeteredCall) -> None:
         settings = rt.config.general_settings
         model = call.request.model
+        try:
+            call.identity = await identify(rt, flow, call.endpoint, model, call.started_at)
+        except Refusal as refusal:
+            self._refuse(rt, flow, call, refusal.response)
+            return
         estimate = estimate_max_cost(
             rt.prices, call.endpoint.price_provider, call.request, call.endpoint.kind,
             call.started_at, settings.default_max_output_tokens,
@@ -120,10 +124,10 @@ class Meter:
                     "(general_settings.unpriced_models: block). Add it under `pricing:` in the config.",
                 ))
                 return
-        call.refs = self._scopes(call)
-        outcome = await rt.ledger.reserve(call.refs, estimate.nanos or 0, call.started_at)
+        outcome = await rt.ledger.reserve(call.identity.scopes(), estimate.nanos or 0, call.started_at)
         if isinstance(outcome, Denial):
-            self._refuse(rt, flow, call, budget_exceeded(outcome, datetime.now(UTC)))
+            label = rt.directory.label(outcome.scope.kind, outcome.scope.id)
+            self._refuse(rt, flow, call, budget_exceeded(outcome, datetime.now(UTC), label))
             return
         call.reservation = outcome
         if not flow.live:  # the client left while we waited for the ledger
@@ -134,12 +138,6 @@ class Meter:
             flow.request.headers["accept-encoding"] = "identity"  # so the tap can drop the usage event
             call.drop_usage_event = True
         flow.metadata[METADATA_KEY] = call
-
-    def _scopes(self, call: MeteredCall) -> tuple[ScopeRef, ...]:
-        refs = [ScopeRef.global_()]
-        if call.key is not None:
-            refs.append(ScopeRef("key", call.key.hash))
-        return tuple(refs)
 
     def _refuse(self, rt: Runtime, flow: http.HTTPFlow, call: MeteredCall, reply: http.Response) -> None:
         """Answer in the provider's place and keep a ledger row of the refusal."""
@@ -163,7 +161,7 @@ class Meter:
             self._warn_unpriced(rt, call, record.model)
         if record.error and record.status in ("parse_error", "partial"):
             log.info("spendgate: %s call settled as %s: %s", call.endpoint.provider, record.status, record.error)
-        await rt.ledger.settle(call.reservation, call.refs, record, datetime.now(UTC))
+        await rt.ledger.settle(call.reservation, call.identity.scopes(), record, datetime.now(UTC))
 
     def _warn_unpriced(self, rt: Runtime, call: MeteredCall, model: str | None) -> None:
         if rt.prices.unpriced_first_seen(call.endpoint.price_provider, model):

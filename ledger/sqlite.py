@@ -253,6 +253,11 @@ class SQLiteStore(DirectoryOps):
                     st.spend_nanos + cost, st.reserved_nanos, st.period_start, st.reset_at,
                 )
                 changes.append(SpendChange(after, st.spend_nanos))
+            if record.key_hash and self.conn.execute(
+                "INSERT OR IGNORE INTO keys (hash, key_masked, issued, blocked, created_at, updated_at)"
+                " VALUES (?, ?, 0, 0, ?, ?)", (record.key_hash, record.key_masked, iso(now), iso(now)),
+            ).rowcount:
+                self._bump()  # a provider key seen for the first time: now listed and budgetable
             row = record.row()
             columns = ", ".join(row)
             marks = ", ".join("?" for _ in row)

@@ -1,0 +1,77 @@
+"""Proxy authentication as identity: `HTTPS_PROXY=http://USER_ID:USER_KEY@proxy:8080`.
+
+On a team egress proxy developers keep their own provider keys; the proxy credentials
+say which user (and so which team) a call belongs to. USER_KEY is a key the admin API
+issued to that user. With `general_settings.require_proxy_auth: true`, clients
+without valid credentials get 407 before any request reaches a provider. The
+password is checked by hash and never logged or forwarded.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import TYPE_CHECKING
+
+from mitmproxy import http
+
+from addon.identity import PROXY_USER, check_proxy_credentials
+from addon.replies import error_response
+
+if TYPE_CHECKING:
+    from addon.loader import BudgetConfig
+
+CHALLENGE = {"Proxy-Authenticate": 'Basic realm="spendgate"'}
+
+
+def basic_credentials(header: str | None) -> tuple[str, str] | None:
+    if not header or header[:6].lower() != "basic ":
+        return None
+    try:
+        user, sep, password = base64.b64decode(header[6:].strip()).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (user, password) if sep and user else None
+
+
+class ProxyIdentity:
+    def __init__(self, config: BudgetConfig):
+        self.config = config
+        self.users: dict[str, str] = {}  # client connection id → proven user id
+
+    async def http_connect(self, flow: http.HTTPFlow) -> None:
+        await self._authenticate(flow)
+        # A CONNECT answered 200 remembers its user for every request in the tunnel.
+        if flow.response is None and PROXY_USER in flow.metadata:
+            self.users[flow.client_conn.id] = flow.metadata[PROXY_USER]
+
+    async def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        user = self.users.get(flow.client_conn.id)
+        if user is not None:
+            flow.metadata[PROXY_USER] = user
+        elif flow.request.method != "CONNECT":  # plain-HTTP proxying: credentials ride on each request
+            await self._authenticate(flow)
+
+    def client_disconnected(self, client) -> None:
+        self.users.pop(client.id, None)
+
+    async def _authenticate(self, flow: http.HTTPFlow) -> None:
+        rt = self.config.runtime
+        if rt is None:
+            return
+        header = flow.request.headers.pop("proxy-authorization", None)
+        creds = basic_credentials(header)
+        if creds is not None and await check_proxy_credentials(rt, *creds):
+            flow.metadata[PROXY_USER] = creds[0]
+            return
+        if creds is not None or header is not None:
+            flow.response = error_response(
+                407, "proxy_authentication_error", "Invalid proxy credentials: use USER_ID:USER_KEY.", CHALLENGE
+            )
+        elif rt.config.general_settings.require_proxy_auth:
+            flow.response = error_response(
+                407, "proxy_authentication_required",
+                "This proxy requires authentication: HTTPS_PROXY=http://USER_ID:USER_KEY@host:port", CHALLENGE,
+            )
