@@ -67,9 +67,11 @@ class UsageParser:
         #: terminal Responses event, a Gemini finishReason). With `complete`
         #: False it means "ended normally but reported no usage".
         self.ended: bool = False
+        #: Characters of generated text (content, reasoning, tool arguments) seen,
+        #: to estimate output a cut-off stream never reported.
         self.output_chars: int = 0
         self.error: str | None = None
-        self.events: int = 0
+        self.events: int = 0  # stream events fed (blank `data:` lines excluded)
 
     # -- public interface --------------------------------------------------------
 
