@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from mitmproxy import ctx, exceptions
 
@@ -15,7 +16,19 @@ from addon.runtime import Runtime
 from config.load import ConfigError, load_config, parse_config
 from config.schema import mask_password
 
+if TYPE_CHECKING:
+    from ledger import Denial, SpendChange
+
 log = logging.getLogger("spendgate")
+
+
+class SpendListener(Protocol):
+    """Told about budget movements after the fact (alerting, metrics); called from the
+    settlement task, never on a flow's hook, and must not wait on anything slow."""
+
+    def settled(self, runtime: Runtime, changes: list[SpendChange]) -> None: ...
+
+    def denied(self, runtime: Runtime, denial: Denial) -> None: ...
 
 
 class BudgetConfig:
@@ -23,6 +36,7 @@ class BudgetConfig:
 
     def __init__(self) -> None:
         self.runtime: Runtime | None = None
+        self.listeners: list[SpendListener] = []
 
     def load(self, loader) -> None:
         loader.add_option(

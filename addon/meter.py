@@ -126,6 +126,8 @@ class Meter:
                 return
         outcome = await rt.ledger.reserve(call.identity.scopes(), estimate.nanos or 0, call.started_at)
         if isinstance(outcome, Denial):
+            for listener in self.config.listeners:
+                listener.denied(rt, outcome)
             label = rt.directory.label(outcome.scope.kind, outcome.scope.id)
             self._refuse(rt, flow, call, budget_exceeded(outcome, datetime.now(UTC), label))
             return
@@ -161,7 +163,9 @@ class Meter:
             self._warn_unpriced(rt, call, record.model)
         if record.error and record.status in ("parse_error", "partial"):
             log.info("spendgate: %s call settled as %s: %s", call.endpoint.provider, record.status, record.error)
-        await rt.ledger.settle(call.reservation, call.identity.scopes(), record, datetime.now(UTC))
+        _, changes = await rt.ledger.settle(call.reservation, call.identity.scopes(), record, datetime.now(UTC))
+        for listener in self.config.listeners:
+            listener.settled(rt, changes)
 
     def _warn_unpriced(self, rt: Runtime, call: MeteredCall, model: str | None) -> None:
         if rt.prices.unpriced_first_seen(call.endpoint.price_provider, model):
