@@ -93,7 +93,9 @@ def settlement_usage(call: MeteredCall, http_status: int | None, error: str | No
     - complete usage from the provider: charged as reported;
     - an upstream error reply without usage: not billed by providers, so not charged;
     - anything else (cut-off stream, unreadable body): what was reported, with input
-      guessed from the request size and output from the text seen where missing.
+      guessed from the request size where missing, and output no less than the text
+      seen (a stream's early counts are placeholders: Anthropic's `message_start`
+      reports 1 output token, the real count comes in the `message_delta` at the end).
     """
     parser = call.parser
     if parser.complete and parser.usage is not None:
@@ -101,7 +103,7 @@ def settlement_usage(call: MeteredCall, http_status: int | None, error: str | No
     if http_status is not None and http_status >= 400 and parser.usage is None:
         return None, "none", "upstream_error"
     known = parser.usage or TokenUsage()
-    output = known.output_tokens or _guess_tokens(parser.output_chars)
+    output = max(known.output_tokens, _guess_tokens(parser.output_chars))
     usage = TokenUsage(
         input_tokens=known.input_tokens or _guess_tokens(call.request.input_bytes),
         cache_read_tokens=known.cache_read_tokens,
