@@ -17,7 +17,7 @@ from config.load import ConfigError, load_config, parse_config
 from config.schema import mask_password
 
 if TYPE_CHECKING:
-    from ledger import Denial, SpendChange
+    from ledger import CallRecord, Denial, SpendChange
 
 log = logging.getLogger("spendgate")
 
@@ -26,9 +26,11 @@ class SpendListener(Protocol):
     """Told about budget movements after the fact (alerting, metrics); called from the
     settlement task, never on a flow's hook, and must not wait on anything slow."""
 
-    def settled(self, runtime: Runtime, changes: list[SpendChange]) -> None: ...
+    def settled(self, runtime: Runtime, record: CallRecord, changes: list[SpendChange]) -> None:
+        """A call was charged: its ledger row and each scope's spend before and after."""
 
-    def denied(self, runtime: Runtime, denial: Denial) -> None: ...
+    def denied(self, runtime: Runtime, record: CallRecord, denial: Denial | None) -> None:
+        """A call was refused (its `blocked` ledger row); `denial` when a budget refused it."""
 
 
 class BudgetConfig:

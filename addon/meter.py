@@ -126,10 +126,8 @@ class Meter:
                 return
         outcome = await rt.ledger.reserve(call.identity.scopes(), estimate.nanos or 0, call.started_at)
         if isinstance(outcome, Denial):
-            for listener in self.config.listeners:
-                listener.denied(rt, outcome)
             label = rt.directory.label(outcome.scope.kind, outcome.scope.id)
-            self._refuse(rt, flow, call, budget_exceeded(outcome, datetime.now(UTC), label))
+            self._refuse(rt, flow, call, budget_exceeded(outcome, datetime.now(UTC), label), outcome)
             return
         call.reservation = outcome
         if not flow.live:  # the client left while we waited for the ledger
@@ -141,7 +139,9 @@ class Meter:
             call.drop_usage_event = True
         flow.metadata[METADATA_KEY] = call
 
-    def _refuse(self, rt: Runtime, flow: http.HTTPFlow, call: MeteredCall, reply: http.Response) -> None:
+    def _refuse(
+        self, rt: Runtime, flow: http.HTTPFlow, call: MeteredCall, reply: http.Response, denial: Denial | None = None
+    ) -> None:
         """Answer in the provider's place and keep a ledger row of the refusal."""
         flow.response = reply
         call.done = True
@@ -150,6 +150,8 @@ class Meter:
             status="blocked", error=reply.json()["error"]["type"],
         )
         self._spawn(rt.ledger.record(record))
+        for listener in self.config.listeners:
+            listener.denied(rt, record, denial)
 
     def _finish(self, call: MeteredCall, status: int | None, error: str | None) -> None:
         call.done = True
@@ -165,7 +167,7 @@ class Meter:
             log.info("spendgate: %s call settled as %s: %s", call.endpoint.provider, record.status, record.error)
         _, changes = await rt.ledger.settle(call.reservation, call.identity.scopes(), record, datetime.now(UTC))
         for listener in self.config.listeners:
-            listener.settled(rt, changes)
+            listener.settled(rt, record, changes)
 
     def _warn_unpriced(self, rt: Runtime, call: MeteredCall, model: str | None) -> None:
         if rt.prices.unpriced_first_seen(call.endpoint.price_provider, model):
