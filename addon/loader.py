@@ -23,8 +23,8 @@ log = logging.getLogger("spendgate")
 
 
 class SpendListener(Protocol):
-    """Told about budget movements after the fact (alerting, metrics); called from the
-    settlement task, never on a flow's hook, and must not wait on anything slow."""
+    """Told about budget movements after the fact (alerting, metrics). Called on the
+    event loop (`denied` even from a flow's hook): queue work, return at once."""
 
     def settled(self, runtime: Runtime, record: CallRecord, changes: list[SpendChange]) -> None:
         """A call was charged: its ledger row and each scope's spend before and after."""
