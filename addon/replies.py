@@ -27,7 +27,9 @@ def error_response(status: int, type_: str, message: str, headers: dict[str, str
 
 
 def _usd(nanos: int | None) -> str:
-    return f"${nanos_to_usd(nanos or 0):,.2f}"
+    """Dollars and cents, as the seed writes them; sub-dollar figures keep four decimals."""
+    usd = nanos_to_usd(nanos or 0)
+    return f"${usd:,.2f}" if usd >= 1 or usd == 0 else f"${usd:.4f}"
 
 
 def budget_message(denial: Denial, label: str | None = None) -> str:
