@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 CONFIG ?= config/example.yaml
 PORT ?= 8080
 STAMP := $(VENV)/.installed
+# Decrypt provider traffic only; everything else passes through as an opaque tunnel.
+ALLOW_HOSTS ?= ^(api\.openai\.com|api\.anthropic\.com|generativelanguage\.googleapis\.com|[a-z0-9-]+\.openai\.azure\.com)(:443)?$$
 
 .PHONY: run test demo bench docs setup clean
 
@@ -18,7 +20,8 @@ $(STAMP): pyproject.toml
 
 run: setup
 	$(BIN)/mitmdump -s addon/budget.py --listen-port $(PORT) \
-		--set budget_config=$(CONFIG) --set connection_strategy=lazy
+		--set budget_config=$(CONFIG) --set connection_strategy=lazy \
+		--allow-hosts '$(ALLOW_HOSTS)'
 
 test: setup
 	$(BIN)/python -m pytest -q
