@@ -110,22 +110,52 @@ class DirectoryOps:
 
     def save(self, rec: KeyRecord | TeamRecord | UserRecord, budget: BudgetSpec | None, now: datetime):
         """Insert or replace a key/team/user and, when given, its budget — atomically."""
+
+        def work() -> ScopeState | None:
+            state = self._save(rec, budget, now)
+            self._bump()
+            return state
+
+        return self._tx(work)
+
+    def _save(self, rec: KeyRecord | TeamRecord | UserRecord, budget: BudgetSpec | None, now: datetime):
+        """`save` inside a transaction the caller holds (no revision bump)."""
         table, pk = _TABLES[type(rec)]
         if rec.created_at is None:
             rec.created_at = now
         rec.updated_at = now
         row = _to_row(rec)
+        self.conn.execute(
+            f"INSERT OR REPLACE INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+            tuple(row.values()),
+        )
+        if budget is None:
+            return None
+        return self._configure(ScopeRef(_KINDS[type(rec)], row[pk]), budget, now)
 
-        def work() -> ScopeState | None:
-            self.conn.execute(
-                f"INSERT OR REPLACE INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
-                tuple(row.values()),
-            )
-            state = None
-            if budget is not None:
-                state = self._configure(ScopeRef(_KINDS[type(rec)], row[pk]), budget, now)
+    def apply(
+        self,
+        now: datetime,
+        saves: list[tuple[Any, BudgetSpec | None]] = (),
+        removes: list[tuple[type, str]] = (),
+        budgets: list[tuple[ScopeRef, BudgetSpec]] = (),
+        resets: list[ScopeRef] = (),
+    ) -> list[ScopeState | None]:
+        """Several directory changes as one transaction and one revision bump (an admin
+        request touching a key, its new user and a team's member list). Order: saves,
+        removes, bare budget changes, then manual resets (spend to 0, new period from now).
+        Returns the budget state of each save (None where no budget was given)."""
+
+        def work() -> list[ScopeState | None]:
+            states = [self._save(rec, budget, now) for rec, budget in saves]
+            for cls, id_ in removes:
+                self._remove(cls, id_, now)
+            for ref, spec in budgets:
+                self._configure(ref, spec, now)
+            for ref in resets:
+                self._set_spend(ref, now)
             self._bump()
-            return state
+            return states
 
         return self._tx(work)
 
@@ -146,22 +176,28 @@ class DirectoryOps:
         return [_from_row(cls, dict(zip(names, row))) for row in cur.fetchall()]
 
     def remove(self, cls: type, id_: str, now: datetime) -> bool:
-        """Keys become tombstones (so a deleted virtual key is refused, not passed
-        upstream); teams and users are deleted. Budget rows stay for history."""
-        table, pk = _TABLES[cls]
+        """Issued keys become tombstones (so a deleted virtual key is refused, not passed
+        upstream); a registered provider key's record, teams and users are deleted.
+        Budget rows stay for history."""
 
         def work() -> bool:
-            if cls is KeyRecord:
-                n = self.conn.execute(
-                    "UPDATE keys SET deleted_at = ?, updated_at = ? WHERE hash = ? AND deleted_at IS NULL",
-                    (iso(now), iso(now), id_),
-                ).rowcount
-            else:
-                n = self.conn.execute(f"DELETE FROM {table} WHERE {pk} = ?", (id_,)).rowcount
+            n = self._remove(cls, id_, now)
             self._bump()
-            return bool(n)
+            return n
 
         return self._tx(work)
+
+    def _remove(self, cls: type, id_: str, now: datetime) -> bool:
+        table, pk = _TABLES[cls]
+        if cls is KeyRecord:
+            n = self.conn.execute(
+                "UPDATE keys SET deleted_at = ?, updated_at = ? WHERE hash = ? AND deleted_at IS NULL AND issued = 1",
+                (iso(now), iso(now), id_),
+            ).rowcount
+            n += self.conn.execute("DELETE FROM keys WHERE hash = ? AND issued = 0", (id_,)).rowcount
+        else:
+            n = self.conn.execute(f"DELETE FROM {table} WHERE {pk} = ?", (id_,)).rowcount
+        return bool(n)
 
     def directory(self) -> tuple[int, list[KeyRecord], list[TeamRecord], list[UserRecord]]:
         """Everything a proxy process caches, with the revision it was read at."""

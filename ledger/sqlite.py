@@ -291,20 +291,19 @@ class SQLiteStore(DirectoryOps):
 
     def set_spend(self, ref: ScopeRef, now: datetime) -> ScopeState | None:
         """Manual reset: spend back to zero and a new period starting now (reset time kept)."""
+        return self._tx(lambda: self._set_spend(ref, now))
 
-        def work() -> ScopeState | None:
-            st = self._current(ref, now)
-            if st is None:
-                return None
-            self.conn.execute(
-                "UPDATE budgets SET spend_nanos = 0, period_start = ?, updated_at = ? WHERE kind = ? AND id = ?",
-                (iso(now), iso(now), ref.kind, ref.id),
-            )
-            new = self._select(ref)
-            self._event(new, "manual_reset", now, spend_nanos=st.spend_nanos)
-            return new
-
-        return self._tx(work)
+    def _set_spend(self, ref: ScopeRef, now: datetime) -> ScopeState | None:
+        st = self._current(ref, now)
+        if st is None:
+            return None
+        self.conn.execute(
+            "UPDATE budgets SET spend_nanos = 0, period_start = ?, updated_at = ? WHERE kind = ? AND id = ?",
+            (iso(now), iso(now), ref.kind, ref.id),
+        )
+        new = self._select(ref)
+        self._event(new, "manual_reset", now, spend_nanos=st.spend_nanos)
+        return new
 
     # -- instances and stale reservations ---------------------------------------------------
 
