@@ -21,6 +21,7 @@ started (`since`).
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 import httpx
@@ -100,6 +101,21 @@ def test_stream_chunks_reach_the_client_before_the_stream_ends(proxy, since, nam
     row = row_after(proxy, since)
     assert (row["status"], row["streamed"], row["usage_source"]) == ("ok", 1, "reported")
     assert row["cost_nanos"] > 0
+
+
+def test_curl_over_http2_gets_the_first_chunk_before_the_rest(proxy, since):
+    # HTTP/2 to the client, with spendgate holding back the usage chunk it asked for.
+    cmd = ["curl", "-sSN", "--http2", "--noproxy", "", "--proxy", proxy.url, "--cacert", str(proxy.ca_path),
+           "-X", "POST", OPENAI_CHAT, "-H", "authorization: Bearer sk-curl", "-H", "content-type: application/json",
+           "-H", f"x-fake-first-chunk-then-wait-ms: {WAIT_MS}",
+           "-d", json.dumps({"model": "gpt-4o", "messages": HI, "stream": True})]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, env=proxy.env()) as curl:
+        lines = [(time.monotonic(), line) for line in curl.stdout if line.strip()]
+    assert curl.returncode == 0
+    assert lines[0][1].startswith(b"data: {") and lines[-1][1].strip() == b"data: [DONE]"
+    assert not any(b'"choices":[]' in line for _, line in lines)
+    assert lines[-1][0] - lines[0][0] >= WAIT_MS / 1000 / 2
+    assert row_after(proxy, since)["cost_nanos"] == GPT4O_NANOS
 
 
 def test_sdk_stream_yields_the_first_chunk_before_the_rest(proxy, since):
@@ -282,6 +298,46 @@ def test_non_streamed_body_cut_off_upstream_is_charged_an_estimate(proxy, since)
     assert (row["status"], row["usage_source"], row["streamed"]) == ("partial", "estimated", 0)
     assert row["cost_nanos"] > 0
     assert_released(proxy)
+
+
+@pytest.mark.parametrize("method", [":streamGenerateContent?alt=sse", ":streamGenerateContent"])
+def test_gemini_stream_cut_off_keeps_the_last_usage_it_reported(proxy, since, method):
+    # Two of five chunks arrive, each with usageMetadata; the second says
+    # candidatesTokenCount 400 × 2 // 5 = 160 (plus 100 thoughts, 1000 prompt, 200 cached).
+    out = proxy.curl("-X", "POST", GEMINI + method, "-H", "x-goog-api-key: AIza-test",
+                     "-H", "x-fake-cut-after: 2", "-d", json.dumps(GEMINI_BODY))
+    assert out.returncode != 0  # curl saw the body end early
+    row = row_after(proxy, since)
+    assert (row["status"], row["usage_source"], row["streamed"]) == ("partial", "estimated", 1)
+    assert (row["input_tokens"], row["cache_read_tokens"], row["output_tokens"], row["reasoning_tokens"]) == (
+        1000, 200, 260, 100)
+    # gemini-2.5-flash: 800 × $0.30/M + 200 × $0.03/M + 260 × $2.50/M
+    assert row["cost_nanos"] == 240_000 + 6_000 + 650_000
+    assert_released(proxy)
+
+
+def test_upstream_error_is_passed_on_not_charged_and_releases_its_hold(proxy, since, fake_provider):
+    client = proxy.openai_client()
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model="gpt-4o", messages=HI, extra_headers={"x-fake-status": "500"})
+    with pytest.raises(openai.RateLimitError) as caught:  # the provider's own 429, not spendgate's
+        client.chat.completions.create(model="gpt-4o", messages=HI, stream=True,
+                                       extra_headers={"x-fake-status": "429"})
+    assert caught.value.response.headers.get("x-should-retry") != "false"
+    assert len(fake_provider.requests()) == 2
+    rows = proxy.ledger.rows(since, 2)
+    assert [(r["status"], r["http_status"], r["cost_nanos"], r["usage_source"]) for r in rows] == [
+        ("upstream_error", 500, 0, "none"), ("upstream_error", 429, 0, "none")]
+    assert_released(proxy)
+
+
+def test_a_key_in_the_query_string_never_reaches_the_ledger(proxy, since):
+    out = proxy.curl("-X", "POST", GEMINI + ":generateContent?key=AIzaSecret0123456789xyz",
+                     "-d", json.dumps(GEMINI_BODY))
+    assert out.returncode == 0
+    row = row_after(proxy, since)
+    assert row["cost_nanos"] == FLASH_NANOS and row["key_masked"] == "AIzaS...9xyz"
+    assert "Secret0123456789" not in json.dumps(row)
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
