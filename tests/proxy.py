@@ -352,12 +352,20 @@ class MitmProxy:
         env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost,::1"
         return env
 
-    def httpx2_client(self, **kwargs: Any):
+    def proxy_url(self, auth: tuple[str, str] | None = None) -> str:
+        """The proxy URL, with USER:KEY credentials when given (proxy authentication)."""
+        if auth is None:
+            return self.url
+        from urllib.parse import quote
+
+        return f"http://{quote(auth[0], safe='')}:{quote(auth[1], safe='')}@127.0.0.1:{self.port}"
+
+    def httpx2_client(self, proxy_auth: tuple[str, str] | None = None, **kwargs: Any):
         """An httpx2.Client through the proxy, trusting its CA (what the SDKs take)."""
         import httpx2
 
         kwargs.setdefault("timeout", 30.0)
-        client = httpx2.Client(proxy=self.url, verify=self.ssl_context(), trust_env=False,
+        client = httpx2.Client(proxy=self.proxy_url(proxy_auth), verify=self.ssl_context(), trust_env=False,
                                **kwargs)
         self._clients.append(client)
         return client
@@ -372,13 +380,14 @@ class MitmProxy:
         self._clients.append(client)
         return client
 
-    def openai_client(self, api_key: str = "sk-test-openai", **kwargs: Any):
+    def openai_client(self, api_key: str = "sk-test-openai", proxy_auth: tuple[str, str] | None = None,
+                      **kwargs: Any):
         import openai
 
         kwargs.setdefault("base_url", "https://api.openai.com/v1")
         kwargs.setdefault("max_retries", 0)
         kwargs.setdefault("timeout", 30.0)
-        client = openai.OpenAI(api_key=api_key, http_client=self.httpx2_client(), **kwargs)
+        client = openai.OpenAI(api_key=api_key, http_client=self.httpx2_client(proxy_auth), **kwargs)
         self._clients.append(client)
         return client
 

@@ -66,7 +66,7 @@ def test_spent_budget_is_answered_by_the_proxy_with_a_429_the_sdk_does_not_retry
     body = reply.json()
     assert body["error"]["type"] == "budget_exceeded"
     assert (body["error"]["param"], body["error"]["code"]) == (None, "429")
-    assert body["error"]["message"].startswith("Proxy budget exceeded. Max budget: $0.01")
+    assert body["error"]["message"].startswith("Proxy budget exceeded. Max budget: $0.0073")
     assert reset_at[:19] in body["error"]["message"]  # names the reset time
     assert fake_provider.requests() == []  # upstream never saw it
     [row] = ledger.rows(since, 1)
@@ -96,7 +96,7 @@ def test_every_provider_and_client_gets_the_same_budget_exceeded_reply(spent_pro
     head, _, body = out.stdout.replace("\r\n", "\n").partition("\n\n")
     assert head.startswith("HTTP/1.1 429") or head.startswith("HTTP/2 429"), head
     assert "retry-after:" in head.lower()
-    assert json.loads(body)["error"]["message"].startswith("Proxy budget exceeded. Max budget: $0.01")
+    assert json.loads(body)["error"]["message"].startswith("Proxy budget exceeded. Max budget: $0.0073")
     assert fake_provider.requests() == []
 
 
