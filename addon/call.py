@@ -32,6 +32,7 @@ class MeteredCall:
     identity: Identity = field(default_factory=Identity)
     reservation: Reservation | None = None
     drop_usage_event: bool = False  # spendgate asked for stream usage on the client's behalf
+    reached_upstream: bool = True  # False: the request never left the proxy (no connection)
     streamed: bool = False
     done: bool = False
     parser: UsageParser = field(init=False)
@@ -92,6 +93,7 @@ def settlement_usage(call: MeteredCall, http_status: int | None, error: str | No
 
     - complete usage from the provider: charged as reported;
     - an upstream error reply without usage: not billed by providers, so not charged;
+    - a request that never reached the provider (connection refused...): not charged;
     - anything else (cut-off stream, unreadable body): what was reported, with input
       guessed from the request size where missing, and output no less than the text
       seen (a stream's early counts are placeholders: Anthropic's `message_start`
@@ -102,6 +104,8 @@ def settlement_usage(call: MeteredCall, http_status: int | None, error: str | No
         return parser.usage, "reported", "ok" if not error else "partial"
     if http_status is not None and http_status >= 400 and parser.usage is None:
         return None, "none", "upstream_error"
+    if not call.reached_upstream:
+        return None, "none", "error"
     known = parser.usage or TokenUsage()
     output = max(known.output_tokens, _guess_tokens(parser.output_chars))
     usage = TokenUsage(

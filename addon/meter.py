@@ -94,6 +94,7 @@ class Meter:
         if call is None or call.done:
             return
         status = flow.response.status_code if flow.response else None
+        call.reached_upstream = _reached_upstream(flow)
         self._finish(call, status, flow.error.msg if flow.error else "error")
 
     async def done(self) -> None:
@@ -184,3 +185,15 @@ class Meter:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("spendgate: ledger write failed: %r", task.exception())
+
+
+def _reached_upstream(flow: http.HTTPFlow) -> bool:
+    """False when the request cannot have left the proxy: no response came back and no
+    connection to the provider was ever set up (refused, unresolvable, TLS handshake
+    failed). A reused or established connection counts as reached: the provider may bill."""
+    if flow.response is not None:
+        return True
+    conn = flow.server_conn
+    if conn.timestamp_tcp_setup is None:
+        return False
+    return conn.tls_established or not conn.tls

@@ -63,3 +63,27 @@ def test_complete_usage_is_charged_as_reported():
          {"model": "m", "choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 5}})
     usage, source, status = settlement_usage(call, 200, None)
     assert (usage.input_tokens, usage.output_tokens, source, status) == (10, 5, "reported", "ok")
+
+
+def test_a_call_that_never_reached_the_provider_is_not_charged():
+    call = call_for("api.openai.com", "/v1/chat/completions")
+    call.reached_upstream = False
+    assert settlement_usage(call, None, "Connect call failed") == (None, "none", "error")
+
+
+def test_reached_upstream_is_told_by_the_server_connection():
+    from mitmproxy.test import tflow
+
+    from addon.meter import _reached_upstream
+
+    answered = tflow.tflow(resp=True)
+    assert _reached_upstream(answered)
+    sent = tflow.tflow(err=True)  # the test flow's server connection was set up
+    assert sent.server_conn.timestamp_tcp_setup is not None and _reached_upstream(sent)
+    refused = tflow.tflow(err=True)
+    refused.server_conn.timestamp_tcp_setup = None
+    assert not _reached_upstream(refused)
+    tls_failed = tflow.tflow(err=True)
+    tls_failed.server_conn.tls = True
+    tls_failed.server_conn.timestamp_tls_setup = None
+    assert not _reached_upstream(tls_failed)

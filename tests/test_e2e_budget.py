@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 import openai
 import pytest
 from e2e_helpers import Ledger, start_proxy, wait_for
+from proxy import free_port
 
 HI = [{"role": "user", "content": "hi"}]
 DEFAULT_CALL_NANOS = 7_250_000
@@ -209,3 +210,26 @@ def test_a_spent_budget_unblocks_after_its_reset_which_the_ledger_shows_without_
     assert len(fake_provider.requests()) == before + 1
     rows = ledger.rows(0, 3)
     assert [r["status"] for r in rows] == ["ok", "blocked", "ok"]
+
+
+# --- failures release their hold ---------------------------------------------------------------
+
+
+def test_a_call_that_cannot_reach_its_provider_is_not_charged_and_releases_its_hold(make_proxy, fake_provider):
+    dead = free_port()  # nothing listens here
+    proxy = make_proxy({
+        "litellm_settings": {"max_budget": 1.0, "budget_duration": "30d"},
+        "providers": {"local": {"host": f"127.0.0.1:{dead}", "api_style": "openai"}},
+        "pricing": {"local-model": {"input_cost_per_token": 0.000001, "output_cost_per_token": 0.000002}},
+    })
+    ledger = Ledger(proxy.ledger_path)
+    client = proxy.openai_client(base_url=f"http://127.0.0.1:{dead}/v1")
+    with pytest.raises(openai.APIStatusError) as caught:
+        chat(client, model="local-model", max_tokens=10)
+    assert caught.value.status_code == 502  # mitmproxy's own answer
+    [row] = ledger.rows(0, 1)
+    assert (row["provider"], row["status"], row["usage_source"], row["cost_nanos"]) == ("local", "error", "none", 0)
+    assert "Connect call failed" in row["error"]
+    budget = ledger.settled()
+    assert (budget["spend_nanos"], budget["reserved_nanos"]) == (0, 0)
+    assert ledger.reservations() == []
