@@ -228,7 +228,7 @@ class MitmProxy:
 
     def _spawn(self, port: int) -> None:
         self.port = port
-        if self.script is not None and "budget_admin_port" not in self.options:
+        if self.script is not None and self.script.name == "budget.py" and "budget_admin_port" not in self.options:
             self.admin_port = free_port()
         env = os.environ.copy()
         for k in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
