@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import tornado.web
 from pydantic import BaseModel, ValidationError
 
+from admin.sessions import is_ui_session
+
 if TYPE_CHECKING:
     from addon.loader import BudgetConfig
     from addon.runtime import Runtime
@@ -161,6 +163,8 @@ class ApiHandler(tornado.web.RequestHandler):
         master = rt.config.general_settings.master_key if rt else None
         master_value = master.get_secret_value() if master else None
         if is_master_key(token, master_value):
+            return Caller(is_master=True)
+        if token is None and is_ui_session(self.request, master_value):  # the admin UI's cookie
             return Caller(is_master=True)
         if token and access == "master_or_own_key":
             from addon.credentials import key_hash
