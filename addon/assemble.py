@@ -6,6 +6,7 @@ from addon.clock import BudgetClock
 from addon.loader import BudgetConfig
 from addon.meter import Meter
 from addon.proxyauth import ProxyIdentity
+from admin.metrics import Metrics
 from admin.server import AdminServer
 
 
@@ -13,4 +14,6 @@ def make_addons() -> list[object]:
     config = BudgetConfig()
     # mitmproxy calls `done` in chain order: the Meter first lets in-flight
     # settlements reach the ledger, BudgetConfig last closes it.
-    return [ProxyIdentity(config), Meter(config), BudgetClock(config), AdminServer(config), config]
+    metrics = Metrics(config)  # before/after bracket the hooks whose time is the addon's added latency
+    return [metrics.before, ProxyIdentity(config), Meter(config), metrics.after, BudgetClock(config),
+            AdminServer(config, metrics), metrics, config]

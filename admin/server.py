@@ -1,4 +1,4 @@
-"""The admin listener: LiteLLM's admin API (and later the UI) on its own port.
+"""The admin listener: LiteLLM's admin API, the admin UI (`/ui`) and `/metrics` on its own port.
 
 It runs on mitmproxy's event loop, as mitmproxy's maintainers advise for an addon's
 own HTTP API: started in `running`, closed in `done`. Handlers only await the ledger's
@@ -15,16 +15,19 @@ from mitmproxy import ctx
 
 from admin import endpoints  # noqa: F401  (registers the routes)
 from admin.api import application
+from admin.ui_http import ui_handlers
 
 if TYPE_CHECKING:
     from addon.loader import BudgetConfig
+    from admin.metrics import Metrics
 
 log = logging.getLogger("spendgate.admin")
 
 
 class AdminServer:
-    def __init__(self, config: BudgetConfig):
+    def __init__(self, config: BudgetConfig, metrics: Metrics | None = None):
         self.config = config
+        self.metrics = metrics
         self.server: tornado.httpserver.HTTPServer | None = None
 
     def load(self, loader) -> None:
@@ -35,7 +38,12 @@ class AdminServer:
         if self.server is not None or ctx.options.budget_admin_port == 0:
             return
         host, port = ctx.options.budget_admin_host, ctx.options.budget_admin_port
-        server = tornado.httpserver.HTTPServer(application(self.config), xheaders=False)
+        extra = ui_handlers(self.config)
+        if self.metrics is not None:
+            from admin.metrics_http import metrics_handlers
+
+            extra += metrics_handlers(self.config, self.metrics)
+        server = tornado.httpserver.HTTPServer(application(self.config, extra), xheaders=False)
         try:
             server.listen(port, host)
         except OSError as e:

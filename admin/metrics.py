@@ -1,0 +1,237 @@
+"""Prometheus metrics: what the ledger says, in the names LiteLLM's dashboards query.
+
+Turned on by `litellm_settings.success_callback: ["prometheus"]`; served at `GET /metrics`
+on the admin listener (`admin/metrics_http.py`). See docs/metrics.md for every series.
+
+Where each value comes from, so that it is true right after a restart and cheap to scrape:
+
+- Call counters (spend, calls, blocked calls, tokens, unpriced calls) are running totals
+  over the `calls` table kept in memory. Each scrape folds in only the rows added since
+  the previous one (`ledger.views_metrics.call_totals`, an index range on the primary
+  key); the first read after start aggregates the whole ledger once, in the background
+  as soon as the proxy is running. The totals therefore always equal the ledger — after
+  a restart, and with other proxy processes writing the same file.
+- Budget gauges are read from the `budgets` table at scrape time (one query). A scope
+  without a budget is absent from the budget gauges: never `+Inf` or `NaN` (LiteLLM #21048).
+- Alert deliveries come from the alert dispatcher's own counters; the added latency is
+  measured in-process by `admin.metrics_latency`.
+
+Values are USD (floats); the ledger's integer nano-dollars are summed first, so a series
+is exact to the nano-dollar.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from ledger.model import NANOS_PER_USD
+from ledger.views_metrics import TOKEN_CLASSES, BudgetSnapshot, CallBatch, budget_snapshot, call_totals
+
+if TYPE_CHECKING:
+    from addon.loader import BudgetConfig
+    from addon.runtime import Runtime
+
+log = logging.getLogger("spendgate.metrics")
+
+CALLBACK = "prometheus"
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+def enabled(runtime: Runtime | None) -> bool:
+    return runtime is not None and CALLBACK in runtime.config.litellm_settings.success_callback
+
+
+def usd(nanos: int) -> float:
+    return nanos / NANOS_PER_USD
+
+
+class CallTotals:
+    """All-time counters over the ledger's `calls` rows, keyed by label values."""
+
+    def __init__(self) -> None:
+        self.last_id = 0
+        self.spend: dict[tuple[str, ...], int] = defaultdict(int)  # (model, provider, team, user, key) → nanos
+        self.calls: dict[tuple[str, ...], int] = defaultdict(int)  # (provider, model, endpoint, status)
+        self.blocked: dict[tuple[str, ...], int] = defaultdict(int)  # (reason, provider, model)
+        self.tokens: dict[tuple[str, ...], int] = defaultdict(int)  # (provider, model, class)
+        self.unpriced: dict[tuple[str, ...], int] = defaultdict(int)  # (provider, model)
+
+    def absorb(self, batch: CallBatch) -> None:
+        for g in batch.groups:
+            if g.status == "blocked":
+                self.blocked[(g.error or "unknown", g.provider, g.model)] += g.calls
+                continue
+            self.spend[(g.model, g.provider, g.team, g.user, g.key)] += g.cost_nanos
+            self.calls[(g.provider, g.model, g.endpoint, g.status)] += g.calls
+            if g.unpriced:
+                self.unpriced[(g.provider, g.model)] += g.unpriced
+            for name, count in zip(TOKEN_CLASSES, g.tokens):
+                if count:
+                    self.tokens[(g.provider, g.model, name)] += count
+        self.last_id = max(self.last_id, batch.last_id)
+
+
+def _counter(name: str, doc: str, labels: list[str], values: Mapping[tuple[str, ...], float]) -> Metric:
+    family = CounterMetricFamily(name, doc, labels=labels)
+    for key, value in sorted(values.items()):
+        family.add_metric(list(key), value)
+    return family
+
+
+class SpendCollector(Collector):
+    """Renders the last refreshed state. `collect` only reads what `Metrics.refresh`
+    prepared (and the two never overlap: scrapes hold `Metrics._lock`)."""
+
+    def __init__(self, metrics: Metrics):
+        self.metrics = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        m = self.metrics
+        totals, snapshot = m.totals, m.snapshot
+        yield _counter(
+            "litellm_spend", "All-time spend in USD by model, provider, team, user and key "
+            "(key: its alias, else its masked fingerprint).",
+            ["model", "provider", "team", "user", "key"],
+            {k: usd(v) for k, v in totals.spend.items()},
+        )
+        yield _counter("spendgate_calls", "Metered LLM calls that were forwarded, by outcome.",
+                       ["provider", "model", "endpoint", "status"], totals.calls)
+        yield _counter("spendgate_blocked_calls", "LLM calls spendgate refused, by reason (the error type "
+                       "the client got: budget_exceeded, key_model_access_denied, ...).",
+                       ["reason", "provider", "model"], totals.blocked)
+        yield _counter("spendgate_tokens", "Tokens of metered calls by class, as the ledger counts them "
+                       "(input includes cache reads and writes; output includes reasoning).",
+                       ["provider", "model", "class"], totals.tokens)
+        yield _counter("spendgate_unpriced_calls", "Calls recorded with unknown cost (no price for the model).",
+                       ["provider", "model"], totals.unpriced)
+        deliveries = m.alert_deliveries()
+        if deliveries is not None:
+            yield _counter("spendgate_alert_deliveries", "Budget alert deliveries by channel and outcome.",
+                           ["channel", "outcome"], deliveries)
+        yield from budget_families(snapshot)
+
+
+def budget_families(snapshot: BudgetSnapshot) -> Iterable[Metric]:
+    """The per-scope gauges. Label sets of a `_spend` and its `_budget` gauge are identical,
+    so `litellm_key_spend / litellm_key_budget` matches series one to one."""
+    key_spend = GaugeMetricFamily("litellm_key_spend", "Spend this budget period per key, USD.",
+                                  labels=["key", "key_hash"])
+    key_budget = GaugeMetricFamily("litellm_key_budget", "Max budget per key, USD (keys with a budget only).",
+                                   labels=["key", "key_hash"])
+    team_spend = GaugeMetricFamily("litellm_team_spend", "Spend this budget period per team, USD.",
+                                   labels=["team", "team_alias"])
+    team_budget = GaugeMetricFamily("litellm_team_budget", "Max budget per team, USD (teams with a budget only).",
+                                    labels=["team", "team_alias"])
+    user_spend = GaugeMetricFamily("litellm_user_spend", "Spend this budget period per user, USD.",
+                                   labels=["user"])
+    user_budget = GaugeMetricFamily("litellm_user_budget", "Max budget per user, USD (users with a budget only).",
+                                    labels=["user"])
+    remaining = GaugeMetricFamily("litellm_budget_remaining", "Max budget minus spend this period, USD, per "
+                                  "budgeted scope (negative when a call overshot it).",
+                                  labels=["scope", "id", "name"])
+    for s in snapshot.scopes:
+        spend = usd(s.spend_nanos)
+        budget = None if s.max_nanos is None else usd(s.max_nanos)
+        if s.kind == "key":
+            labels = [s.name, s.id]
+            key_spend.add_metric(labels, spend)
+            if budget is not None:
+                key_budget.add_metric(labels, budget)
+        elif s.kind == "team":
+            labels = [s.id, s.name]
+            team_spend.add_metric(labels, spend)
+            if budget is not None:
+                team_budget.add_metric(labels, budget)
+        elif s.kind == "user":
+            user_spend.add_metric([s.id], spend)
+            if budget is not None:
+                user_budget.add_metric([s.id], budget)
+        if s.max_nanos is not None:
+            remaining.add_metric([s.kind, s.id, s.name], usd(s.max_nanos - s.spend_nanos))
+    yield from (key_spend, key_budget, team_spend, team_budget, user_spend, user_budget, remaining)
+
+
+class Metrics:
+    """The metrics state of one proxy process: registry, call totals, latency histogram.
+
+    Put in the addon chain (it warms the call totals up in `running`); `after` goes
+    right after the Meter so the pair can time the addon's own hooks.
+    """
+
+    def __init__(self, config: BudgetConfig):
+        from admin.metrics_latency import LatencyEnd, LatencyStart
+
+        self.config = config
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.latency = Histogram(
+            "spendgate_added_latency_seconds",
+            "Time metered calls spend inside spendgate's own hooks (phase=request: identity, "
+            "estimate and budget reservation before forwarding; phase=response: reading the "
+            "reply's usage), seconds.",
+            ["phase"], registry=self.registry, buckets=LATENCY_BUCKETS,
+        )
+        for phase in ("request", "response"):
+            self.latency.labels(phase)  # present at 0 from the start, so rates work at once
+        self.registry.register(SpendCollector(self))
+        self.totals = CallTotals()
+        self.snapshot = BudgetSnapshot()
+        self._ledger: object | None = None
+        self._lock = asyncio.Lock()
+        self._warmup: asyncio.Task | None = None
+        self.before = LatencyStart(self)
+        self.after = LatencyEnd(self)
+
+    # -- addon hooks ----------------------------------------------------------------------
+
+    def running(self) -> None:
+        if enabled(self.config.runtime) and self._warmup is None:
+            self._warmup = asyncio.get_running_loop().create_task(self._warm())
+
+    async def _warm(self) -> None:
+        try:
+            async with self._lock:
+                await self._refresh_calls(self.config.runtime)
+        except Exception:
+            log.exception("spendgate: could not read the ledger for the metrics")
+
+    # -- state ------------------------------------------------------------------------------
+
+    @property
+    def enabled(self) -> bool:
+        return enabled(self.config.runtime)
+
+    async def _refresh_calls(self, rt: Runtime) -> None:
+        if rt.ledger is not self._ledger:  # first read, or the config moved to another ledger
+            self.totals, self._ledger = CallTotals(), rt.ledger
+        self.totals.absorb(await rt.ledger.read(call_totals, self.totals.last_id))
+
+    async def render(self, encoder: Callable[[CollectorRegistry], bytes]) -> bytes:
+        """Bring the state up to the ledger and render it (off the event loop: with ten
+        thousand keys the text is megabytes and takes a while to format)."""
+        rt = self.config.runtime
+        if rt is None:
+            raise RuntimeError("spendgate is not configured yet")
+        async with self._lock:
+            await self._refresh_calls(rt)
+            self.snapshot = await rt.ledger.read(budget_snapshot)
+            return await asyncio.get_running_loop().run_in_executor(None, encoder, self.registry)
+
+    def alert_deliveries(self) -> dict[tuple[str, str], int] | None:
+        """(channel, outcome) → count, from the alert dispatcher among the listeners."""
+        for listener in self.config.listeners:
+            counts = getattr(listener, "delivery_counts", None)
+            if callable(counts):
+                return _delivery_labels(counts())
+        return None
+
+
+def _delivery_labels(counts: Any) -> dict[tuple[str, str], int]:
+    return {(str(channel), str(outcome)): int(n) for (channel, outcome), n in dict(counts).items()}

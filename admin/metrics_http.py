@@ -1,0 +1,68 @@
+"""`GET /metrics` on the admin listener: the Prometheus exposition of `admin.metrics`.
+
+Off (404 saying how to turn it on) unless `litellm_settings.success_callback` lists
+`prometheus`. With `general_settings.metrics_require_auth: true` it needs the master
+key (`Authorization: Bearer <master_key>`, or a logged-in admin UI session).
+The Accept header picks the classic text format or OpenMetrics, as prometheus-client does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING
+
+import tornado.web
+from prometheus_client.exposition import choose_encoder
+
+from admin.api import bearer_token, is_master_key
+from admin.metrics import CALLBACK, Metrics, enabled
+from admin.sessions import is_ui_session
+
+if TYPE_CHECKING:
+    from addon.loader import BudgetConfig
+
+log = logging.getLogger("spendgate.metrics")
+
+
+class MetricsHandler(tornado.web.RequestHandler):
+    def initialize(self, config: BudgetConfig, metrics: Metrics) -> None:
+        self.config = config
+        self.metrics = metrics
+
+    def check_xsrf_cookie(self) -> None:
+        return
+
+    def _fail(self, status: int, message: str, type_: str) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"error": {"message": message, "type": type_, "param": None, "code": str(status)}}))
+
+    async def get(self) -> None:
+        rt = self.config.runtime
+        if rt is None:
+            return self._fail(503, "spendgate is not configured yet", "service_unavailable")
+        if not enabled(rt):
+            return self._fail(404, f"Prometheus metrics are off: add '{CALLBACK}' to "
+                              "litellm_settings.success_callback", "not_found_error")
+        settings = rt.config.general_settings
+        if settings.metrics_require_auth:
+            master = settings.master_key.get_secret_value() if settings.master_key else None
+            token = bearer_token(self.request)
+            if not (is_master_key(token, master) or (token is None and is_ui_session(self.request, master))):
+                self.set_header("WWW-Authenticate", 'Bearer realm="spendgate metrics"')
+                return self._fail(401, "metrics_require_auth is on: send Authorization: Bearer <master_key>",
+                                  "authentication_error")
+        encoder, content_type = choose_encoder(self.request.headers.get("Accept", ""))
+        try:
+            body = await self.metrics.render(encoder)
+        except Exception:
+            log.exception("spendgate: /metrics failed")
+            return self._fail(500, "could not read the ledger for the metrics; see the proxy log", "internal_error")
+        self.set_header("Content-Type", content_type)
+        self.set_header("Cache-Control", "no-store")
+        self.finish(body)
+
+
+def metrics_handlers(config: BudgetConfig, metrics: Metrics) -> list:
+    return [(r"/metrics/?", MetricsHandler, {"config": config, "metrics": metrics})]
