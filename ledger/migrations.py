@@ -154,7 +154,50 @@ def _v2_directory(db: sqlite_utils.Database) -> None:
     db.execute("INSERT INTO directory_revision (id, revision) VALUES (1, 0)")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_core, _v2_directory]
+def _v3_alerts(db: sqlite_utils.Database) -> None:
+    """The alert outbox: an alert is written once (UNIQUE dedupe key: scope, event,
+    threshold, budget period, max budget), with one delivery row per channel in the same
+    transaction; deliveries are claimed with a lease, retried with backoff, and their
+    outcome kept for `GET /alerts`. See ledger/outbox.py and docs/alerts.md."""
+    db.execute(
+        """CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY,
+            uid TEXT NOT NULL,              -- sent as X-Spendgate-Alert-Id, for receivers to dedupe
+            dedupe_key TEXT NOT NULL UNIQUE,
+            event TEXT NOT NULL,            -- budget_alert | soft_budget_alert | projected_spend_alert | budget_exceeded
+            scope_kind TEXT NOT NULL,
+            scope_id TEXT NOT NULL,
+            threshold REAL,
+            period_start TEXT NOT NULL,
+            max_nanos INTEGER,
+            spend_nanos INTEGER NOT NULL,
+            route_team TEXT,                -- whose alert settings route it (NULL: the global ones)
+            created_at TEXT NOT NULL,
+            facts TEXT NOT NULL             -- JSON of alerts.events.Alert: what the channels render
+        )"""
+    )
+    db.execute("CREATE INDEX alerts_created ON alerts (created_at)")
+    db.execute("CREATE INDEX alerts_scope ON alerts (scope_kind, scope_id)")
+    db.execute(
+        """CREATE TABLE alert_deliveries (
+            id INTEGER PRIMARY KEY,
+            alert_id INTEGER NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
+            channel TEXT NOT NULL,          -- slack | webhook | email
+            status TEXT NOT NULL,           -- pending | sending | sent | failed | dropped
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT NOT NULL,
+            lease_owner TEXT,
+            lease_until TEXT,
+            last_error TEXT,
+            last_attempt_at TEXT,
+            sent_at TEXT,
+            UNIQUE (alert_id, channel)
+        )"""
+    )
+    db.execute("CREATE INDEX alert_deliveries_due ON alert_deliveries (status, next_attempt_at)")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_core, _v2_directory, _v3_alerts]
 
 
 def current_version(db: sqlite_utils.Database) -> int:
