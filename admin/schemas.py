@@ -1,0 +1,187 @@
+"""Request bodies of the admin API, LiteLLM's field names.
+
+Tolerant like LiteLLM: fields spendgate does not use (`tpm_limit`, `rpm_limit`,
+`aliases`, `guardrails`, ...) are accepted and ignored. Typed like pydantic: a budget
+that is not a number, a duration that is not `30d`-style, a model list that is not a list
+of strings gets a 422 naming the field. Update bodies only change the fields they carry
+(`model_fields_set`); an explicit `null` clears a field (`"max_budget": null` removes the
+limit).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from config.durations import Duration
+
+
+def _money(value: Any) -> Any:
+    if value == "":  # LiteLLM's UI sends "" for "no budget"
+        return None
+    if isinstance(value, bool):
+        raise PydanticCustomError("float_type", "must be a number of USD, not true/false")
+    return value
+
+
+def soft_above_max(soft: float, top: float) -> PydanticCustomError:
+    return PydanticCustomError(
+        "soft_above_max",
+        "soft_budget ({soft}) is above max_budget ({top}): the soft budget is the alert threshold below "
+        "the hard limit",
+        {"soft": f"{soft:g}", "top": f"{top:g}"},
+    )
+
+
+Money = Annotated[float | None, BeforeValidator(_money), Field(ge=0, allow_inf_nan=False)]
+Ident = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+
+    def given(self, name: str) -> bool:
+        return name in self.model_fields_set
+
+
+class BudgetFields(Body):
+    max_budget: Money = None
+    soft_budget: Money = None
+    budget_duration: Duration | None = None
+
+    @field_validator("soft_budget")
+    @classmethod
+    def _soft_below_max(cls, soft: float | None, info: ValidationInfo) -> float | None:
+        top = info.data.get("max_budget")
+        if soft is not None and top is not None and soft > top:
+            raise soft_above_max(soft, top)
+        return soft
+
+    def budget_given(self) -> bool:
+        return bool({"max_budget", "soft_budget", "budget_duration"} & self.model_fields_set)
+
+
+class KeyFields(BudgetFields):
+    key_alias: str | None = None
+    models: list[str] | None = None
+    team_id: Ident | None = None
+    user_id: Ident | None = None
+    metadata: dict[str, Any] | None = None
+    duration: Duration | None = None  # expiry, from now
+    blocked: bool | None = None
+
+
+class GenerateKeyRequest(KeyFields):
+    key: str | None = None  # an explicit key, as LiteLLM allows
+    provider_key: bool = False  # spendgate: register an existing provider key instead
+
+
+class UpdateKeyRequest(KeyFields):
+    key: Ident  # the raw key or its token (hash)
+    spend: float | None = None
+
+
+class DeleteKeyRequest(Body):
+    keys: list[str] | None = None
+    key_aliases: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _something(self):
+        if not self.keys and not self.key_aliases:
+            raise PydanticCustomError("missing", "give `keys` (raw keys or tokens) and/or `key_aliases`")
+        return self
+
+
+class Member(Body):
+    user_id: Ident | None = None
+    user_email: str | None = None
+    role: Literal["admin", "user"] = "user"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_id(cls, value: Any) -> Any:
+        return {"user_id": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _someone(self):
+        if self.user_id is None and self.user_email is None:
+            raise PydanticCustomError("missing", "a member needs user_id or user_email")
+        return self
+
+
+class TeamFields(BudgetFields):
+    team_alias: str | None = None
+    metadata: dict[str, Any] | None = None
+    models: list[str] | None = None
+    blocked: bool | None = None
+
+
+class NewTeamRequest(TeamFields):
+    team_id: Ident | None = None
+    members: list[Member] = []
+    members_with_roles: list[Member] = []
+
+
+class UpdateTeamRequest(TeamFields):
+    team_id: Ident
+    spend: float | None = None
+
+
+class TeamMemberAddRequest(Body):
+    team_id: Ident
+    member: Member | list[Member]
+
+    def member_list(self) -> list[Member]:
+        return self.member if isinstance(self.member, list) else [self.member]
+
+
+class DeleteTeamRequest(Body):
+    team_ids: list[Ident] = Field(min_length=1)
+
+
+class UserFields(BudgetFields):
+    user_email: str | None = None
+    team_id: Ident | None = None
+    metadata: dict[str, Any] | None = None
+    models: list[str] | None = None
+
+
+class NewUserRequest(UserFields):
+    user_id: Ident | None = None
+    teams: list[Ident | dict[str, Any]] | None = None  # LiteLLM: more teams to join
+    auto_create_key: bool = True
+    key_alias: str | None = None
+    duration: Duration | None = None  # expiry of the key created with the user
+
+    def team_ids(self) -> list[str]:
+        out = [self.team_id] if self.team_id else []
+        for t in self.teams or []:
+            tid = t if isinstance(t, str) else t.get("team_id")
+            if isinstance(tid, str) and tid and tid not in out:
+                out.append(tid)
+        return out
+
+
+class UpdateUserRequest(UserFields):
+    user_id: Ident | None = None
+    spend: float | None = None
+
+    @model_validator(mode="after")
+    def _someone(self):
+        if self.user_id is None and self.user_email is None:
+            raise PydanticCustomError("missing", "give user_id (or user_email) of the user to update")
+        return self
+
+
+class DeleteUserRequest(Body):
+    user_ids: list[Ident] = Field(min_length=1)
