@@ -101,7 +101,9 @@ def settlement_usage(call: MeteredCall, http_status: int | None, error: str | No
     """
     parser = call.parser
     if parser.complete and parser.usage is not None:
-        return parser.usage, "reported", "ok" if not error else "partial"
+        # The provider's final usage arrived: the call is whole even if a side hung up
+        # right after it (SDKs close the stream as soon as they read the last event).
+        return parser.usage, "reported", "ok"
     if http_status is not None and http_status >= 400 and parser.usage is None:
         return None, "none", "upstream_error"
     if not call.reached_upstream:
