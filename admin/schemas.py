@@ -10,9 +10,12 @@ limit).
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -43,8 +46,41 @@ def soft_above_max(soft: float, top: float) -> PydanticCustomError:
     )
 
 
-Money = Annotated[float | None, BeforeValidator(_money), Field(ge=0, allow_inf_nan=False)]
+MAX_USD = 1_000_000_000  # $1B: far above any budget, and its nanos fit SQLite's 64-bit integers
+MAX_DURATION_DAYS = 100 * 366
+
+Money = Annotated[
+    Annotated[float, Field(ge=0, le=MAX_USD, allow_inf_nan=False)] | None, BeforeValidator(_money)
+]
 Ident = Annotated[str, Field(min_length=1, max_length=256)]
+Label = Annotated[str, Field(max_length=256)]
+
+
+def _sane_duration(value: Duration) -> Duration:
+    """`30d`-style text that also fits the calendar (no `99999999999d`)."""
+    try:
+        end = value.add_to(datetime.now(UTC))
+    except (OverflowError, ValueError):
+        end = None
+    if end is None or end - datetime.now(UTC) > timedelta(days=MAX_DURATION_DAYS):
+        raise PydanticCustomError("duration", "{value} is too long (at most 100 years)", {"value": repr(str(value))})
+    return value
+
+
+Period = Annotated[Duration, AfterValidator(_sane_duration)]
+
+
+def _plain_json(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Metadata comes back in every response: no NaN/Infinity, which strict JSON lacks."""
+    if value is not None:
+        try:
+            json.dumps(value, allow_nan=False)
+        except ValueError:
+            raise PydanticCustomError("json", "must not contain NaN or Infinity") from None
+    return value
+
+
+Metadata = Annotated[dict[str, Any] | None, AfterValidator(_plain_json)]
 
 
 class Body(BaseModel):
@@ -57,7 +93,7 @@ class Body(BaseModel):
 class BudgetFields(Body):
     max_budget: Money = None
     soft_budget: Money = None
-    budget_duration: Duration | None = None
+    budget_duration: Period | None = None
 
     @field_validator("soft_budget")
     @classmethod
@@ -72,12 +108,12 @@ class BudgetFields(Body):
 
 
 class KeyFields(BudgetFields):
-    key_alias: str | None = None
-    models: list[str] | None = None
+    key_alias: Label | None = None
+    models: list[Label] | None = None
     team_id: Ident | None = None
     user_id: Ident | None = None
-    metadata: dict[str, Any] | None = None
-    duration: Duration | None = None  # expiry, from now
+    metadata: Metadata = None
+    duration: Period | None = None  # expiry, from now
     blocked: bool | None = None
 
 
@@ -88,7 +124,7 @@ class GenerateKeyRequest(KeyFields):
 
 class UpdateKeyRequest(KeyFields):
     key: Ident  # the raw key or its token (hash)
-    spend: float | None = None
+    spend: Annotated[float, Field(allow_inf_nan=False)] | None = None
 
 
 class DeleteKeyRequest(Body):
@@ -104,7 +140,7 @@ class DeleteKeyRequest(Body):
 
 class Member(Body):
     user_id: Ident | None = None
-    user_email: str | None = None
+    user_email: Label | None = None
     role: Literal["admin", "user"] = "user"
 
     @model_validator(mode="before")
@@ -120,9 +156,9 @@ class Member(Body):
 
 
 class TeamFields(BudgetFields):
-    team_alias: str | None = None
-    metadata: dict[str, Any] | None = None
-    models: list[str] | None = None
+    team_alias: Label | None = None
+    metadata: Metadata = None
+    models: list[Label] | None = None
     blocked: bool | None = None
 
 
@@ -134,7 +170,7 @@ class NewTeamRequest(TeamFields):
 
 class UpdateTeamRequest(TeamFields):
     team_id: Ident
-    spend: float | None = None
+    spend: Annotated[float, Field(allow_inf_nan=False)] | None = None
 
 
 class TeamMemberAddRequest(Body):
@@ -150,18 +186,18 @@ class DeleteTeamRequest(Body):
 
 
 class UserFields(BudgetFields):
-    user_email: str | None = None
+    user_email: Label | None = None
     team_id: Ident | None = None
-    metadata: dict[str, Any] | None = None
-    models: list[str] | None = None
+    metadata: Metadata = None
+    models: list[Label] | None = None
 
 
 class NewUserRequest(UserFields):
     user_id: Ident | None = None
     teams: list[Ident | dict[str, Any]] | None = None  # LiteLLM: more teams to join
     auto_create_key: bool = True
-    key_alias: str | None = None
-    duration: Duration | None = None  # expiry of the key created with the user
+    key_alias: Label | None = None
+    duration: Period | None = None  # expiry of the key created with the user
 
     def team_ids(self) -> list[str]:
         out = [self.team_id] if self.team_id else []
@@ -174,7 +210,7 @@ class NewUserRequest(UserFields):
 
 class UpdateUserRequest(UserFields):
     user_id: Ident | None = None
-    spend: float | None = None
+    spend: Annotated[float, Field(allow_inf_nan=False)] | None = None
 
     @model_validator(mode="after")
     def _someone(self):

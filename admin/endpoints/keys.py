@@ -53,14 +53,14 @@ def shown(ident: str) -> str:
 
 
 def _check_explicit(ctx: AdminContext, raw: str, provider: bool) -> None:
+    master = ctx.runtime.config.general_settings.master_key
+    if master is not None and secrets.compare_digest(raw.encode(), master.get_secret_value().encode()):
+        raise ApiError(400, "key: the master key cannot be used as a virtual key", param="key")
     if raw != raw.strip() or any(c.isspace() for c in raw) or len(raw) < 8:
         raise ApiError(422, "key: must be at least 8 characters with no spaces", param="key")
     if not provider and not raw.startswith(KEY_PREFIX):
         raise ApiError(422, f"key: a virtual key must start with {KEY_PREFIX!r} "
                        "(to register a provider's own key, add \"provider_key\": true)", param="key")
-    master = ctx.runtime.config.general_settings.master_key
-    if master is not None and secrets.compare_digest(raw.encode(), master.get_secret_value().encode()):
-        raise ApiError(400, "key: the master key cannot be used as a virtual key", param="key")
 
 
 @route("POST", "/key/generate", body=GenerateKeyRequest)
@@ -74,15 +74,19 @@ async def generate_key(ctx: AdminContext, body: GenerateKeyRequest) -> dict[str,
     raw = body.key or new_raw_key()
     h = key_hash(raw)
     existing = await get(ctx, KeyRecord, h)
-    if existing is not None:
-        gone = " (deleted; a deleted key cannot come back)" if existing.deleted_at else ""
-        raise ApiError(400, f"key {existing.key_masked} already exists{gone}", param="key")
-    if not provider and await read(ctx, views.key_seen, h):
+    if existing is not None and (existing.issued or not provider):
+        if existing.issued:
+            gone = " (deleted; a deleted key cannot come back)" if existing.deleted_at else ""
+            raise ApiError(400, f"key {existing.key_masked} already exists{gone}", param="key")
+        raise ApiError(400, f"key {existing.key_masked} is a provider key seen in traffic; it cannot become a "
+                       "virtual key (set its budget with /key/update, or register it with \"provider_key\": true)",
+                       param="key")
+    if existing is None and not provider and await read(ctx, views.key_seen, h):
         raise ApiError(400, f"key {mask(raw)} has been used as a provider key through the proxy; "
                        "register it with \"provider_key\": true rather than as a virtual key", param="key")
     if body.team_id:
         await require_team(ctx, body.team_id)
-    await alias_free(ctx, body.key_alias)
+    await alias_free(ctx, body.key_alias, h)
     saves: list = []
     rec = KeyRecord(
         hash=h,
@@ -95,6 +99,7 @@ async def generate_key(ctx: AdminContext, body: GenerateKeyRequest) -> dict[str,
         issued=not provider,
         blocked=bool(body.blocked),
         expires_at=expires(ctx, body.duration),
+        created_at=existing.created_at if existing else None,  # a provider key tracked since its first call
     )
     saves.append((rec, new_spec(body)))
     if body.user_id:
