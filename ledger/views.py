@@ -167,8 +167,8 @@ def spend_report(store: SQLiteStore, start: datetime, end: datetime, group_by: s
                COALESCE(SUM(cost_nanos), 0) AS spend_nanos,
                SUM(status != 'blocked') AS calls,
                SUM(status = 'blocked') AS blocked_calls,
-               COALESCE(SUM(input_tokens), 0) AS input_tokens,
-               COALESCE(SUM(output_tokens), 0) AS output_tokens,
+               COALESCE(SUM(CASE WHEN status != 'blocked' THEN input_tokens END), 0) AS input_tokens,
+               COALESCE(SUM(CASE WHEN status != 'blocked' THEN output_tokens END), 0) AS output_tokens,
                SUM(cost_nanos IS NULL) AS unpriced_calls,
                MAX(key_masked) AS key_masked,
                MAX(key_alias) AS key_alias
