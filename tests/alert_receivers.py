@@ -47,6 +47,9 @@ class HttpReceiver:
         self.received: list[dict[str, Any]] = []  # accepted (2xx) posts
         self.refused: list[dict[str, Any]] = []  # posts answered with an error
         self._lock = threading.Lock()
+        self._open = threading.Event()
+        self._open.set()
+        self.held = 0  # requests waiting in hold()
         self._server: ThreadingHTTPServer | None = None
         self.up()
 
@@ -61,6 +64,12 @@ class HttpReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                if not receiver._open.is_set():
+                    with receiver._lock:
+                        receiver.held += 1
+                    receiver._open.wait(60)
+                    with receiver._lock:
+                        receiver.held -= 1
                 post = {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
                         "json": json.loads(body) if body else None}
                 with receiver._lock:
@@ -93,6 +102,13 @@ class HttpReceiver:
             self._server.server_close()
             self._server = None
 
+    def hold(self) -> None:
+        """Keep every request waiting, unanswered, until `release()`: a receiver that hangs."""
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
+
     def answer(self, status: int, reply: bytes = b"") -> None:
         with self._lock:
             self.status, self.reply = status, reply or (b"ok" if status < 300 else b"internal_error")
@@ -108,6 +124,7 @@ class HttpReceiver:
         return wait_until(lambda: len(self.posts(path)) >= n, timeout) and self.posts(path) or self.posts(path)
 
     def stop(self) -> None:
+        self.release()
         self.down()
 
 

@@ -239,6 +239,22 @@ def test_a_receiver_down_then_back_gets_every_alert_once(make_proxy, seed_env, h
     assert len(http_receiver.bodies(SLACK_PATH)) == 2
 
 
+def test_a_hanging_receiver_holds_up_no_call(make_proxy, seed_env, http_receiver):
+    config = {"litellm_settings": {"max_budget": 100.0, "budget_duration": "30d", "alerting": ["webhook"],
+                                   "alerting_thresholds": [0.5, 0.75], "webhook_url": http_receiver.url("/alerts")}}
+    proxy = make_proxy(config, **FAST)
+    client = proxy.openai_client()
+    http_receiver.hold()
+    spend(client, 60)
+    assert wait_until(lambda: http_receiver.held == 1)  # the alert's POST hangs in the receiver...
+    for _ in range(5):
+        spend(client, 4)  # ...while calls go through (and the 75 % alert goes out beside it)
+    assert http_receiver.held >= 1 and http_receiver.posts() == []
+    http_receiver.release()
+    all_sent(Ledger(proxy.ledger_path), 2)
+    assert sorted(b["budget_threshold"] for b in http_receiver.bodies("/alerts")) == [50.0, 75.0]
+
+
 def XXXX_NOT_IN(payload) -> bool:
     """No secret part of a webhook URL anywhere in an admin API answer."""
     text = json.dumps(payload)
