@@ -87,11 +87,14 @@ class AlertRouting(_Model):
     `slack_webhook_url`, `webhook` a `webhook_url`, `email` an `email_alerts_to` list."""
 
     alerting_threshold: Threshold | None = None
-    """Fraction of the budget (0 < x ≤ 1) at which to alert, e.g. `0.8` for 80%."""
+    """Fraction of the budget (0 < x ≤ 1) at which to alert, e.g. `0.8` for 80%. Applies to every
+    scope with a `max_budget` (global, team, user, key); alerts once per budget period. Reaching
+    100% always sends a `budget_exceeded` alert, so `1.0` adds nothing."""
 
     alerting_thresholds: list[Threshold] | None = None
     """Several fractions to alert at, e.g. `[0.5, 0.75, 0.9, 1.0]`; merged with
-    `alerting_threshold`. Each threshold alerts once per budget period."""
+    `alerting_threshold`. Each threshold alerts once per budget period (and again if the budget
+    is changed and the threshold crossed anew); the 100% alert is `budget_exceeded`."""
 
     slack_webhook_url: Secret | None = None
     """Slack incoming-webhook URL for `slack` alerts (it embeds a token: use `os.environ/NAME`)."""
@@ -161,7 +164,9 @@ class LitellmSettings(AlertRouting, GlobalBudget):
     """SMTP server that sends `email` alerts."""
 
     smtp_port: int = Field(default=587, ge=1, le=65535)
-    """SMTP server port (587: submission with STARTTLS)."""
+    """SMTP server port. 587: STARTTLS is required (no alert is sent in clear); 465: implicit
+    TLS; any other port: STARTTLS when the server offers it. The password is only sent over
+    TLS (or to a server on loopback)."""
 
     smtp_user: str | None = None
     """SMTP login user name. Unset: send without logging in."""
@@ -170,10 +175,12 @@ class LitellmSettings(AlertRouting, GlobalBudget):
     """SMTP login password."""
 
     smtp_sender: str | None = None
-    """`From` address of alert emails."""
+    """`From` address of alert emails. Unset: `smtp_user` if it is an address, else
+    `spendgate@localhost`."""
 
     default_team_settings: list[TeamAlertSettings] = []
-    """Per-team alert settings that override the global ones for that team's budget alerts."""
+    """Per-team alert settings that override the global ones for that team's budget alerts: the
+    team's own budget and the budgets of its keys and users."""
 
     success_callback: list[str] = []
     """LiteLLM callbacks run after each successful call. `prometheus` turns on spendgate's
@@ -262,8 +269,10 @@ class GeneralSettings(_Model):
     """Accepted for LiteLLM compatibility; has no effect."""
 
     projected_spend_alerts: bool = False
-    """Alert ahead of time when spend so far, extrapolated to the end of the budget period, is
-    projected to reach `projected_spend_threshold` of the budget."""
+    """Alert ahead of time (`projected_spend_alert`, once per period) when spend so far,
+    extrapolated linearly to the end of the budget period, is projected to reach
+    `projected_spend_threshold` of the budget. Only budgets with a `budget_duration`, and only
+    once 10% of the period has passed (mitmproxy option `budget_alert_projection_min_elapsed`)."""
 
     projected_spend_threshold: float = Field(default=0.9, gt=0, allow_inf_nan=False)
     """Fraction of the budget that projected spend must reach for a projected-spend alert."""
