@@ -108,6 +108,16 @@ def test_unmetered_traffic_still_passes_when_the_budget_is_spent(spent_proxy, fa
     assert len(fake_provider.requests()) == 1
 
 
+def test_a_budget_that_never_resets_sends_no_retry_after(make_proxy, fake_provider):
+    proxy = make_proxy({"litellm_settings": {"max_budget": 0.0}})  # no budget_duration
+    with pytest.raises(openai.RateLimitError) as caught:
+        chat(proxy.openai_client(), max_tokens=10)
+    headers = caught.value.response.headers
+    assert headers["x-should-retry"] == "false" and "retry-after" not in headers
+    assert caught.value.body["message"].startswith("Proxy budget exceeded. Max budget: $0.00")
+    assert fake_provider.requests() == []
+
+
 # --- concurrency ---------------------------------------------------------------------------
 
 # A call whose reported usage fits inside what the proxy reserved for it, as with a real
@@ -175,6 +185,8 @@ def test_two_proxies_on_one_ledger_share_the_budget(make_proxy, fake_provider):
     assert 0 < served <= 10 and served + refused == 50
     assert budget["spend_nanos"] == served * SMALL_CALL_NANOS
     assert len(fake_provider.requests()) == served
+    rows = ledger.rows(0, 50)
+    assert len(rows) == 50 and sum(r["cost_nanos"] for r in rows) == budget["spend_nanos"]  # no drift
     assert ledger.reservations() == []
 
 
