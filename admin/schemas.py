@@ -118,7 +118,7 @@ class KeyFields(BudgetFields):
 
 
 class GenerateKeyRequest(KeyFields):
-    key: str | None = None  # an explicit key, as LiteLLM allows
+    key: Annotated[str, Field(max_length=512)] | None = None  # an explicit key, as LiteLLM allows
     provider_key: bool = False  # spendgate: register an existing provider key instead
 
 
