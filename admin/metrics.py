@@ -23,6 +23,7 @@ is exact to the nano-dollar.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("spendgate.metrics")
 
 CALLBACK = "prometheus"
+GZIP_LEVEL = 5  # a tenth of the size for a fraction of the formatting time
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -112,9 +114,10 @@ class SpendCollector(Collector):
                        ["provider", "model", "class"], totals.tokens)
         yield _counter("spendgate_unpriced_calls", "Calls recorded with unknown cost (no price for the model).",
                        ["provider", "model"], totals.unpriced)
-        deliveries = m.alert_deliveries()
+        deliveries = m.deliveries
         if deliveries is not None:
-            yield _counter("spendgate_alert_deliveries", "Budget alert deliveries by channel and outcome.",
+            yield _counter("spendgate_alert_deliveries", "Budget alert delivery attempts by channel and outcome "
+                           "(sent, failed: will retry, gave_up, dropped), since this process started.",
                            ["channel", "outcome"], deliveries)
         yield from budget_families(snapshot)
 
@@ -183,6 +186,8 @@ class Metrics:
         self.registry.register(SpendCollector(self))
         self.totals = CallTotals()
         self.snapshot = BudgetSnapshot()
+        self.deliveries: dict[tuple[str, str], int] | None = None
+        self._rendered: tuple[Any, bytes] | None = None  # (state it was rendered from, body)
         self._ledger: object | None = None
         self._lock = asyncio.Lock()
         self._warmup: asyncio.Task | None = None
@@ -213,23 +218,43 @@ class Metrics:
             self.totals, self._ledger = CallTotals(), rt.ledger
         self.totals.absorb(await rt.ledger.read(call_totals, self.totals.last_id))
 
-    async def render(self, encoder: Callable[[CollectorRegistry], bytes]) -> bytes:
-        """Bring the state up to the ledger and render it (off the event loop: with ten
-        thousand keys the text is megabytes and takes a while to format)."""
+    async def render(self, encoder: Callable[[CollectorRegistry], bytes], gzipped: bool = False) -> bytes:
+        """Bring the state up to the ledger and render it, gzipped if asked.
+
+        Formatting and compressing run off the event loop (with ten thousand keys the
+        text is megabytes); when nothing changed since the last scrape, its bytes are
+        served again.
+        """
         rt = self.config.runtime
         if rt is None:
             raise RuntimeError("spendgate is not configured yet")
         async with self._lock:
             await self._refresh_calls(rt)
             self.snapshot = await rt.ledger.read(budget_snapshot)
-            return await asyncio.get_running_loop().run_in_executor(None, encoder, self.registry)
+            self.deliveries = self.alert_deliveries()  # read here: the dispatcher lives on this loop
+            state = (encoder, gzipped, self.totals.last_id, self.snapshot.scopes,
+                     sorted((self.deliveries or {}).items()), self._latency_counts())
+            if self._rendered is not None and self._rendered[0] == state:
+                return self._rendered[1]
+
+            def work() -> bytes:
+                body = encoder(self.registry)
+                return gzip.compress(body, compresslevel=GZIP_LEVEL) if gzipped else body
+
+            body = await asyncio.get_running_loop().run_in_executor(None, work)
+            self._rendered = (state, body)
+            return body
+
+    def _latency_counts(self) -> tuple[float, ...]:
+        return tuple(s.value for family in self.latency.collect() for s in family.samples if s.name.endswith("_count"))
 
     def alert_deliveries(self) -> dict[tuple[str, str], int] | None:
-        """(channel, outcome) → count, from the alert dispatcher among the listeners."""
+        """(channel, outcome) → count, from the alert dispatcher among the spend listeners
+        (`alerts.addon.AlertDispatcher.deliveries_total`); None when alerting isn't loaded."""
         for listener in self.config.listeners:
-            counts = getattr(listener, "delivery_counts", None)
-            if callable(counts):
-                return _delivery_labels(counts())
+            counts = getattr(listener, "deliveries_total", None)
+            if counts is not None:
+                return _delivery_labels(counts)
         return None
 
 

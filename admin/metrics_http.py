@@ -54,12 +54,16 @@ class MetricsHandler(tornado.web.RequestHandler):
                 return self._fail(401, "metrics_require_auth is on: send Authorization: Bearer <master_key>",
                                   "authentication_error")
         encoder, content_type = choose_encoder(self.request.headers.get("Accept", ""))
+        gzipped = "gzip" in self.request.headers.get("Accept-Encoding", "")
         try:
-            body = await self.metrics.render(encoder)
+            body = await self.metrics.render(encoder, gzipped)
         except Exception:
             log.exception("spendgate: /metrics failed")
             return self._fail(500, "could not read the ledger for the metrics; see the proxy log", "internal_error")
         self.set_header("Content-Type", content_type)
+        if gzipped:  # compressed on a worker thread; tornado leaves an encoded body alone
+            self.set_header("Content-Encoding", "gzip")
+        self.set_header("Vary", "Accept, Accept-Encoding")
         self.set_header("Cache-Control", "no-store")
         self.finish(body)
 

@@ -17,7 +17,10 @@ Plain functions taking the store first, so they run on the ledger's reader threa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+
+from .model import iso
 
 # One row per distinct label combination of the rows in the batch.
 _CALL_TOTALS_SQL = """
@@ -95,31 +98,34 @@ class BudgetSnapshot:
     scopes: list[ScopeBudget] = field(default_factory=list)
 
 
-_BUDGETS_SQL = """
+# A period whose reset time passed but that the clock has not rolled over yet reads as 0.
+_SPEND = "CASE WHEN b.reset_at IS NOT NULL AND b.duration IS NOT NULL AND b.reset_at <= :now THEN 0 ELSE b.spend_nanos END"
+
+_BUDGETS_SQL = f"""
 SELECT 'key', k.hash, COALESCE(k.key_alias, k.key_masked, ''),
-       COALESCE(b.spend_nanos, 0), b.max_nanos, b.soft_nanos
+       COALESCE({_SPEND}, 0), b.max_nanos, b.soft_nanos
 FROM keys k LEFT JOIN budgets b ON b.kind = 'key' AND b.id = k.hash
 WHERE k.deleted_at IS NULL
 UNION ALL
 SELECT 'team', t.team_id, COALESCE(t.team_alias, t.team_id),
-       COALESCE(b.spend_nanos, 0), b.max_nanos, b.soft_nanos
+       COALESCE({_SPEND}, 0), b.max_nanos, b.soft_nanos
 FROM teams t LEFT JOIN budgets b ON b.kind = 'team' AND b.id = t.team_id
 UNION ALL
-SELECT 'team', b.id, b.id, b.spend_nanos, b.max_nanos, b.soft_nanos
+SELECT 'team', b.id, b.id, {_SPEND}, b.max_nanos, b.soft_nanos
 FROM budgets b WHERE b.kind = 'team' AND NOT EXISTS (SELECT 1 FROM teams t WHERE t.team_id = b.id)
 UNION ALL
-SELECT 'user', u.user_id, u.user_id, COALESCE(b.spend_nanos, 0), b.max_nanos, b.soft_nanos
+SELECT 'user', u.user_id, u.user_id, COALESCE({_SPEND}, 0), b.max_nanos, b.soft_nanos
 FROM users u LEFT JOIN budgets b ON b.kind = 'user' AND b.id = u.user_id
 UNION ALL
-SELECT 'user', b.id, b.id, b.spend_nanos, b.max_nanos, b.soft_nanos
+SELECT 'user', b.id, b.id, {_SPEND}, b.max_nanos, b.soft_nanos
 FROM budgets b WHERE b.kind = 'user' AND NOT EXISTS (SELECT 1 FROM users u WHERE u.user_id = b.id)
 UNION ALL
-SELECT 'global', b.id, b.id, b.spend_nanos, b.max_nanos, b.soft_nanos
+SELECT 'global', b.id, b.id, {_SPEND}, b.max_nanos, b.soft_nanos
 FROM budgets b WHERE b.kind = 'global'
 """
 
 
-def budget_snapshot(store: Any) -> BudgetSnapshot:
+def budget_snapshot(store: Any, now: datetime | None = None) -> BudgetSnapshot:
     """Every scope's spend this period and budget (one query, one read transaction)."""
-    rows = store.conn.execute(_BUDGETS_SQL).fetchall()
+    rows = store.conn.execute(_BUDGETS_SQL, {"now": iso(now or datetime.now(UTC))}).fetchall()
     return BudgetSnapshot([ScopeBudget(*r) for r in rows])

@@ -1,0 +1,108 @@
+"""`/metrics` with 10 000 keys: a scrape stays cheap and the proxy keeps answering meanwhile.
+
+The ledger is seeded directly (bulk SQL: 10 000 keys, 9 000 of them with a budget, 100
+teams, 1 000 users, 30 000 settled calls over two models) before the proxy starts. Run
+with `-s` to see the timings (docs/metrics.md quotes them).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import random
+import time
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from e2e_helpers import start_proxy
+from ledger.model import iso
+from ledger.sqlite import SQLiteStore
+
+KEYS, TEAMS, USERS, CALLS = 10_000, 100, 1_000, 30_000
+MASTER = "sk-master-scale"
+CONFIG = {
+    "litellm_settings": {"success_callback": ["prometheus"], "max_budget": 100_000.0, "budget_duration": "30d"},
+    "general_settings": {"master_key": MASTER},
+}
+
+
+def seed(path) -> None:
+    rnd = random.Random(7)
+    store = SQLiteStore(path)
+    store.migrate()
+    now = iso(datetime.now(UTC))
+    c = store.conn
+    c.execute("BEGIN")
+    c.executemany("INSERT INTO teams (team_id, team_alias, blocked, created_at, updated_at) VALUES (?, ?, 0, ?, ?)",
+                  [(f"team-{i}", f"team {i}", now, now) for i in range(TEAMS)])
+    c.executemany("INSERT INTO users (user_id, team_id, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                  [(f"user{i}@example.com", f"team-{i % TEAMS}", now, now) for i in range(USERS)])
+    c.executemany(
+        "INSERT INTO keys (hash, key_masked, key_alias, user_id, team_id, issued, blocked, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, 1, 0, ?, ?)",
+        [(f"{i:064x}", f"sk-ab...{i:04d}", f"key-{i}", f"user{i % USERS}@example.com", f"team-{i % TEAMS}", now, now)
+         for i in range(KEYS)])
+    spend = [0] * KEYS
+    calls = []
+    for _ in range(CALLS):
+        i = rnd.randrange(KEYS)
+        spend[i] += 7_250_000
+        calls.append((now, now, rnd.choice(("gpt-4o", "gpt-4o-mini")), 7_250_000, f"{i:064x}", f"sk-ab...{i:04d}",
+                      f"key-{i}", f"user{i % USERS}@example.com", f"team-{i % TEAMS}"))
+    c.executemany(
+        "INSERT INTO calls (ts, started_at, provider, endpoint, path, model, input_tokens, output_tokens, cost_nanos,"
+        " priced, status, key_hash, key_masked, key_alias, user_id, team_id)"
+        " VALUES (?, ?, 'openai', 'chat', '/v1/chat/completions', ?, 1000, 500, ?, 1, 'ok', ?, ?, ?, ?, ?)", calls)
+    rows = [("key", f"{i:064x}", None if i % 10 == 0 else 10_000_000_000, spend[i]) for i in range(KEYS)]
+    rows += [("team", f"team-{i}", 100_000_000_000, 0) for i in range(TEAMS)]
+    rows += [("user", f"user{i}@example.com", 50_000_000_000 if i % 2 else None, 0) for i in range(USERS)]
+    c.executemany("INSERT INTO budgets (kind, id, max_nanos, duration, spend_nanos, reserved_nanos, period_start,"
+                  " updated_at) VALUES (?, ?, ?, '30d', ?, 0, ?, ?)", [r + (now, now) for r in rows])
+    c.execute("COMMIT")
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def proxy(fake_provider_session, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("scale")
+    seed(workdir / "ledger.db")
+    p = start_proxy(fake_provider_session.url, workdir, CONFIG)
+    yield p
+    p.stop()
+
+
+def scrape(proxy) -> tuple[float, httpx.Response]:
+    t0 = time.perf_counter()
+    r = httpx.get(f"{proxy.admin_url}/metrics", headers={"Authorization": f"Bearer {MASTER}"},
+                  trust_env=False, timeout=60)
+    assert r.status_code == 200, r.text
+    return time.perf_counter() - t0, r
+
+
+def test_a_scrape_with_ten_thousand_keys_is_cheap(proxy):
+    first, r = scrape(proxy)  # may wait for the start-up aggregation of the ledger
+    timings = sorted(scrape(proxy)[0] for _ in range(5))
+    text = r.text
+    assert text.count("\nlitellm_key_spend{") == KEYS
+    assert text.count("\nlitellm_key_budget{") == KEYS - KEYS // 10  # keys without a budget are absent
+    assert "+Inf" not in text.replace('le="+Inf"', "") and "NaN" not in text
+    print(f"\n/metrics with {KEYS} keys: first {first * 1000:.0f} ms, then median {timings[2] * 1000:.0f} ms, "
+          f"max {timings[-1] * 1000:.0f} ms; {len(text) / 1e6:.1f} MB of text, "
+          f"{int(r.headers.get('content-length', 0)) / 1e6:.2f} MB gzipped")
+    assert timings[2] < 2.0  # generous: CI machines are shared; typically a few hundred ms
+
+
+def test_the_admin_listener_answers_while_a_scrape_is_rendered(proxy):
+    """Formatting runs on a worker thread: the event loop (and so the proxy) keeps going."""
+    with cf.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(scrape, proxy)
+        time.sleep(0.05)
+        worst = 0.0
+        while not pending.done():
+            t0 = time.perf_counter()
+            assert httpx.get(f"{proxy.admin_url}/health", trust_env=False, timeout=10).status_code == 200
+            worst = max(worst, time.perf_counter() - t0)
+        pending.result()
+    print(f"\n/health during a scrape: worst {worst * 1000:.0f} ms")
+    assert worst < 1.0
