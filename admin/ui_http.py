@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import tornado.web
 
 from admin.api import is_master_key
+from admin.metrics import enabled as metrics_enabled
 from admin.sessions import COOKIE, LIFETIME, SESSIONS, session_cookie
 
 if TYPE_CHECKING:
@@ -95,8 +96,9 @@ class SessionHandler(_UiHandler):
 
     def get(self) -> None:
         master = _master_key(self.config)
-        self.json(200, {"logged_in": SESSIONS.valid(session_cookie(self.request), master),
-                        "master_key_configured": master is not None})
+        logged_in = SESSIONS.valid(session_cookie(self.request), master)
+        self.json(200, {"logged_in": logged_in, "master_key_configured": master is not None,
+                        "metrics_enabled": logged_in and metrics_enabled(self.config.runtime)})
 
 
 class StaticHandler(tornado.web.StaticFileHandler):

@@ -2,3 +2,4 @@
 
 from admin.endpoints import health, keys, spend, teams, users  # noqa: F401
 from admin.endpoints import alerts  # noqa: F401
+from admin.endpoints import ui_data  # noqa: F401
