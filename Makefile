@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Decrypt provider traffic only; everything else passes through as an opaque tunnel.
 ALLOW_HOSTS ?= ^(api\.openai\.com|api\.anthropic\.com|generativelanguage\.googleapis\.com|[a-z0-9-]+\.openai\.azure\.com)(:443)?$$
 
-.PHONY: run test demo bench docs setup clean
+.PHONY: run test demo bench docs setup ui-deps clean
 
 setup: $(STAMP)
 
@@ -23,8 +23,15 @@ run: setup
 		--set budget_config=$(CONFIG) --set connection_strategy=lazy \
 		--allow-hosts '$(ALLOW_HOSTS)'
 
-test: setup
+test: setup ui-deps
 	$(BIN)/python -m pytest -q
+
+# The admin UI tests drive Debian's chromium through Playwright (never `playwright install`:
+# it downloads a browser build, which can't be fetched here).
+ui-deps:
+	@test -x /usr/bin/chromium || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
 demo: setup
 	$(BIN)/python scripts/demo.py
