@@ -151,8 +151,7 @@ class Meter:
             status="blocked", error=reply.json()["error"]["type"],
         )
         self._spawn(rt.ledger.record(record))
-        for listener in self.config.listeners:
-            listener.denied(rt, record, denial)
+        self._notify("denied", rt, record, denial)
 
     def _finish(self, call: MeteredCall, status: int | None, error: str | None) -> None:
         call.done = True
@@ -167,8 +166,16 @@ class Meter:
         if record.error and record.status in ("parse_error", "partial"):
             log.info("spendgate: %s call settled as %s: %s", call.endpoint.provider, record.status, record.error)
         _, changes = await rt.ledger.settle(call.reservation, call.identity.scopes(), record, datetime.now(UTC))
+        self._notify("settled", rt, record, changes)
+
+    def _notify(self, event: str, *args: Any) -> None:
+        """Tell the spend listeners; one that fails is logged, and never turns the proxy's
+        reply into an error nor a written settlement into a 'ledger write failed'."""
         for listener in self.config.listeners:
-            listener.settled(rt, record, changes)
+            try:
+                getattr(listener, event)(*args)
+            except Exception:
+                log.exception("spendgate: %s listener %s failed", event, type(listener).__name__)
 
     def _warn_unpriced(self, rt: Runtime, call: MeteredCall, model: str | None) -> None:
         if rt.prices.unpriced_first_seen(call.endpoint.price_provider, model):
