@@ -14,10 +14,14 @@ from e2e_helpers import Ledger, start_proxy
 
 HI = [{"role": "user", "content": "hi"}]
 VLLM_HOST = "vllm.internal.test"
+GATEWAY_HOST = "claude-gw.internal.test"
 
 CONFIG = {
     "litellm_settings": {"max_budget": 100.0, "budget_duration": "30d"},
-    "providers": {"vllm": {"host": VLLM_HOST, "api_style": "openai"}},
+    "providers": {
+        "vllm": {"host": VLLM_HOST, "api_style": "openai"},
+        "gateway": {"host": GATEWAY_HOST, "api_style": "anthropic"},
+    },
     "pricing": {
         # wins over genai-prices' gpt-4o ($2.50/M, $1.25/M cached, $10/M)
         "gpt-4o": {"input_cost_per_token": 0.000001, "output_cost_per_token": 0.000002,
@@ -35,7 +39,7 @@ VLLM_NANOS = 100_000 + 100_000
 @pytest.fixture(scope="module")
 def proxy(fake_provider_session, tmp_path_factory):
     p = start_proxy(fake_provider_session.url, tmp_path_factory.mktemp("prices"), CONFIG,
-                    extra_hosts=(VLLM_HOST,))
+                    extra_hosts=(VLLM_HOST, GATEWAY_HOST))
     yield p
     p.stop()
 
@@ -79,6 +83,18 @@ def test_custom_host_is_metered_with_its_override_price(proxy, since, fake_provi
     rows = proxy.ledger.rows(since, 2)
     assert [(r["provider"], r["model"], r["streamed"], r["cost_nanos"], r["price_source"]) for r in rows] == [
         ("vllm", "my-vllm-model", 0, VLLM_NANOS, "config"), ("vllm", "my-vllm-model", 1, VLLM_NANOS, "config")]
+
+
+def test_anthropic_style_custom_host_is_metered_by_model_name(proxy, since, fake_provider):
+    client = proxy.anthropic_client(base_url=f"https://{GATEWAY_HOST}")
+    client.messages.create(model="claude-sonnet-4-5", max_tokens=100, messages=HI)
+    with client.messages.stream(model="claude-sonnet-4-5", max_tokens=100, messages=HI) as stream:
+        assert "".join(stream.text_stream)
+    rows = proxy.ledger.rows(since, 2)
+    # no price_provider configured: genai-prices finds claude-sonnet-4-5 by name;
+    # 700 × $3/M + 200 × $0.30/M + 100 × $3.75/M + 500 × $15/M
+    assert [(r["provider"], r["endpoint"], r["streamed"], r["cost_nanos"]) for r in rows] == [
+        ("gateway", "messages", 0, 10_035_000), ("gateway", "messages", 1, 10_035_000)]
 
 
 def test_unpriced_models_block_refuses_them_before_upstream(make_proxy, fake_provider):
