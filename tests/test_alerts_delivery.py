@@ -130,6 +130,14 @@ def test_urls_are_masked_to_scheme_and_host():
         "error for url 'https://hooks.slack.com/…' at /…")
 
 
+def test_slack_alert_to_webhook_url_is_used_when_slack_webhook_url_is_not_set():
+    routing = parse_config({"litellm_settings": {
+        "alerting": ["slack"], "slack_alert_to_webhook_url": "https://hooks.slack.com/services/T/B/Z"}}
+    ).litellm_settings.alerts_for(None)
+    assert channels.slack_url(routing) == "https://hooks.slack.com/services/T/B/Z"
+    assert channels.destination("slack", routing, settings()) == "https://hooks.slack.com/…"
+
+
 # --- SMTP -------------------------------------------------------------------------------------
 
 
