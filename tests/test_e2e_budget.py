@@ -200,28 +200,35 @@ def test_a_spent_budget_unblocks_after_its_reset_which_the_ledger_shows_without_
     client = proxy.openai_client()
 
     # Start right at a period boundary, so that spending and being refused fall in one period
-    # (the first call's reservation rolls the period over if the clock has not yet).
-    boundary = datetime.fromisoformat(ledger.budget()["reset_at"].replace("Z", "+00:00"))
-    time.sleep(max((boundary - datetime.now(UTC)).total_seconds(), 0) + 0.05)
-    chat(client, max_tokens=500)
-    spent = ledger.settled()
-    assert spent["spend_nanos"] == DEFAULT_CALL_NANOS
-    with pytest.raises(openai.RateLimitError) as caught:
+    # (the first call's reservation rolls the period over if the clock has not yet). On a
+    # machine so slow that the period ends between the two calls, try the next period.
+    for _attempt in range(3):
+        boundary = datetime.fromisoformat(ledger.budget()["reset_at"].replace("Z", "+00:00"))
+        time.sleep(max((boundary - datetime.now(UTC)).total_seconds(), 0) + 0.05)
         chat(client, max_tokens=500)
-    assert int(caught.value.response.headers["retry-after"]) in (1, 2)
+        spent = ledger.settled()
+        try:
+            chat(client, max_tokens=500)
+        except openai.RateLimitError as e:
+            refusal = e
+            break
+    else:
+        pytest.fail("a spent 2s budget never refused a call")
+    assert spent["spend_nanos"] == DEFAULT_CALL_NANOS
+    assert int(refusal.response.headers["retry-after"]) in (1, 2)
+    assert refusal.body["message"].startswith("Proxy budget exceeded.")
 
     # No traffic now: the clock rolls the period and writes the reset on its own.
-    resets = wait_for(
-        lambda: [e for e in ledger.events("reset") if e["spend_nanos"] == DEFAULT_CALL_NANOS], timeout=5)
+    resets = wait_for(lambda: [e for e in ledger.events("reset") if e["period_start"] >= spent["reset_at"]], 5)
     assert resets, ledger.events()
-    assert resets[0]["period_start"] >= spent["reset_at"]
+    assert resets[0]["spend_nanos"] == DEFAULT_CALL_NANOS  # the period that ended, as it was spent
     assert ledger.budget()["spend_nanos"] == 0
 
     before = len(fake_provider.requests())
     chat(client, max_tokens=500)  # served again
     assert len(fake_provider.requests()) == before + 1
     rows = ledger.rows(0, 3)
-    assert [r["status"] for r in rows] == ["ok", "blocked", "ok"]
+    assert [r["status"] for r in rows][-3:] == ["ok", "blocked", "ok"]
 
 
 # --- failures release their hold ---------------------------------------------------------------
