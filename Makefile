@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Decrypt provider traffic only; everything else passes through as an opaque tunnel.
 ALLOW_HOSTS ?= ^(api\.openai\.com|api\.anthropic\.com|generativelanguage\.googleapis\.com|[a-z0-9-]+\.openai\.azure\.com)(:443)?$$
 
-.PHONY: run test demo bench docs setup ui-deps clean
+.PHONY: run test demo bench docs screenshots setup ui-deps clean
 
 setup: $(STAMP)
 
@@ -38,6 +38,9 @@ demo: setup
 
 bench: setup
 	$(BIN)/python scripts/bench.py
+
+screenshots: setup ui-deps
+	SPENDGATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/test_ui.py
 
 docs: setup
 	$(BIN)/python -m config.reference > docs/config-reference.md

@@ -13,7 +13,8 @@ Where each value comes from, so that it is true right after a restart and cheap 
   a restart, and with other proxy processes writing the same file.
 - Budget gauges are read from the `budgets` table at scrape time (one query). A scope
   without a budget is absent from the budget gauges: never `+Inf` or `NaN` (LiteLLM #21048).
-- Alert deliveries come from the alert dispatcher's own counters; the added latency is
+- Alert deliveries: the outbox table by channel and status (ledger-wide, durable), and
+  the alert dispatcher's own attempt counters (this process); the added latency is
   measured in-process by `admin.metrics_latency`.
 
 Values are USD (floats); the ledger's integer nano-dollars are summed first, so a series
@@ -34,7 +35,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from ledger.model import NANOS_PER_USD
-from ledger.views_metrics import TOKEN_CLASSES, BudgetSnapshot, CallBatch, budget_snapshot, call_totals
+from ledger.views_metrics import (
+    TOKEN_CLASSES,
+    BudgetSnapshot,
+    CallBatch,
+    alert_outbox,
+    budget_snapshot,
+    call_totals,
+)
 
 if TYPE_CHECKING:
     from addon.loader import BudgetConfig
@@ -119,6 +127,12 @@ class SpendCollector(Collector):
             yield _counter("spendgate_alert_deliveries", "Budget alert delivery attempts by channel and outcome "
                            "(sent, failed: will retry, gave_up, dropped), since this process started.",
                            ["channel", "outcome"], deliveries)
+        outbox = GaugeMetricFamily("spendgate_alert_outbox", "Budget alert deliveries in the ledger's outbox by "
+                                   "channel and status (pending, sending, sent, failed, dropped), all processes.",
+                                   labels=["channel", "status"])
+        for (channel, status), n in sorted(m.outbox.items()):
+            outbox.add_metric([channel, status], n)
+        yield outbox
         yield from budget_families(snapshot)
 
 
@@ -187,6 +201,7 @@ class Metrics:
         self.totals = CallTotals()
         self.snapshot = BudgetSnapshot()
         self.deliveries: dict[tuple[str, str], int] | None = None
+        self.outbox: dict[tuple[str, str], int] = {}
         self._rendered: tuple[Any, bytes] | None = None  # (state it was rendered from, body)
         self._ledger: object | None = None
         self._lock = asyncio.Lock()
@@ -231,8 +246,9 @@ class Metrics:
         async with self._lock:
             await self._refresh_calls(rt)
             self.snapshot = await rt.ledger.read(budget_snapshot)
+            self.outbox = await rt.ledger.read(alert_outbox)
             self.deliveries = self.alert_deliveries()  # read here: the dispatcher lives on this loop
-            state = (encoder, gzipped, self.totals.last_id, self.snapshot.scopes,
+            state = (encoder, gzipped, self.totals.last_id, self.snapshot.scopes, sorted(self.outbox.items()),
                      sorted((self.deliveries or {}).items()), self._latency_counts())
             if self._rendered is not None and self._rendered[0] == state:
                 return self._rendered[1]

@@ -18,7 +18,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from addon.credentials import key_hash, mask
-from e2e_helpers import Ledger, start_proxy, wait_for
+from alert_receivers import HttpReceiver
+from e2e_helpers import start_proxy, wait_for
 from ledger import BudgetSpec, usd_to_nanos
 from ledger.directory import KeyRecord, TeamRecord, UserRecord
 from ledger.sqlite import SQLiteStore
@@ -84,10 +85,13 @@ def sum_by(samples, *labels):
     return out
 
 
+PER_PROCESS = ("spendgate_added_latency", "spendgate_alert_deliveries_total")
+
+
 def ledger_derived(m) -> dict:
-    """Every series whose value comes from the ledger (not the in-process histogram)."""
+    """Every series whose value comes from the ledger (not this process's own counters)."""
     return {name: sorted((sorted(labels.items()), value) for labels, value in samples)
-            for name, samples in m.items() if not name.startswith("spendgate_added_latency")}
+            for name, samples in m.items() if not name.startswith(PER_PROCESS)}
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +99,11 @@ def traffic(fake_provider_session, tmp_path_factory):
     """One proxy, a fixed mix of calls; yields (proxy, ledger, scraped metrics, outcomes)."""
     workdir = tmp_path_factory.mktemp("metrics")
     seed_directory(workdir / "ledger.db")
-    proxy = start_proxy(fake_provider_session.url, workdir, CONFIG)
+    receiver = HttpReceiver()  # alert webhooks: key alpha passes 50 % of its budget
+    config = {**CONFIG, "litellm_settings": {**CONFIG["litellm_settings"], "alerting": ["webhook"],
+                                             "alerting_threshold": 0.5, "webhook_url": receiver.url("/hook")}}
+    proxy = start_proxy(fake_provider_session.url, workdir, config)
+    proxy.receiver = receiver
     outcomes = {"ok": 0, "blocked": 0}
 
     def chat(key, model="gpt-4o"):
@@ -120,9 +128,12 @@ def traffic(fake_provider_session, tmp_path_factory):
         ledger = proxy.ledger
         assert wait_for(lambda: len(ledger.query("SELECT id FROM calls")) == 7)
         assert wait_for(lambda: ledger.query("SELECT SUM(reserved_nanos) AS r FROM budgets")[0]["r"] == 0)
+        assert wait_for(lambda: receiver.received and not ledger.query(
+            "SELECT id FROM alert_deliveries WHERE status != 'sent'"))
         yield proxy, ledger, scrape(proxy), outcomes
     finally:
         proxy.stop()
+        receiver.stop()
 
 
 def test_the_traffic_went_as_planned(traffic):
@@ -203,6 +214,16 @@ def test_call_counters_match_the_ledger(traffic):
                       ("output",): t["o"], ("reasoning",): t["r"]}
 
 
+def test_alert_deliveries_by_channel_and_outcome(traffic):
+    proxy, ledger, m, _ = traffic
+    sent = len(proxy.receiver.received)
+    assert sent >= 1
+    assert {(lab["channel"], lab["outcome"]): v for lab, v in m["spendgate_alert_deliveries_total"]} == {
+        ("webhook", "sent"): sent}
+    assert {(lab["channel"], lab["status"]): v for lab, v in m["spendgate_alert_outbox"]} == {("webhook", "sent"): sent}
+    assert any(a["json"]["key_alias"] == "alpha" for a in proxy.receiver.received)
+
+
 def test_added_latency_is_observed_for_each_metered_call(traffic):
     _, _, m, _ = traffic
     count = {lab["phase"]: v for lab, v in m["spendgate_added_latency_seconds_count"]}
@@ -224,6 +245,7 @@ def test_after_a_restart_values_are_unchanged_and_auth_is_enforced(traffic, fake
         assert r.status_code == 401
         after = scrape(again)
         assert ledger_derived(after) == ledger_derived(before)
+        assert "spendgate_alert_outbox" in after
         assert {lab["phase"]: v for lab, v in after["spendgate_added_latency_seconds_count"]}.get("request", 0) == 0
     finally:
         again.stop()

@@ -3,7 +3,7 @@
 One proxy and one browser for the module. The ledger is seeded with four weeks of
 history through the ledger's own `settle` (so budgets and rows agree), then today's
 calls go through the real mitmdump. Each page is checked against the ledger and
-saved as a screenshot under docs/screenshots/ (the README and docs/ui.md show them).
+screenshotted (`make screenshots` refreshes docs/screenshots/, which docs/ui.md shows).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import openai
 import pytest
 
 from addon.credentials import key_hash, mask
+from alert_receivers import HttpReceiver
 from e2e_helpers import start_proxy, wait_for
 from ledger import BudgetSpec, CallRecord, ScopeRef, usd_to_nanos
 from ledger.directory import KeyRecord, TeamRecord, UserRecord
@@ -28,7 +29,9 @@ from ledger.sqlite import SQLiteStore
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+# `make screenshots` refreshes the committed pictures; an ordinary run writes them to a temp dir,
+# so running the suite leaves the work tree clean.
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 MASTER = "sk-master-ui-0000"
 HISTORY_DAYS = 27
 RAW = {  # alias → raw virtual key
@@ -38,6 +41,7 @@ RAW = {  # alias → raw virtual key
     "research-batch": "sk-research-batch-00000004",
     "staging": "sk-staging-00000000000000005",
     "legacy-integration": "sk-legacy-000000000000006",
+    "support-bot": "sk-support-bot-0000000000007",  # no history: today's calls cross its alert lines
 }
 CONFIG = {
     "litellm_settings": {"max_budget": 500.0, "budget_duration": "30d", "success_callback": ["prometheus"]},
@@ -83,6 +87,8 @@ def seed(path: Path, now: datetime) -> None:
         ("research-batch", "team-res", "dave@example.com", spec(120), [], False, 3, (0.3, 1.2)),
         ("staging", "team-eng", None, None, [], False, 2, (0.05, 0.3)),
         ("legacy-integration", None, None, None, [], True, 0, (0, 0)),
+        ("support-bot", "team-mkt", None, BudgetSpec(usd_to_nanos(0.015), usd_to_nanos(0.01), "1d"), [], False, 0,
+         (0, 0)),
     ]
     models = {"prod-chatbot": [("openai", "gpt-4o"), ("openai", "gpt-4o-mini")],
               "ci-evals": [("openai", "gpt-4o-mini"), ("anthropic", "claude-sonnet-4-5"), ("openai", "o3")],
@@ -120,12 +126,19 @@ def seed(path: Path, now: datetime) -> None:
 def proxy(fake_provider_session, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("ui")
     seed(workdir / "ledger.db", datetime.now(UTC))
-    p = start_proxy(fake_provider_session.url, workdir, CONFIG)
+    receiver = HttpReceiver()  # Slack and webhook alerts, delivered for real
+    alerting = {"alerting": ["slack", "webhook"], "alerting_thresholds": [0.5, 0.9],
+                "slack_webhook_url": receiver.url("/slack"), "webhook_url": receiver.url("/hook")}
+    config = {**CONFIG, "litellm_settings": {**CONFIG["litellm_settings"], **alerting}}
+    p = start_proxy(fake_provider_session.url, workdir, config)
     try:
         today(p)
+        assert wait_for(lambda: receiver.received and not p.ledger.query(
+            "SELECT id FROM alert_deliveries WHERE status != 'sent'"))
         yield p
     finally:
         p.stop()
+        receiver.stop()
 
 
 def today(proxy) -> None:
@@ -140,12 +153,14 @@ def today(proxy) -> None:
     before = proxy.ledger.mark()
     chat("prod-chatbot")
     chat("prod-chatbot", "gpt-4o-mini")
+    chat("support-bot")  # 48 % of its budget
+    chat("support-bot")  # 97 %: past the soft budget, 50 % and 90 %: alerts
     chat("staging", "in-house-llm-v2")  # unpriced
     chat("legacy-integration")  # blocked key
     chat("marketing-copy", "gpt-4o")  # model not allowed
     with proxy.anthropic_client(api_key=RAW["marketing-copy"]) as client:
         client.messages.create(model="claude-sonnet-4-5", max_tokens=200, messages=[{"role": "user", "content": "hi"}])
-    assert len(proxy.ledger.rows(before, 6)) == 6
+    assert len(proxy.ledger.rows(before, 8)) == 8
 
 
 @pytest.fixture(scope="module")
@@ -157,22 +172,28 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def page(browser, proxy):
+def page(browser, proxy, screenshots):
     context = browser.new_context(viewport={"width": 1440, "height": 900}, device_scale_factor=1)
     pg = context.new_page()
     errors: list[str] = []
     pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     pg.on("pageerror", lambda e: errors.append(str(e)))
     pg.errors = errors
+    pg.screenshots = screenshots
     pg.set_default_timeout(10_000)
     yield pg
     context.close()
 
 
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    return DOCS_SCREENSHOTS if os.environ.get("SPENDGATE_SCREENSHOTS") else tmp_path_factory.mktemp("screenshots")
+
+
 def shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshots.mkdir(parents=True, exist_ok=True)
     page.wait_for_timeout(150)  # let the last chart settle
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(page.screenshots / f"{name}.png"), full_page=True)
 
 
 def ledger(proxy, sql, params=()):
@@ -226,6 +247,9 @@ def test_overview_shows_the_ledger_figures_and_draws_its_charts(page, proxy):
     assert page.locator(".legend-item", has_text="gpt-4o").count() >= 1
     expect(page.locator("svg.hbars .hrow").first).to_be_visible()
     assert page.locator("svg.hbars .hlabel").first.text_content() == "prod-chatbot"  # the biggest spender
+    alerts = ledger(proxy, "SELECT COUNT(*) FROM alerts")[0][0]
+    expect(page.locator(".alert-item")).to_have_count(min(alerts, 6))
+    expect(page.locator(".alert-item", has_text="support-bot").first.locator(".badge.ok")).to_have_count(2)
     shot(page, "overview")
     page.click(".span-2 .seg[data-id=team]")
     expect(page.locator(".span-2 .legend-item", has_text="engineering")).to_be_visible()
@@ -244,7 +268,7 @@ def test_keys_table_lists_sorts_and_filters(page, proxy):
     expect(first).to_contain_text(usd_text(spend))
     expect(first.locator(".usage-pct")).to_have_text(re.compile(r"\d+(\.\d)?%"))
     shot(page, "keys")
-    page.fill(".table-toolbar .search", "market")
+    page.fill(".table-toolbar .search", "copy")
     expect(page.locator("tbody tr")).to_have_count(1)
     expect(page.locator("tbody tr")).to_contain_text("marketing-copy")
     page.fill(".table-toolbar .search", "")

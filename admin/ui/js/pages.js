@@ -96,7 +96,7 @@ function alertList(alerts) {
     const tone = fraction !== null && fraction >= 1 ? "danger" : "warn";
     return h("li", { class: "alert-item" },
       h("div", { class: "alert-main" },
-        badge(EVENTS[a.event] || a.event, tone),
+        badge(a.event === "budget_alert" && a.threshold ? `${pct(a.threshold)} reached` : EVENTS[a.event] || a.event, tone),
         h("span", { class: "alert-label" }, `${a.scope || "key"} ${a.label || a.key_alias || a.key}`),
         h("span", { class: "muted small" }, a.max_budget !== null ? `${usd(a.spend)} of ${usd(a.max_budget)} (${pct(fraction)})` : usd(a.spend))),
       h("div", { class: "alert-side" },
