@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import httpx
 import openai
 import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 
 from addon.credentials import key_hash, mask
@@ -246,6 +247,12 @@ def test_after_a_restart_values_are_unchanged_and_auth_is_enforced(traffic, fake
         after = scrape(again)
         assert ledger_derived(after) == ledger_derived(before)
         assert "spendgate_alert_outbox" in after
+        om = httpx.get(f"{again.admin_url}/metrics", trust_env=False, headers={
+            "Authorization": f"Bearer {MASTER}", "Accept": "application/openmetrics-text; version=1.0.0"})
+        assert om.headers["content-type"].startswith("application/openmetrics-text")
+        assert om.text.endswith("# EOF\n")
+        families = {f.name for f in openmetrics_families(om.text)}
+        assert {"litellm_spend", "litellm_key_spend", "litellm_budget_remaining"} <= families
         assert {lab["phase"]: v for lab, v in after["spendgate_added_latency_seconds_count"]}.get("request", 0) == 0
     finally:
         again.stop()
