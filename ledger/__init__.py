@@ -1,12 +1,16 @@
 """The spend ledger: budgets, reservations and one row per metered call.
 
-`open_ledger(url)` picks the backend from `general_settings.database_url`; SQLite is
-the embedded default. Every backend offers the same async operations (see
-`ledger.sqlite.SQLiteLedger`), so the addon never knows which one it talks to.
+`open_ledger(engine, target)` picks the backend from `general_settings.database_url`:
+SQLite (the embedded default) or PostgreSQL (shared by a fleet of proxies). Both run the
+same store operations (`ledger.store.Store`) behind the same async face
+(`ledger.aio.AsyncLedger`), so the addon never knows which one it talks to.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from .aio import AsyncLedger, LedgerUnavailable
 from .model import (
     BudgetSpec,
     CallRecord,
@@ -19,17 +23,28 @@ from .model import (
     usd_to_nanos,
 )
 from .sqlite import SQLiteLedger
+from .store import Store
 
 __all__ = [
-    "BudgetSpec", "CallRecord", "Denial", "Reservation", "ScopeRef", "ScopeState",
-    "SpendChange", "SQLiteLedger", "nanos_to_usd", "open_ledger", "usd_to_nanos",
+    "AsyncLedger", "BudgetSpec", "CallRecord", "Denial", "LedgerUnavailable", "Reservation", "ScopeRef",
+    "ScopeState", "SpendChange", "SQLiteLedger", "Store", "nanos_to_usd", "open_ledger", "usd_to_nanos",
 ]
 
 
-def open_ledger(engine: str, target: str) -> SQLiteLedger:
-    """Open (and migrate) the ledger a `database_url` names."""
-    if engine != "sqlite":
-        raise ValueError(f"database engine {engine!r} is not supported yet (use a SQLite path)")
-    ledger = SQLiteLedger(target)
-    ledger.open_sync()
+def open_ledger(engine: str, target: str, *, spool_dir: str | Path | None = None) -> AsyncLedger:
+    """Open (and migrate) the ledger a `database_url` names. `spool_dir` keeps the writes
+    made while the database is unreachable (see ledger/spool.py)."""
+    if engine == "sqlite":
+        ledger: AsyncLedger = SQLiteLedger(target, spool_dir=spool_dir)
+    elif engine == "postgresql":
+        from .postgres import PostgresLedger  # psycopg is only needed for PostgreSQL
+
+        ledger = PostgresLedger(target, spool_dir=spool_dir)
+    else:
+        raise ValueError(f"unknown database engine {engine!r}")
+    try:
+        ledger.open_sync()
+    except BaseException:
+        ledger.close_sync_quietly()
+        raise
     return ledger

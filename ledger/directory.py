@@ -98,7 +98,8 @@ def _from_row(cls: type, row: dict[str, Any]) -> Any:
 
 
 class DirectoryOps:
-    """Directory operations for SQLiteStore (which provides conn, _tx and _configure)."""
+    """Directory operations for the ledger's Store (which provides conn, _tx, _read_tx and
+    _configure)."""
 
     conn: Any
 
@@ -125,8 +126,11 @@ class DirectoryOps:
             rec.created_at = now
         rec.updated_at = now
         row = _to_row(rec)
+        # Replace the whole record (every column is written), portable upsert form.
+        updates = ", ".join(f"{name} = excluded.{name}" for name in row if name != pk)
         self.conn.execute(
-            f"INSERT OR REPLACE INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+            f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})"
+            f" ON CONFLICT ({pk}) DO UPDATE SET {updates}",
             tuple(row.values()),
         )
         if budget is None:
@@ -200,9 +204,7 @@ class DirectoryOps:
         return bool(n)
 
     def directory(self) -> tuple[int, list[KeyRecord], list[TeamRecord], list[UserRecord]]:
-        """Everything a proxy process caches, with the revision it was read at."""
-        self.conn.execute("BEGIN")
-        try:
-            return (self.revision(), self.find(KeyRecord), self.find(TeamRecord), self.find(UserRecord))
-        finally:
-            self.conn.execute("COMMIT")
+        """Everything a proxy process caches, with the revision it was read at (one snapshot)."""
+        return self._read_tx(
+            lambda: (self.revision(), self.find(KeyRecord), self.find(TeamRecord), self.find(UserRecord))
+        )

@@ -7,6 +7,7 @@ are exact, so a scope's spend always equals the sum of its ledger rows.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -128,9 +129,13 @@ class CallRecord:
     metadata: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     finished_at: datetime | None = None
+    # Names the call for good: a settlement retried (replayed from the spool after the
+    # database was away) is recognised by it and never charged twice.
+    uid: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def row(self) -> dict[str, Any]:
         return {
+            "uid": self.uid,
             "started_at": iso(self.started_at),
             "ts": iso(self.finished_at or datetime.now(UTC)),
             "provider": self.provider,

@@ -1,14 +1,17 @@
 """The alert outbox: store operations on the `alerts` and `alert_deliveries` tables (v3).
 
-Plain functions taking a `SQLiteStore` first, run on the ledger's writer or reader thread
-(`await ledger.write(outbox.enqueue, items, now)`). Each is one `BEGIN IMMEDIATE`
-transaction, so they are atomic across every process sharing the ledger file:
+Plain functions taking a `Store` first, run on the ledger's writer or reader thread
+(`await ledger.write(outbox.enqueue, items, now)`). Each is one write transaction under the
+ledger's write lock (`BEGIN IMMEDIATE` on SQLite, the advisory lock on PostgreSQL), so they
+are atomic across every process sharing the ledger:
 
 - `enqueue` inserts an alert only if its dedupe key is new, and its deliveries (one per
   channel) in the same transaction: an alert is never stored without its deliveries, and
   never twice.
 - `claim` hands due deliveries to one process under a lease; a lease that expires (its
-  process died mid-delivery) makes the delivery claimable again.
+  process died mid-delivery) makes the delivery claimable again. Claims are serialized by
+  the write lock, so two processes never claim the same delivery (the effect of `FOR UPDATE
+  SKIP LOCKED`, without a second locking scheme).
 - `succeed` / `fail` / `drop` record the outcome only while the caller still holds the lease.
 """
 
@@ -24,7 +27,7 @@ from ledger.model import iso, parse_iso
 
 if TYPE_CHECKING:
     from alerts.rules import Candidate
-    from ledger.sqlite import SQLiteStore
+    from ledger.store import Store as SQLiteStore
 
 PENDING, SENDING, SENT, FAILED, DROPPED = "pending", "sending", "sent", "failed", "dropped"
 
@@ -51,16 +54,16 @@ def enqueue(store: SQLiteStore, candidates: list[Candidate], now: datetime) -> d
         inserted = {}
         for c in candidates:
             a = c.alert
-            cur = store.conn.execute(
-                "INSERT OR IGNORE INTO alerts (uid, dedupe_key, event, scope_kind, scope_id, threshold,"
+            row = store.conn.execute(
+                "INSERT INTO alerts (uid, dedupe_key, event, scope_kind, scope_id, threshold,"
                 " period_start, max_nanos, spend_nanos, route_team, created_at, facts)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
                 (uuid.uuid4().hex, a.dedupe_key, a.event, a.scope, a.scope_id, a.threshold,
                  iso(a.period_start), a.max_nanos, a.spend_nanos, a.subject.route_team, iso(now), a.to_json()),
-            )
-            if not cur.rowcount:
+            ).fetchone()
+            if row is None:  # already raised (by this process or another)
                 continue
-            alert_id = cur.lastrowid
+            alert_id = row[0]
             store.conn.executemany(
                 "INSERT INTO alert_deliveries (alert_id, channel, status, attempts, next_attempt_at)"
                 " VALUES (?, ?, 'pending', 0, ?)",
@@ -143,7 +146,7 @@ def next_due(store: SQLiteStore) -> datetime | None:
     """When the next delivery becomes claimable (a read: polling costs no write lock)."""
     row = store.conn.execute(
         "SELECT MIN(t) FROM (SELECT MIN(next_attempt_at) AS t FROM alert_deliveries WHERE status = 'pending'"
-        " UNION ALL SELECT MIN(lease_until) FROM alert_deliveries WHERE status = 'sending')"
+        " UNION ALL SELECT MIN(lease_until) FROM alert_deliveries WHERE status = 'sending') AS due"
     ).fetchone()
     return parse_iso(row[0]) if row and row[0] else None
 

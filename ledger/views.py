@@ -23,7 +23,7 @@ from .model import ScopeRef, ScopeState, iso
 from .periods import period_containing
 
 if TYPE_CHECKING:
-    from .sqlite import SQLiteStore
+    from .store import Store as SQLiteStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,18 +158,18 @@ def spend_report(store: SQLiteStore, start: datetime, end: datetime, group_by: s
     if group_by in REPORT_COLUMNS:
         expr, params = REPORT_COLUMNS[group_by], []
     elif METADATA_FIELD.fullmatch(group_by):
-        # The path is a bound parameter: nothing from the client reaches the SQL text.
-        expr, params = "json_extract(metadata, ?)", [f'$."{group_by}"']
+        # The field name is a bound parameter: nothing from the client reaches the SQL text.
+        expr, params = store.dialect.json_field("metadata", group_by)
     else:
         raise ValueError(f"cannot group by {group_by!r}")
     sql = f"""
         SELECT {expr} AS value,
                COALESCE(SUM(cost_nanos), 0) AS spend_nanos,
-               SUM(status != 'blocked') AS calls,
-               SUM(status = 'blocked') AS blocked_calls,
+               SUM(CASE WHEN status != 'blocked' THEN 1 ELSE 0 END) AS calls,
+               SUM(CASE WHEN status = 'blocked' THEN 1 ELSE 0 END) AS blocked_calls,
                COALESCE(SUM(CASE WHEN status != 'blocked' THEN input_tokens END), 0) AS input_tokens,
                COALESCE(SUM(CASE WHEN status != 'blocked' THEN output_tokens END), 0) AS output_tokens,
-               SUM(cost_nanos IS NULL) AS unpriced_calls,
+               SUM(CASE WHEN cost_nanos IS NULL THEN 1 ELSE 0 END) AS unpriced_calls,
                MAX(key_masked) AS key_masked,
                MAX(key_alias) AS key_alias
         FROM calls WHERE ts >= ? AND ts < ?

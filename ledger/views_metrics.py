@@ -29,7 +29,7 @@ SELECT provider, model, endpoint, status, error, team_id, user_id,
        COALESCE(key_alias, key_masked) AS key_label,
        COUNT(*) AS calls,
        COALESCE(SUM(cost_nanos), 0) AS cost_nanos,
-       SUM(cost_nanos IS NULL) AS unpriced,
+       SUM(CASE WHEN cost_nanos IS NULL THEN 1 ELSE 0 END) AS unpriced,
        COALESCE(SUM(input_tokens), 0), COALESCE(SUM(cache_read_tokens), 0),
        COALESCE(SUM(cache_write_tokens), 0), COALESCE(SUM(output_tokens), 0),
        COALESCE(SUM(reasoning_tokens), 0)
@@ -65,23 +65,22 @@ class CallBatch:
 
 def call_totals(store: Any, after_id: int) -> CallBatch:
     """The calls after `after_id`, aggregated (one read transaction: a consistent cut)."""
-    conn = store.conn
-    conn.execute("BEGIN")
-    try:
-        last_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM calls").fetchone()[0]
-        if last_id <= after_id:
-            return CallBatch(after_id, [])
-        groups = [
-            CallGroup(
-                provider=r[0] or "", model=r[1] or "", endpoint=r[2] or "", status=r[3] or "",
-                error=r[4] or "", team=r[5] or "", user=r[6] or "", key=r[7] or "",
-                calls=r[8], cost_nanos=r[9], unpriced=r[10], tokens=tuple(r[11:16]),
-            )
-            for r in conn.execute(_CALL_TOTALS_SQL, (after_id, last_id))
-        ]
-        return CallBatch(last_id, groups)
-    finally:
-        conn.execute("COMMIT")
+    return store._read_tx(lambda: _call_totals(store.conn, after_id))
+
+
+def _call_totals(conn: Any, after_id: int) -> CallBatch:
+    last_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM calls").fetchone()[0]
+    if last_id <= after_id:
+        return CallBatch(after_id, [])
+    groups = [
+        CallGroup(
+            provider=r[0] or "", model=r[1] or "", endpoint=r[2] or "", status=r[3] or "",
+            error=r[4] or "", team=r[5] or "", user=r[6] or "", key=r[7] or "",
+            calls=r[8], cost_nanos=r[9], unpriced=r[10], tokens=tuple(r[11:16]),
+        )
+        for r in conn.execute(_CALL_TOTALS_SQL, (after_id, last_id))
+    ]
+    return CallBatch(last_id, groups)
 
 
 @dataclass(frozen=True, slots=True)

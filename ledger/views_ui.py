@@ -39,8 +39,9 @@ class Window:
 
 def window(store: Any, since: datetime | None) -> Window:
     row = store.conn.execute(
-        "SELECT COALESCE(SUM(cost_nanos), 0), SUM(status != 'blocked'), SUM(status = 'blocked'),"
-        " SUM(cost_nanos IS NULL) FROM calls WHERE ts >= ?",
+        "SELECT COALESCE(SUM(cost_nanos), 0), SUM(CASE WHEN status != 'blocked' THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN status = 'blocked' THEN 1 ELSE 0 END), SUM(CASE WHEN cost_nanos IS NULL THEN 1 ELSE 0 END)"
+        " FROM calls WHERE ts >= ?",
         (iso(since) if since else "",),
     ).fetchone()
     return Window(row[0] or 0, row[1] or 0, row[2] or 0, row[3] or 0)
@@ -78,7 +79,8 @@ def top_spenders(store: Any, since: datetime, group_by: str, limit: int) -> list
         (r[0], r[1], r[2])
         for r in store.conn.execute(
             f"SELECT {column} AS grp, SUM(COALESCE(cost_nanos, 0)) AS spend, COUNT(*) FROM calls"
-            " WHERE ts >= ? AND status != 'blocked' GROUP BY grp HAVING spend > 0 ORDER BY spend DESC LIMIT ?",
+            " WHERE ts >= ? AND status != 'blocked' GROUP BY grp HAVING SUM(COALESCE(cost_nanos, 0)) > 0"
+            " ORDER BY spend DESC, grp LIMIT ?",
             (iso(since), limit),
         )
     ]
