@@ -1,8 +1,10 @@
-"""Time-driven ledger work: budget periods roll over, and this instance's holds stay alive.
+"""Time-driven ledger work: budget periods roll over, this instance's holds stay alive,
+and writes spooled while the database was away are recorded once it is back.
 
 Resets are applied on a timer, not only when traffic arrives, so the ledger shows a
 new period at its reset time even on a quiet proxy. The heartbeat lets other
-instances release the reservations of one that died (see ledger.sqlite.reap).
+instances release the reservations of one that died (see ledger.store.Store.reap):
+`budget_instance_stale_after` seconds of silence (default 30) mark an instance dead.
 """
 
 from __future__ import annotations
@@ -11,6 +13,10 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
+
+from mitmproxy import ctx, exceptions
+
+from ledger import LedgerUnavailable
 
 if TYPE_CHECKING:
     from addon.loader import BudgetConfig
@@ -26,6 +32,24 @@ class BudgetClock:
     def __init__(self, config: BudgetConfig):
         self.config = config
         self._task: asyncio.Task | None = None
+        self.stale_after = STALE_AFTER
+        self.heartbeat_every = HEARTBEAT_EVERY
+
+    def load(self, loader) -> None:
+        loader.add_option(
+            "budget_instance_stale_after", int, int(STALE_AFTER.total_seconds()),
+            "Seconds without a heartbeat after which another proxy instance on the same ledger is "
+            "taken for dead and its in-flight reservations are released.",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if "budget_instance_stale_after" in updated:
+            seconds = ctx.options.budget_instance_stale_after
+            if seconds < 3:
+                raise exceptions.OptionsError("budget_instance_stale_after must be at least 3 seconds")
+            self.stale_after = timedelta(seconds=seconds)
+            # at least three beats per stale period, so a live instance is never taken for dead
+            self.heartbeat_every = max(1, min(HEARTBEAT_EVERY, seconds // 3))
 
     def running(self) -> None:
         if self._task is None:
@@ -38,16 +62,19 @@ class BudgetClock:
             rt = self.config.runtime
             if rt is None:
                 continue
+            ticks += 1
             try:
                 now = datetime.now(UTC)
+                if ticks % self.heartbeat_every == 0:
+                    released = await rt.ledger.heartbeat(now, self.stale_after)
+                    if released:
+                        log.warning("spendgate: released %d reservations of a stopped instance", released)
+                await rt.ledger.flush_spool()
                 await rt.directory.refresh(rt.ledger)
                 for scope in await rt.ledger.reset_due(now):
                     log.info("spendgate: %s budget %s reset; next reset %s", scope.kind, scope.id, scope.reset_at)
-                ticks += 1
-                if ticks % HEARTBEAT_EVERY == 0:
-                    released = await rt.ledger.heartbeat(now, STALE_AFTER)
-                    if released:
-                        log.warning("spendgate: released %d reservations of a stopped instance", released)
+            except LedgerUnavailable:
+                pass  # logged by the ledger; the next tick tries again
             except Exception:
                 log.exception("spendgate: budget clock tick failed")
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ledger import AsyncLedger, Store
 from ledger.directory import KeyRecord, TeamRecord, UserRecord
-from ledger.sqlite import SQLiteLedger, SQLiteStore
 
 
 @dataclass
@@ -21,11 +21,11 @@ class DirectoryCache:
     teams: dict[str, TeamRecord] = field(default_factory=dict)
     users: dict[str, UserRecord] = field(default_factory=dict)
 
-    async def refresh(self, ledger: SQLiteLedger) -> bool:
+    async def refresh(self, ledger: AsyncLedger) -> bool:
         """Reload if another writer changed the directory; True when it did."""
-        if await ledger.read(SQLiteStore.revision) == self.revision:
+        if await ledger.read(Store.revision) == self.revision:
             return False
-        self.load(*await ledger.read(SQLiteStore.directory))
+        self.load(*await ledger.read(Store.directory))
         return True
 
     def load(self, revision: int, keys: list[KeyRecord], teams: list[TeamRecord], users: list[UserRecord]) -> None:
@@ -34,10 +34,10 @@ class DirectoryCache:
         self.users = {u.user_id: u for u in users}
         self.revision = revision
 
-    async def key(self, ledger: SQLiteLedger, hash_: str) -> KeyRecord | None:
+    async def key(self, ledger: AsyncLedger, hash_: str) -> KeyRecord | None:
         found = self.keys.get(hash_)
         if found is None:
-            found = await ledger.read(SQLiteStore.get, KeyRecord, hash_)
+            found = await ledger.read(Store.get, KeyRecord, hash_)
             if found is not None:
                 self.keys[hash_] = found
         return found

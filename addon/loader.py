@@ -46,6 +46,12 @@ class BudgetConfig:
             "Path to the spendgate YAML config (LiteLLM keys: litellm_settings, general_settings, "
             "plus providers and pricing). Empty: defaults, no budgets, ledger at spendgate.db.",
         )
+        loader.add_option(
+            "budget_ledger_spool", str, "",
+            "Directory keeping the ledger writes (settlements of served calls) made while the "
+            "ledger's database is unreachable, until they are recorded. Empty: "
+            "<confdir>/spendgate-spool.",
+        )
 
     def configure(self, updated: set[str]) -> None:
         if "budget_config" not in updated and self.runtime is not None:
@@ -57,12 +63,14 @@ class BudgetConfig:
             raise exceptions.OptionsError(str(e)) from None
         old = self.runtime
         reuse = old.ledger if old and old.database_url == config.general_settings.database_url else None
+        spool = ctx.options.budget_ledger_spool or str(Path(ctx.options.confdir).expanduser() / "spendgate-spool")
         try:
-            self.runtime = Runtime.build(config, ledger=reuse)
+            self.runtime = Runtime.build(config, ledger=reuse, spool_dir=spool)
         except Exception as e:
             raise exceptions.OptionsError(
                 f"spendgate: cannot open the ledger {mask_password(config.general_settings.database_url)}: {e}"
             ) from None
+        self.runtime.ledger.on_replayed = self._replayed
         if old is not None and reuse is None:
             old.ledger.close_sync()
         budget = config.litellm_settings
@@ -72,6 +80,17 @@ class BudgetConfig:
             f"${budget.max_budget:,.2f} per {budget.budget_duration or 'lifetime'}"
             if budget.max_budget is not None else "none",
         )
+
+    def _replayed(self, record: CallRecord, changes: list[SpendChange]) -> None:
+        """A settlement spooled while the database was away is recorded now: the listeners
+        (alerting) hear of it as of any settlement."""
+        if self.runtime is None:
+            return
+        for listener in self.listeners:
+            try:
+                listener.settled(self.runtime, record, changes)
+            except Exception:
+                log.exception("spendgate: settled listener %s failed", type(listener).__name__)
 
     def done(self) -> None:
         if self.runtime is not None:

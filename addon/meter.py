@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -17,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 from mitmproxy import http
 
 from addon.call import METADATA_KEY, MeteredCall
-from addon.identity import Refusal, identify
+from addon.credentials import fingerprint
+from addon.identity import PROXY_USER, Identity, Refusal, identify
 from addon.replies import budget_exceeded, error_response
-from ledger import Denial
+from ledger import Denial, LedgerUnavailable
 from pricing.estimate import estimate_max_cost
 from providers.request import parse_request, request_stream_usage, wants_stream_usage_injection
 from providers.stream import StreamTap
@@ -37,6 +39,7 @@ class Meter:
     def __init__(self, config: BudgetConfig):
         self.config = config
         self._tasks: set[asyncio.Task] = set()
+        self._last_open_warning = 0.0
 
     # -- hooks ------------------------------------------------------------------------------
 
@@ -58,9 +61,12 @@ class Meter:
         try:
             await self._admit(rt, flow, call)
         except Exception as e:  # the ledger is unreachable or broken
-            log.exception("spendgate: could not admit %s %s", endpoint.provider, flow.request.path)
+            if not isinstance(e, LedgerUnavailable):
+                log.exception("spendgate: could not admit %s %s", endpoint.provider, flow.request.path)
             if rt.config.general_settings.on_ledger_error == "fail_closed":
                 flow.response = error_response(503, "ledger_unavailable", f"Spend ledger unavailable: {e}")
+            elif flow.response is None:
+                self._admit_unchecked(rt, flow, call)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         call: MeteredCall | None = flow.metadata.get(METADATA_KEY)
@@ -134,6 +140,22 @@ class Meter:
         if not flow.live:  # the client left while we waited for the ledger
             self._spawn(rt.ledger.release(outcome))
             return
+        self._forward(flow, call)
+
+    def _admit_unchecked(self, rt: Runtime, flow: http.HTTPFlow, call: MeteredCall) -> None:
+        """fail_open while the ledger is unreachable: forward the call with no budget check,
+        but still meter it — its settlement is recorded, or spooled until the ledger is back."""
+        if call.identity.key is None:  # the ledger failed while identifying: keep what we know
+            call.identity = Identity(key=fingerprint(flow.request), user_id=flow.metadata.get(PROXY_USER))
+        now = time.monotonic()
+        if now - self._last_open_warning > 10:
+            self._last_open_warning = now
+            log.warning("spendgate: ledger unavailable; serving calls without budget checks "
+                        "(general_settings.on_ledger_error: fail_open)")
+        self._forward(flow, call)
+
+    def _forward(self, flow: http.HTTPFlow, call: MeteredCall) -> None:
+        """The call goes upstream, metered."""
         if wants_stream_usage_injection(call.endpoint, call.request):
             flow.request.content = request_stream_usage(flow.request.get_content(strict=False) or b"")
             flow.request.headers["accept-encoding"] = "identity"  # so the tap can drop the usage event

@@ -11,8 +11,7 @@ from datetime import UTC, datetime
 
 from addon.directory import DirectoryCache
 from config.schema import BUILTIN_PROVIDERS, SpendgateConfig
-from ledger import BudgetSpec, ScopeRef, SQLiteLedger, open_ledger, usd_to_nanos
-from ledger.sqlite import SQLiteStore
+from ledger import AsyncLedger, BudgetSpec, ScopeRef, Store, open_ledger, usd_to_nanos
 from pricing.prices import PriceBook
 from providers.recognize import CustomHost, Recognizer
 
@@ -39,20 +38,22 @@ class Runtime:
     config: SpendgateConfig
     recognizer: Recognizer
     prices: PriceBook
-    ledger: SQLiteLedger
+    ledger: AsyncLedger
     database_url: str = ""
     directory: DirectoryCache = field(default_factory=DirectoryCache)
 
     @classmethod
-    def build(cls, config: SpendgateConfig, ledger: SQLiteLedger | None = None) -> Runtime:
+    def build(cls, config: SpendgateConfig, ledger: AsyncLedger | None = None,
+              spool_dir: str | None = None) -> Runtime:
         """Open the ledger (reusing `ledger` when the database is unchanged) and apply
-        the config's global budget to it."""
+        the config's global budget to it. `spool_dir` keeps what could not be recorded
+        while the database was unreachable."""
         engine, target = config.general_settings.database_url_info()
         if ledger is None:
-            ledger = open_ledger(engine, target)
+            ledger = open_ledger(engine, target, spool_dir=spool_dir)
         ledger.configure_sync(ScopeRef.global_(), global_budget(config), datetime.now(UTC))
         directory = DirectoryCache()
-        directory.load(*ledger.read_sync(SQLiteStore.directory))
+        directory.load(*ledger.read_sync(Store.directory))
         return cls(
             directory=directory,
             config=config,

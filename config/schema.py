@@ -293,8 +293,11 @@ class GeneralSettings(_Model):
     """Require the master key to read the Prometheus metrics endpoint."""
 
     on_ledger_error: Literal["fail_open", "fail_closed"] = "fail_closed"
-    """When the spend ledger cannot be read or written: `fail_closed` rejects the call (no
-    unmetered spend); `fail_open` forwards it unmetered and logs the error."""
+    """When the spend ledger's database cannot be reached at admission: `fail_closed` (the
+    default) rejects the call with a 503 `ledger_unavailable` JSON error (no unchecked spend);
+    `fail_open` forwards it without budget checks. Either way the calls that were served are
+    recorded: a settlement that can't be written is spooled (in memory and in
+    `<confdir>/spendgate-spool`) and recorded once the database is back."""
 
     default_max_output_tokens: TokenCount = 16384
     """Output tokens to reserve budget for when a call sets no `max_tokens` and its model has
