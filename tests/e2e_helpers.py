@@ -2,8 +2,9 @@
 
 start_proxy(...)   a real mitmdump with the addon, for module-scoped fixtures: several tests
                    share one proxy (and one ledger) when their config is the same.
-Ledger(path)       reads the SQLite ledger the proxy writes; settlement is asynchronous, so
-                   every read that expects a row polls for it.
+Ledger(target)     reads the ledger the proxy writes — a SQLite file path or a PostgreSQL DSN,
+                   with the same SQL (`?` placeholders); settlement is asynchronous, so every
+                   read that expects a row polls for it.
 """
 
 from __future__ import annotations
@@ -16,16 +17,18 @@ from typing import Any, Callable
 
 import yaml
 
+import backends
 from proxy import DEFAULT_SCRIPT, MitmProxy
 
 
 def start_proxy(fake_url: str, workdir: Path, config: dict, *, extra_hosts=(), **options: Any) -> MitmProxy:
-    """Write `config` (database_url defaulting to workdir/ledger.db) and start mitmdump on it.
-    The caller stops it. The proxy gets `.ledger` (a Ledger) and `.ledger_path`."""
+    """Write `config` (database_url defaulting to workdir/ledger.db, or a PostgreSQL database of
+    this workdir: tests/backends.py) and start mitmdump on it. The caller stops it. The proxy
+    gets `.ledger` (a Ledger), `.ledger_path` (file path or DSN) and `.database_url`."""
     workdir.mkdir(parents=True, exist_ok=True)
     data = copy.deepcopy(config)
     gs = data.setdefault("general_settings", {})
-    gs.setdefault("database_url", f"sqlite:///{workdir}/ledger.db")
+    gs.setdefault("database_url", backends.current().url(workdir))
     config_path = workdir / "budget.yaml"
     config_path.write_text(yaml.safe_dump(data, sort_keys=False))
     proxy = MitmProxy(
@@ -33,7 +36,8 @@ def start_proxy(fake_url: str, workdir: Path, config: dict, *, extra_hosts=(), *
         options=options, workdir=workdir / "mitm",
     )
     proxy.config_path = config_path
-    proxy.ledger_path = Path(gs["database_url"].removeprefix("sqlite:///"))
+    proxy.database_url = gs["database_url"]
+    proxy.ledger_path = backends.ledger_location(gs["database_url"])
     proxy.ledger = Ledger(proxy.ledger_path)
     proxy.start()
     return proxy
@@ -51,12 +55,18 @@ def wait_for(check: Callable[[], Any], timeout: float = 10.0, interval: float = 
 
 
 class Ledger:
-    """Read-only view of a spendgate SQLite ledger."""
+    """Read-only view of a spendgate ledger: a SQLite file, or a PostgreSQL DSN."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
+        text = str(path)
+        self.dsn = text if text.startswith(("postgresql://", "postgres://")) else None
+        self.path = None if self.dsn else Path(path)
 
     def query(self, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
+        if self.dsn:
+            from pg import query
+
+            return query(self.dsn, sql, params)
         with sqlite3.connect(self.path, timeout=30) as conn:
             conn.row_factory = sqlite3.Row
             return [dict(r) for r in conn.execute(sql, params)]

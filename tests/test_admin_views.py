@@ -1,5 +1,5 @@
 """The admin API's ledger side, without a proxy: spend views, the spend report, and the
-one-transaction directory writes (ledger/views.py, DirectoryOps.apply).
+one-transaction directory writes (ledger/views.py, DirectoryOps.apply), on SQLite and PostgreSQL.
 
 Money is in integer nano-dollars, so every figure below is exact.
 """
@@ -12,16 +12,16 @@ import pytest
 
 from ledger import views
 from ledger.directory import KeyRecord, TeamRecord, UserRecord
+from backends import open_store
 from ledger.model import BudgetSpec, CallRecord, ScopeRef
-from ledger.sqlite import SQLiteStore
 
 USD = 1_000_000_000
 T0 = datetime(2026, 11, 1, 10, 30, tzinfo=UTC)
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = SQLiteStore(tmp_path / "ledger.db")
+def store(ledger_target):  # every test on SQLite and on PostgreSQL
+    s = open_store(ledger_target)
     s.migrate()
     s.register_instance(T0)
     yield s

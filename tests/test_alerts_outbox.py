@@ -1,7 +1,8 @@
 """The alert outbox in the ledger: exactly one alert per dedupe key across connections
 (= processes) and restarts, deliveries claimed under leases, retries and give-up.
 
-Two `SQLiteStore`s on one file are what two mitmdump processes are to the ledger.
+Two stores on one ledger are what two mitmdump processes are to it; every test runs on
+SQLite (two connections to one file) and on PostgreSQL (two connections to one database).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import pytest
 from alerts.dispatch import RetryPolicy
 from alerts.events import BUDGET_ALERT, Alert, Subject
 from alerts.rules import Candidate
+from backends import open_store
 from ledger import outbox
-from ledger.sqlite import SQLiteStore
 
 T0 = datetime(2024, 4, 15, 10, 30, tzinfo=UTC)
 LEASE = timedelta(seconds=60)
@@ -31,18 +32,17 @@ def cand(*channels, **kw) -> Candidate:
 
 
 @pytest.fixture
-def path(tmp_path):
-    p = tmp_path / "ledger.db"
-    store = SQLiteStore(p)
+def path(ledger_target):
+    store = open_store(ledger_target)
     store.migrate()
     store.close()
-    return p
+    return ledger_target
 
 
 @pytest.fixture
 def two(path):
     """Two processes' connections to one ledger."""
-    a, b = SQLiteStore(path), SQLiteStore(path)
+    a, b = open_store(path), open_store(path)
     yield a, b
     a.close()
     b.close()
@@ -62,10 +62,10 @@ def test_the_same_alert_from_two_processes_is_stored_once_with_its_deliveries(tw
 
 
 def test_a_restart_does_not_raise_it_again(path):
-    s = SQLiteStore(path)
+    s = open_store(path)
     outbox.enqueue(s, [cand()], T0)
     s.close()
-    s = SQLiteStore(path)
+    s = open_store(path)
     s.migrate()  # a new process migrates (a no-op) and evaluates the same crossing
     assert outbox.enqueue(s, [cand()], T0) == {}
     assert count(s, "alerts") == 1

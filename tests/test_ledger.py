@@ -1,4 +1,5 @@
-"""The SQLite ledger: reservations, settlement, periods, crash recovery.
+"""The ledger's store: reservations, settlement, periods, crash recovery — every test on
+SQLite and on PostgreSQL (the `ledger_target` fixture), since one implementation serves both.
 
 Money is in integer nano-dollars (1 USD = 1_000_000_000), so every figure below is exact.
 """
@@ -10,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from backends import open_store
 from ledger.model import BudgetSpec, CallRecord, Denial, Reservation, ScopeRef
-from ledger.sqlite import SQLiteStore
 
 USD = 1_000_000_000
 T0 = datetime(2026, 11, 1, 10, 30, tzinfo=UTC)
@@ -20,8 +21,9 @@ KEY = ScopeRef("key", "abc")
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = SQLiteStore(tmp_path / "ledger.db")
+def store(ledger_target):
+    s = open_store(ledger_target)
+    s.target = ledger_target
     s.migrate()
     s.register_instance(T0)
     yield s
@@ -45,9 +47,10 @@ def test_migrations_are_versioned_and_idempotent(store):
     # every migration, once, in order (v1 core, v2 directory, v3 alerts, ...)
     assert len(MIGRATIONS) >= 3
     assert store.migrate() == len(MIGRATIONS)
-    assert store.conn.execute("SELECT version FROM schema_migrations").fetchall() == [
+    assert [tuple(r) for r in store.conn.execute("SELECT version FROM schema_migrations ORDER BY version")] == [
         (n,) for n in range(1, len(MIGRATIONS) + 1)]
-    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    if store.target.engine == "sqlite":
+        assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_reserve_holds_the_estimate_and_settle_charges_the_real_cost(store):
@@ -127,9 +130,9 @@ def test_changing_the_duration_retimes_the_current_period(store):
     assert (st.max_nanos, st.reset_at) == (20 * USD, T0 + timedelta(days=1))
 
 
-def test_holds_of_a_dead_instance_are_released(tmp_path, store):
+def test_holds_of_a_dead_instance_are_released(store):
     store.configure(GLOBAL, BudgetSpec(max_nanos=10 * USD), T0)
-    dead = SQLiteStore(tmp_path / "ledger.db", instance_id="dead")
+    dead = open_store(store.target, instance_id="dead")
     dead.register_instance(T0)
     dead.reserve([GLOBAL], 4 * USD, T0)
     dead.close()
@@ -138,8 +141,8 @@ def test_holds_of_a_dead_instance_are_released(tmp_path, store):
     assert store.scope(GLOBAL).reserved_nanos == 0
 
 
-def _spend_in_another_process(path, n, amount, results):
-    s = SQLiteStore(path)
+def _spend_in_another_process(target, n, amount, results):
+    s = open_store(target)
     ok = 0
     for _ in range(n):
         r = s.reserve([GLOBAL], amount, T0)
@@ -154,7 +157,7 @@ def test_two_processes_never_overspend_one_budget(store):
     store.configure(GLOBAL, BudgetSpec(max_nanos=10 * USD), T0)
     results = multiprocessing.get_context("spawn").Queue()
     procs = [multiprocessing.get_context("spawn").Process(
-        target=_spend_in_another_process, args=(store.path, 20, USD, results)) for _ in range(2)]
+        target=_spend_in_another_process, args=(store.target, 20, USD, results)) for _ in range(2)]
     for p in procs:
         p.start()
     for p in procs:
