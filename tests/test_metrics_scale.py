@@ -114,17 +114,31 @@ def test_a_scrape_with_ten_thousand_keys_is_cheap(proxy):
     assert abs(spend - (CALLS + 5) * 7_250_000 / 1e9) < 1e-6  # the calls written meanwhile are counted
 
 
-def test_the_admin_listener_answers_while_a_scrape_is_rendered(proxy):
-    """Formatting runs on a worker thread: the event loop (and so the proxy) keeps going."""
-    new_call(proxy)  # so the scrape is formatted, not served from the previous one
+def test_proxied_calls_keep_flowing_while_a_scrape_is_formatted(proxy):
+    """Formatting runs on a worker thread that hands the GIL back every few dozen series,
+    so calls through the proxy are barely slowed while a scrape is being produced."""
+    client = proxy.openai_client(api_key="sk-latency-probe-0000000001")
+
+    def call() -> float:
+        t0 = time.perf_counter()
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+        return time.perf_counter() - t0
+
+    for _ in range(3):
+        call()
+    baseline = sorted(call() for _ in range(15))
+    during: list[float] = []
     with cf.ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(scrape, proxy)
-        time.sleep(0.05)
-        worst = 0.0
-        while not pending.done():
-            t0 = time.perf_counter()
-            assert httpx.get(f"{proxy.admin_url}/health", trust_env=False, timeout=10).status_code == 200
-            worst = max(worst, time.perf_counter() - t0)
-        pending.result()
-    print(f"\n/health during a scrape: worst {worst * 1000:.0f} ms")
-    assert worst < 1.0
+        for _ in range(2):
+            new_call(proxy)  # so the scrape is formatted, not served from the previous one
+            pending = pool.submit(scrape, proxy)
+            time.sleep(0.05)
+            while not pending.done():
+                during.append(call())
+            pending.result()
+    during.sort()
+    ms = lambda xs, q: xs[min(len(xs) - 1, int(len(xs) * q))] * 1000  # noqa: E731
+    print(f"\nproxied calls: alone median {ms(baseline, .5):.0f} ms; during a scrape median {ms(during, .5):.0f} ms,"
+          f" p90 {ms(during, .9):.0f} ms, max {ms(during, 1):.0f} ms ({len(during)} calls)")
+    assert len(during) >= 3
+    assert ms(during, .5) < ms(baseline, .5) + 150  # generous: shared CI machines
