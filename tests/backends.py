@@ -65,6 +65,15 @@ def using(backend) -> Iterator[None]:
         _current.remove(backend)
 
 
+def on_postgresql(server) -> Iterator[None]:
+    """The body of a `test_postgres_*` module's autouse module fixture: every ledger the
+    module's proxies default to is a PostgreSQL database; afterwards, check they did."""
+    backend = PostgresBackend(server)
+    with using(backend):
+        yield
+    assert backend._databases, "no proxy of this module opened a PostgreSQL ledger"
+
+
 def ledger_location(database_url: str) -> str | Path:
     """What `e2e_helpers.Ledger` opens for a `database_url`: the SQLite file's path, or the DSN."""
     if database_url.startswith(("postgresql://", "postgres://")):

@@ -7,6 +7,7 @@ the fake upstream tells us which credential it received.
 from __future__ import annotations
 
 import base64
+import hashlib
 import concurrent.futures as cf
 import json
 import time
@@ -192,7 +193,7 @@ def test_two_proxies_on_one_ledger_share_key_budgets(proxy, admin, fake, tmp_pat
     key = generate(admin, max_budget=0.08)
     second = start_proxy(fake.url, tmp_path / "second",
                          {**CONFIG, "general_settings": {**CONFIG["general_settings"],
-                                                         "database_url": f"sqlite:///{proxy.ledger_path}"}})
+                                                         "database_url": proxy.database_url}})
     try:
         def one(i):
             try:
@@ -205,8 +206,8 @@ def test_two_proxies_on_one_ledger_share_key_budgets(proxy, admin, fake, tmp_pat
             outcomes = list(pool.map(one, range(50)))
     finally:
         second.stop()
-    [k] = proxy.ledger.query("SELECT spend_nanos, max_nanos FROM budgets WHERE kind='key' AND max_nanos = ?"
-                             " ORDER BY rowid DESC LIMIT 1", (80_000_000,))
+    [k] = proxy.ledger.query("SELECT spend_nanos, max_nanos FROM budgets WHERE kind='key' AND id = ?",
+                             (hashlib.sha256(key.encode()).hexdigest(),))
     assert k["spend_nanos"] <= k["max_nanos"]
     assert outcomes.count("ok") >= 1
 
