@@ -25,8 +25,11 @@ for why not the async API), from a small `psycopg_pool.ConnectionPool` (2..4). E
 keeps one connection checked out; a broken one is given back (the pool discards and replaces
 it in the background) and the next operation takes a fresh one. A transaction whose very
 first round trip fails on a dead connection — the server restarted since — is retried once
-on a new one, so a database restart costs no call. While the server is down, operations
-fail fast (`LedgerUnavailable`) instead of each waiting for a connection.
+on a new one, so a database restart costs no call. After a failure the thread connects
+directly (one attempt, no waiting on the pool's reconnect backoff) until it succeeds, and
+between attempts (`retry_after`, 1 s) fails at once: while the server is down, calls get
+`LedgerUnavailable` in microseconds instead of waiting for a connection, and service
+resumes within about a second of the server's return.
 """
 
 from __future__ import annotations
@@ -125,6 +128,8 @@ class PostgresStore(Store):
         self._raw: psycopg.Connection | None = None
         self._conn: PgConnection | None = None
         self._down_until = 0.0
+        self._recovering = False  # the last connection broke: connect directly, not via the pool
+        self._unpooled = False  # the connection held came from such a direct connect
         self._owns_pool = False
         # Contention figures (docs/deploy.md): write transactions and the time spent
         # waiting for the write lock.
@@ -145,19 +150,33 @@ class PostgresStore(Store):
         if time.monotonic() < self._down_until:
             raise psycopg.OperationalError("the ledger database was unreachable a moment ago")
         try:
-            raw = self.pool.getconn(timeout=self.connect_timeout)
+            if self._recovering:
+                raw = psycopg.connect(self.pool.conninfo, **{**(self.pool.kwargs or {}),
+                                                             "connect_timeout": max(1, int(self.connect_timeout))})
+                configure_connection(raw)
+                self._unpooled, self._recovering = True, False
+            else:
+                raw = self.pool.getconn(timeout=self.connect_timeout)
+                self._unpooled = False
         except psycopg.OperationalError:
+            self._recovering = True
             self._down_until = time.monotonic() + self.retry_after
             raise
         self._raw, self._conn = raw, PgConnection(raw)
 
     def _giveback(self) -> None:
         raw, self._raw, self._conn = self._raw, None, None
-        if raw is not None:
-            try:
+        if raw is None:
+            return
+        if raw.broken or raw.closed:
+            self._recovering = True
+        try:
+            if self._unpooled:
+                raw.close()
+            else:
                 self.pool.putconn(raw)  # a broken one is discarded and replaced by the pool
-            except Exception:
-                pass
+        except Exception:
+            pass
 
     def _first(self, sql: str) -> None:
         """A transaction's first round trip: retried once on a fresh connection when the
