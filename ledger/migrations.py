@@ -344,3 +344,41 @@ def migrate(store: Store) -> int:
         return max(version, len(MIGRATIONS))
 
     return store._tx(work)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m ledger.migrations DATABASE_URL`: bring a ledger's schema up to date now (ahead
+    of a rollout) and print its version. Proxies do the same at start-up; this is the same code."""
+    import sys
+
+    from config.schema import parse_database_url
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0].startswith("-"):
+        print("usage: python -m ledger.migrations DATABASE_URL   (sqlite:///path.db or postgresql://...)",
+              file=sys.stderr)
+        return 2
+    engine, target = parse_database_url(args[0])
+    if engine == "sqlite":
+        from .sqlite import SQLiteStore
+
+        store: Store = SQLiteStore(target)
+    else:
+        from .postgres import PostgresStore
+
+        store = PostgresStore.open(target)
+    try:
+        before = store._tx(lambda: current_version(store))
+        version = migrate(store)
+        rows = store.conn.execute("SELECT version, applied_at FROM schema_migrations ORDER BY version").fetchall()
+    finally:
+        store.close()
+    names = {m.version: m.name for m in MIGRATIONS}
+    for number, applied_at in rows:
+        print(f"  v{number} {names.get(number, '(newer than this spendgate)')}: applied {applied_at}")
+    print(f"{engine} ledger at schema version {version} (was {before})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -131,10 +131,6 @@ class PostgresStore(Store):
         self._recovering = False  # the last connection broke: connect directly, not via the pool
         self._unpooled = False  # the connection held came from such a direct connect
         self._owns_pool = False
-        # Contention figures (docs/deploy.md): write transactions and the time spent
-        # waiting for the write lock.
-        self.write_txs = 0
-        self.lock_wait_s = 0.0
 
     # -- connections --------------------------------------------------------------------
 
@@ -201,10 +197,7 @@ class PostgresStore(Store):
     # -- transactions -------------------------------------------------------------------
 
     def _begin_write(self) -> None:
-        t0 = time.perf_counter()
         self._first(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
-        self.lock_wait_s += time.perf_counter() - t0
-        self.write_txs += 1
 
     def _begin_read(self) -> None:
         self._first("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")

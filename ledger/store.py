@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
@@ -82,6 +83,10 @@ class Store(DirectoryOps):
     def __init__(self, instance_id: str | None = None):
         self.instance_id = instance_id or uuid.uuid4().hex
         self._in_tx = False
+        # Contention figures (scripts/ledger_contention.py, docs/deploy.md): write
+        # transactions run, and the time spent starting them, i.e. waiting for the write lock.
+        self.write_txs = 0
+        self.lock_wait_s = 0.0
 
     # -- engine hooks ---------------------------------------------------------------------
 
@@ -111,7 +116,10 @@ class Store(DirectoryOps):
         """Run `work` in one write transaction; inside another one (a batch), just run it."""
         if self._in_tx:
             return work()
+        t0 = time.perf_counter()
         self._begin_write()
+        self.lock_wait_s += time.perf_counter() - t0
+        self.write_txs += 1
         self._in_tx = True
         try:
             result = work()

