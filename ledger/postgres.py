@@ -76,17 +76,20 @@ def translate(sql: str) -> str:
 class PgConnection:
     """The slice of the sqlite3 connection API the store uses, over a psycopg connection."""
 
-    __slots__ = ("raw",)
+    __slots__ = ("raw", "round_trips")
 
     def __init__(self, raw: psycopg.Connection):
         self.raw = raw
+        self.round_trips = 0  # statements sent (executemany is pipelined: one), for the figures
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> psycopg.Cursor:
+        self.round_trips += 1
         if params is None:
             return self.raw.execute(sql)
         return self.raw.execute(translate(sql), params)
 
     def executemany(self, sql: str, seq: Sequence[Sequence[Any]]) -> psycopg.Cursor:
+        self.round_trips += 1
         cur = self.raw.cursor()
         cur.executemany(translate(sql), seq)  # pipelined by psycopg: one round trip
         return cur
