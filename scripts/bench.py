@@ -1,0 +1,636 @@
+#!/usr/bin/env python3
+"""How much does spendgate cost on the request path?  `make bench` / `.venv/bin/python scripts/bench.py`
+
+One run, one fake upstream (tests/fake_provider.py, in its own process), three mitmdump
+processes started side by side and measured in alternation:
+
+  bare     mitmdump with no script (the baseline for throughput and latency)
+  stream   mitmdump -s tests/e2e_stream_addon.py (bare, but streams SSE like the addon
+           does: the baseline for time to first streamed chunk)
+  addon    mitmdump -s addon/budget.py with a global budget too large to ever block, so
+           every call is recognised, estimated, reserved in the ledger, tapped and settled
+
+Phases (bare and addon alternate within every round, order flipped each round):
+
+  load      `hey -c C` for D seconds, HTTPS through the proxy (`-x`) to
+            https://api.openai.com/v1/chat/completions (map-remoted to the fake):
+            requests/s, and latency under saturation
+  latency   `hey -c 1`: one connection, requests back to back, no queueing: the time the
+            proxy adds to each request (p50 / p99)
+  ttfc      a Python httpx client, streamed chat calls one after another, alternating
+            stream/addon per request: time from sending the request to the first SSE event
+  ledger    the addon's ledger must hold one row per request it served
+
+Pinning: when `taskset` exists and there are ≥ 2 CPUs, every mitmdump runs on CPU 0 and
+this script, hey and the fake run on the others, so the proxy under test has a core to
+itself. mitmdump runs with `flow_detail=0` (no per-flow console line) on both sides, so
+the baseline is the proxy's own work, not its logging.
+
+Beside requests/s, every hey run reads mitmdump's CPU time (/proc/PID/stat): CPU per
+request is the steadiest figure on a shared machine, and bare/addon CPU per request is
+the throughput ratio the addon would get on an otherwise idle core. The CPU time other
+processes took on the proxy's core meanwhile is reported too (`--wait-quiet` waits for
+it to settle before each run).
+
+Figures are printed as addon/bare ratios and added milliseconds, with the per-round values
+so the noise is visible. `--quick` for a ~20 s run, `--json` for machine-readable output.
+Targets (issue 2): throughput ≥ 0.95× bare, added p50 ≤ 0.5 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+
+from proxy import DEFAULT_SCRIPT, STREAM_ADDON, MitmProxy  # noqa: E402
+
+TARGET_RPS_RATIO = 0.95
+TARGET_ADDED_P50_MS = 0.5
+
+URL = "https://api.openai.com/v1/chat/completions"
+API_KEY = "sk-bench-0123456789abcdef"
+BODY = {
+    "model": "gpt-4o",
+    "messages": [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "Say hello in one short sentence."},
+    ],
+    "max_tokens": 64,
+}
+STREAM_BODY = {**BODY, "stream": True}  # no include_usage: spendgate asks upstream for it
+
+HEY_INSTALL = """\
+hey (the HTTP load generator) is not installed. Install it with:
+    sudo apt-get install -y hey              # Debian / Ubuntu
+    go install github.com/rakyll/hey@latest  # anywhere with Go (then put ~/go/bin on PATH)
+(--skip-load runs only the time-to-first-chunk comparison and the ledger check.)"""
+
+PROFILES = {
+    #            rounds, load s, conc, latency s, ttfc per side per round, warm-up s
+    "default": dict(rounds=4, load_seconds=6.0, concurrency=16, latency_seconds=3.0, ttfc=50, warmup=2.0),
+    "quick": dict(rounds=2, load_seconds=2.0, concurrency=16, latency_seconds=1.0, ttfc=15, warmup=1.0),
+}
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def median(xs: list[float]) -> float | None:
+    return statistics.median(xs) if xs else None
+
+
+def percentile(sorted_xs: list[float], q: float) -> float:
+    """Nearest-rank percentile of an already sorted list (q in 0..100)."""
+    if not sorted_xs:
+        return float("nan")
+    k = max(0, min(len(sorted_xs) - 1, math.ceil(q / 100 * len(sorted_xs)) - 1))
+    return sorted_xs[k]
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a whole process (every thread), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_busy_seconds(cpu: int) -> tuple[float, float]:
+    """(user+nice+system, steal) seconds a CPU has spent since boot, from /proc/stat."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith(f"cpu{cpu} "):
+                v = [int(x) for x in line.split()[1:]]
+                tck = os.sysconf("SC_CLK_TCK")
+                return (v[0] + v[1] + v[2]) / tck, (v[7] if len(v) > 7 else 0) / tck
+    return 0.0, 0.0
+
+
+def wait_quiet(cpu: int | None, max_wait: float, threshold: float = 0.10) -> float:
+    """On a shared machine: wait (at most max_wait s) until other processes leave the
+    proxy's CPU below `threshold` busy over half a second. Returns the seconds waited."""
+    if cpu is None or max_wait <= 0:
+        return 0.0
+    start = time.monotonic()
+    while True:
+        b0 = cpu_busy_seconds(cpu)[0]
+        time.sleep(0.5)
+        if (cpu_busy_seconds(cpu)[0] - b0) / 0.5 < threshold or time.monotonic() - start >= max_wait:
+            return time.monotonic() - start
+
+
+class PinnedProxy(MitmProxy):
+    """MitmProxy started under `taskset -c CPUS` (every thread inherits the affinity)."""
+
+    def __init__(self, *args: Any, cpus: str | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.cpus = cpus
+
+    def command(self, port: int) -> list[str]:
+        cmd = super().command(port)
+        return ["taskset", "-c", self.cpus, *cmd] if self.cpus else cmd
+
+
+class FakeUpstream:
+    """tests/fake_provider.py in its own process (its threads don't share our GIL)."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(REPO_ROOT / "tests" / "fake_provider.py"), "--port", "0"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=str(REPO_ROOT),
+            start_new_session=True,
+        )
+        line = self.proc.stdout.readline().strip()
+        if not line.startswith("listening on "):
+            self.stop()
+            raise RuntimeError(f"fake provider did not start: {line!r}")
+        self.url = line.removeprefix("listening on ")
+        self.proc.stdout.close()
+
+    def reset(self) -> None:
+        """Drop the fake's in-memory request log (it records every request)."""
+        import urllib.request
+
+        req = urllib.request.Request(self.url + "/_fake/reset", method="POST", data=b"")
+        with contextlib.suppress(OSError), urllib.request.urlopen(req, timeout=10):
+            pass
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+# ------------------------------------------------------------------------------ hey
+
+
+@dataclass
+class HeyRun:
+    side: str
+    round: int
+    phase: str
+    concurrency: int
+    seconds: float
+    requests: int = 0
+    non_200: int = 0
+    rps: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    mean_ms: float = 0.0
+    proxy_cpu_s: float = 0.0
+    proxy_cpu_util: float = 0.0  # share of one core the mitmdump process used
+    cpu_us_per_request: float = 0.0
+    other_load: float | None = None  # share of the proxy's CPU other processes (or steal) took
+    waited_s: float = 0.0  # --wait-quiet: how long the run waited for a quiet CPU
+
+
+def run_hey(proxy: MitmProxy, *, side: str, rnd: int, phase: str, concurrency: int,
+            seconds: float, proxy_cpu: int | None = None) -> HeyRun:
+    cmd = [
+        "hey", "-z", f"{seconds}s", "-c", str(concurrency), "-m", "POST",
+        "-T", "application/json", "-H", f"Authorization: Bearer {API_KEY}",
+        "-d", json.dumps(BODY), "-x", proxy.url, "-o", "csv", URL,
+    ]
+    pid = proxy.proc.pid
+    busy0 = sum(cpu_busy_seconds(proxy_cpu)) if proxy_cpu is not None else 0.0
+    cpu0, t0 = cpu_seconds(pid), time.monotonic()
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    cpu1, t1 = cpu_seconds(pid), time.monotonic()
+    busy1 = sum(cpu_busy_seconds(proxy_cpu)) if proxy_cpu is not None else 0.0
+    if out.returncode != 0:
+        raise RuntimeError(f"hey failed ({out.returncode}): {out.stderr.strip()[:500]}")
+    lat, end, non200 = [], 0.0, 0
+    for line in out.stdout.splitlines()[1:]:
+        # response-time,DNS+dialup,DNS,Request-write,Response-delay,Response-read,status-code,offset
+        parts = line.split(",")
+        if len(parts) != 8:
+            continue
+        rt, status, offset = float(parts[0]), int(parts[6]), float(parts[7])
+        lat.append(rt * 1000)
+        end = max(end, offset + rt)
+        if status != 200:
+            non200 += 1
+    run = HeyRun(side, rnd, phase, concurrency, seconds)
+    if not lat:
+        raise RuntimeError(f"hey recorded no responses through the {side} proxy:\n{out.stderr[:500]}\n"
+                           + proxy.log_tail(20))
+    lat.sort()
+    run.requests, run.non_200 = len(lat), non200
+    run.rps = len(lat) / end if end > 0 else 0.0
+    run.p50_ms, run.p99_ms = percentile(lat, 50), percentile(lat, 99)
+    run.mean_ms = statistics.fmean(lat)
+    run.proxy_cpu_s = cpu1 - cpu0
+    run.proxy_cpu_util = run.proxy_cpu_s / (t1 - t0)
+    run.cpu_us_per_request = run.proxy_cpu_s / len(lat) * 1e6
+    if proxy_cpu is not None:  # time on the proxy's core mitmdump did not get: others, steal
+        run.other_load = max(0.0, (busy1 - busy0) - run.proxy_cpu_s) / (t1 - t0)
+    return run
+
+
+# ------------------------------------------------------------------------------ TTFC
+
+
+def ttfc_once(client, headers: dict[str, str]) -> tuple[float, float, bool]:
+    """(ms to the first SSE event, ms to the end of the stream, saw [DONE])."""
+    t0 = time.perf_counter()
+    first = None
+    buf = b""
+    with client.stream("POST", URL, json=STREAM_BODY, headers=headers) as resp:
+        for chunk in resp.iter_raw():
+            if first is None and b"data:" in chunk:
+                first = time.perf_counter()
+            buf += chunk
+        end = time.perf_counter()
+        ok = resp.status_code == 200
+    if first is None:
+        first = end
+    return (first - t0) * 1000, (end - t0) * 1000, ok and b"[DONE]" in buf
+
+
+def run_ttfc(proxies: dict[str, MitmProxy], rounds: int, per_round: int, gap_ms: int,
+             pause_ms: float) -> dict[str, Any]:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    if gap_ms:
+        # the first event, then a pause, then the rest: the first chunk is unambiguous
+        headers["x-fake-first-chunk-then-wait-ms"] = str(gap_ms)
+    clients = {
+        side: httpx.Client(proxy=p.url, verify=p.ssl_context(), trust_env=False, timeout=30)
+        for side, p in proxies.items()
+    }
+    samples: dict[str, list[list[tuple[float, float]]]] = {side: [] for side in proxies}
+    served = {side: 0 for side in proxies}
+    bad = {side: 0 for side in proxies}
+    try:
+        for side, c in clients.items():  # warm-up: TLS handshake, certificate, connection
+            for _ in range(5):
+                _, _, ok = ttfc_once(c, headers)
+                served[side] += 1
+                bad[side] += not ok
+        sides = list(proxies)
+        for rnd in range(rounds):
+            for side in sides:
+                samples[side].append([])
+            for i in range(per_round):
+                order = sides if (i + rnd) % 2 == 0 else sides[::-1]
+                for side in order:
+                    first, end, ok = ttfc_once(clients[side], headers)
+                    # both proxies share a core: let the addon's settlement finish before the
+                    # other side's next request is timed
+                    time.sleep(pause_ms / 1000)
+                    served[side] += 1
+                    bad[side] += not ok
+                    samples[side][rnd].append((first, end))
+    finally:
+        for c in clients.values():
+            c.close()
+    return {"samples": samples, "served": served, "bad": bad}
+
+
+# ------------------------------------------------------------------------------ ledger
+
+
+def ledger_check(db: Path, expected: int, timeout: float = 30.0) -> dict[str, Any]:
+    """Wait for the asynchronous settlements, then compare the ledger with what was served."""
+    deadline = time.monotonic() + timeout
+    rows = -1
+    while True:
+        with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
+            rows = conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
+        if rows >= expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
+        by_status = dict(conn.execute("SELECT status, COUNT(*) FROM calls GROUP BY status"))
+        streamed = dict(conn.execute("SELECT streamed, COUNT(*) FROM calls GROUP BY streamed"))
+        cost = conn.execute("SELECT COALESCE(SUM(cost_nanos), 0) FROM calls").fetchone()[0]
+        spend, reserved = conn.execute(
+            "SELECT spend_nanos, reserved_nanos FROM budgets WHERE kind = 'global'").fetchone()
+        costs = dict(conn.execute("SELECT cost_nanos, COUNT(*) FROM calls GROUP BY cost_nanos"))
+    return {
+        "path": str(db),
+        "rows": rows,
+        "served": expected,
+        "by_status": by_status,
+        "streamed": {"yes" if k else "no": v for k, v in streamed.items()},
+        "cost_usd": cost / 1e9,
+        "cost_per_call_nanos": costs,
+        "global_spend_usd": spend / 1e9,
+        "global_reserved_nanos": reserved,
+        "ok": rows == expected and by_status.get("ok", 0) == expected and spend == cost,
+    }
+
+
+# ------------------------------------------------------------------------------ summary
+
+
+def summarise_hey(runs: list[HeyRun], phase: str, rounds: int) -> dict[str, Any]:
+    def of(side: str) -> list[HeyRun]:
+        return sorted((r for r in runs if r.phase == phase and r.side == side), key=lambda r: r.round)
+
+    bare, addon = of("bare"), of("addon")
+    out: dict[str, Any] = {}
+    for key in ("rps", "p50_ms", "p99_ms", "mean_ms", "cpu_us_per_request", "proxy_cpu_util", "other_load"):
+        b = median([getattr(r, key) for r in bare if getattr(r, key) is not None])
+        a = median([getattr(r, key) for r in addon if getattr(r, key) is not None])
+        out[key] = {"bare": b, "addon": a}
+    out["rps_ratio"] = out["rps"]["addon"] / out["rps"]["bare"]
+    out["rps_ratio_per_round"] = [a.rps / b.rps for a, b in zip(addon, bare)]
+    out["cpu_ratio"] = out["cpu_us_per_request"]["addon"] / out["cpu_us_per_request"]["bare"]
+    # what throughput would be on a core of its own: CPU time per request is far less
+    # disturbed by other processes than requests/s is
+    out["rps_ratio_from_cpu"] = 1 / out["cpu_ratio"]
+    out["cpu_ratio_per_round"] = [a.cpu_us_per_request / b.cpu_us_per_request for a, b in zip(addon, bare)]
+    for key in ("p50_ms", "p99_ms", "mean_ms"):
+        out["added_" + key] = out[key]["addon"] - out[key]["bare"]
+        out["added_" + key + "_per_round"] = [getattr(a, key) - getattr(b, key) for a, b in zip(addon, bare)]
+    out["added_cpu_us_per_request"] = out["cpu_us_per_request"]["addon"] - out["cpu_us_per_request"]["bare"]
+    return out
+
+
+def summarise_ttfc(t: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"served": t["served"], "bad": t["bad"]}
+    per_round: dict[str, list[float]] = {}
+    for side, rounds in t["samples"].items():
+        first = [f for rnd in rounds for f, _ in rnd]
+        end = [e for rnd in rounds for _, e in rnd]
+        per_round[side] = [median([f for f, _ in rnd]) for rnd in rounds]
+        fs, es = sorted(first), sorted(end)
+        out[side] = {"n": len(first), "first_p50_ms": median(first), "first_p99_ms": percentile(fs, 99),
+                     "end_p50_ms": median(end), "end_p99_ms": percentile(es, 99)}
+    out["added_first_p50_ms"] = out["addon"]["first_p50_ms"] - out["stream"]["first_p50_ms"]
+    out["added_first_p99_ms"] = out["addon"]["first_p99_ms"] - out["stream"]["first_p99_ms"]
+    out["added_end_p50_ms"] = out["addon"]["end_p50_ms"] - out["stream"]["end_p50_ms"]
+    out["added_first_p50_ms_per_round"] = [a - b for a, b in zip(per_round["addon"], per_round["stream"])]
+    return out
+
+
+def machine_info(pinned: bool, proxy_cpus: str | None, load_cpus: list[int] | None) -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    hey_version = ""
+    with contextlib.suppress(Exception):
+        hey_version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "hey"], capture_output=True,
+                                     text=True, timeout=5).stdout.strip()
+    from importlib.metadata import version
+
+    commit = ""
+    with contextlib.suppress(Exception):
+        commit = subprocess.run(["git", "-C", str(REPO_ROOT), "describe", "--always", "--dirty"],
+                                capture_output=True, text=True, timeout=5).stdout.strip()
+    return {
+        "commit": commit,
+        "cpu": model, "cpus": os.cpu_count(), "kernel": platform.release(),
+        "python": platform.python_version(), "mitmproxy": version("mitmproxy"),
+        "hey": hey_version or ("installed" if shutil.which("hey") else "missing"),
+        "pinned": pinned, "proxy_cpus": proxy_cpus, "load_cpus": load_cpus,
+    }
+
+
+def fmt(x: float | None, spec: str = ".2f") -> str:
+    return "n/a" if x is None else format(x, spec)
+
+
+def print_report(res: dict[str, Any]) -> None:
+    m, p = res["machine"], res["params"]
+    print("spendgate benchmark — addon vs bare mitmdump, same run, same fake upstream")
+    print(f"machine: {m['cpu']} × {m['cpus']} CPUs, Linux {m['kernel']}, Python {m['python']}, "
+          f"mitmproxy {m['mitmproxy']}, hey {m['hey']}")
+    print(f"spendgate {m['commit']}, addon script {p['script']}")
+    if m["pinned"]:
+        print(f"pinning: mitmdump on CPU {m['proxy_cpus']}; hey, fake upstream and this client on "
+              f"CPU {','.join(map(str, m['load_cpus']))}")
+    else:
+        print("pinning: none (no taskset or a single CPU) — expect more noise")
+    print(f"rounds: {p['rounds']} (bare/addon alternating, order flipped each round)")
+    load = res.get("load")
+    if load:
+        print()
+        print(f"throughput — hey -c {p['concurrency']}, {p['load_seconds']:g} s per run, HTTPS via the proxy")
+        print(f"  requests/s      bare {fmt(load['rps']['bare'], '.0f'):>7}   addon {fmt(load['rps']['addon'], '.0f'):>7}"
+              f"   ratio {load['rps_ratio']:.3f}  (target ≥ {TARGET_RPS_RATIO})  "
+              f"{'MET' if load['rps_ratio'] >= TARGET_RPS_RATIO else 'MISSED'}")
+        print("  per-round ratio " + "  ".join(f"{x:.3f}" for x in load["rps_ratio_per_round"]))
+        print(f"  proxy CPU/req   bare {load['cpu_us_per_request']['bare']:7.0f}   addon "
+              f"{load['cpu_us_per_request']['addon']:7.0f} µs   ratio {load['cpu_ratio']:.3f}"
+              f"   (+{load['added_cpu_us_per_request']:.0f} µs per call)")
+        print(f"  proxy core use  bare {load['proxy_cpu_util']['bare']:7.0%}   addon {load['proxy_cpu_util']['addon']:7.0%}"
+              "   (≈100% means mitmdump, not the load generator, is the bottleneck)")
+        print(f"  throughput ratio from CPU time per request: {load['rps_ratio_from_cpu']:.3f}"
+              "  (what requests/s would show on an undisturbed core)")
+        print(f"  latency under load  p50 +{load['added_p50_ms']:.2f} ms  p99 +{load['added_p99_ms']:.2f} ms"
+              f"  (bare p50 {load['p50_ms']['bare']:.2f} / p99 {load['p99_ms']['bare']:.2f} ms)")
+    others = [r["other_load"] for r in res.get("runs", []) if r.get("other_load") is not None]
+    if others and max(others) > 0.05:
+        print(f"  WARNING: other processes used up to {max(others):.0%} (median {median(others):.0%}) of the "
+              "proxy's CPU during the runs: requests/s and latencies are disturbed; CPU per request "
+              "much less so")
+    lat = res.get("latency")
+    if lat:
+        print()
+        print(f"latency — hey -c 1 (one connection, back-to-back requests), {p['latency_seconds']:g} s per run")
+        print(f"  p50   bare {lat['p50_ms']['bare']:.2f}  addon {lat['p50_ms']['addon']:.2f} ms   added "
+              f"{lat['added_p50_ms']:+.2f} ms  (target ≤ {TARGET_ADDED_P50_MS})  "
+              f"{'MET' if lat['added_p50_ms'] <= TARGET_ADDED_P50_MS else 'MISSED'}")
+        print("        per round " + "  ".join(f"{x:+.2f}" for x in lat["added_p50_ms_per_round"]))
+        print(f"  p99   bare {lat['p99_ms']['bare']:.2f}  addon {lat['p99_ms']['addon']:.2f} ms   added "
+              f"{lat['added_p99_ms']:+.2f} ms")
+        print("        per round " + "  ".join(f"{x:+.2f}" for x in lat["added_p99_ms_per_round"]))
+        print(f"  mean  bare {lat['mean_ms']['bare']:.3f}  addon {lat['mean_ms']['addon']:.3f} ms   added "
+              f"{lat['added_mean_ms']:+.3f} ms   (hey reports times in 0.1 ms steps)")
+        print(f"  requests/s at c=1: bare {lat['rps']['bare']:.0f}, addon {lat['rps']['addon']:.0f} "
+              f"(ratio {lat['rps_ratio']:.3f})")
+    t = res.get("ttfc")
+    if t:
+        print()
+        print(f"time to first streamed chunk — httpx, sequential streamed chat calls "
+              f"({t['addon']['n']} per side, alternating; upstream pauses {p['ttfc_gap_ms']} ms after the first event)")
+        print(f"  first event p50  bare+stream {t['stream']['first_p50_ms']:.2f}  addon "
+              f"{t['addon']['first_p50_ms']:.2f} ms   added {t['added_first_p50_ms']:+.2f} ms")
+        print("        per round " + "  ".join(f"{x:+.2f}" for x in t["added_first_p50_ms_per_round"]))
+        print(f"  first event p99  bare+stream {t['stream']['first_p99_ms']:.2f}  addon "
+              f"{t['addon']['first_p99_ms']:.2f} ms   added {t['added_first_p99_ms']:+.2f} ms")
+        print(f"  end of stream p50 bare+stream {t['stream']['end_p50_ms']:.2f}  addon "
+              f"{t['addon']['end_p50_ms']:.2f} ms   added {t['added_end_p50_ms']:+.2f} ms")
+        if any(t["bad"].values()):
+            print(f"  WARNING: streams without a 200 and [DONE]: {t['bad']}")
+    lc = res.get("ledger")
+    if lc and "error" in lc:
+        print(f"\nledger: could not be read: {lc['error']}")
+    elif lc:
+        print()
+        print(f"ledger: {lc['rows']} rows for {lc['served']} requests served through the addon — "
+              f"{'OK' if lc['ok'] else 'MISMATCH'}")
+        print(f"  by status {lc['by_status']}, streamed {lc['streamed']}")
+        print(f"  recorded cost ${lc['cost_usd']:.4f}, global spend ${lc['global_spend_usd']:.4f}, "
+              f"still reserved {lc['global_reserved_nanos']} nanos")
+    print(f"\ntotal wall time {res['wall_seconds']:.0f} s")
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="a ~20 s run (fewer, shorter rounds)")
+    ap.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    ap.add_argument("--rounds", type=int, help="bare/addon rounds per phase")
+    ap.add_argument("--load-seconds", type=float, help="seconds per throughput run")
+    ap.add_argument("--concurrency", type=int, help="hey -c for the throughput phase")
+    ap.add_argument("--latency-seconds", type=float, help="seconds per c=1 latency run")
+    ap.add_argument("--ttfc", type=int, help="streamed calls per side per round")
+    ap.add_argument("--warmup", type=float, help="seconds of warm-up load per side")
+    ap.add_argument("--ttfc-gap-ms", type=int, default=10,
+                    help="fake upstream pause after the first stream event (default 10)")
+    ap.add_argument("--ttfc-pause-ms", type=float, default=5.0,
+                    help="pause after each streamed call (default 5)")
+    ap.add_argument("--script", type=Path, default=DEFAULT_SCRIPT,
+                    help="addon script to measure against bare mitmdump (default addon/budget.py)")
+    ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
+                    help="on a shared machine, wait up to S seconds before each run for the "
+                         "proxy's CPU to be idle (< 10%% busy)")
+    ap.add_argument("--no-pin", action="store_true", help="don't pin processes to CPUs")
+    ap.add_argument("--skip-load", action="store_true", help="no hey phases (TTFC and ledger only)")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (ledger, mitmdump logs)")
+    args = ap.parse_args(argv)
+
+    prof = dict(PROFILES["quick" if args.quick else "default"])
+    for k in ("rounds", "load_seconds", "concurrency", "latency_seconds", "ttfc", "warmup"):
+        if getattr(args, k) is not None:
+            prof[k] = getattr(args, k)
+    prof["ttfc_gap_ms"] = args.ttfc_gap_ms
+    prof["ttfc_pause_ms"] = args.ttfc_pause_ms
+    prof["script"] = str(args.script)
+
+    if not args.skip_load and shutil.which("hey") is None:
+        log(HEY_INSTALL)
+        return 2
+
+    pinned, proxy_cpus, load_cpus, proxy_cpu = False, None, None, None
+    cpus = sorted(os.sched_getaffinity(0))
+    if not args.no_pin and len(cpus) >= 2 and shutil.which("taskset"):
+        pinned, proxy_cpus, load_cpus = True, str(cpus[0]), cpus[1:]
+        proxy_cpu = cpus[0]
+        os.sched_setaffinity(0, load_cpus)  # hey and the fake inherit it
+    elif not args.no_pin:
+        log("note: not pinning (needs taskset and ≥ 2 CPUs); expect noisier figures")
+
+    started = time.monotonic()
+    tmp = Path(tempfile.mkdtemp(prefix="spendgate-bench-"))
+    ledger_db = tmp / "ledger.db"
+    config = tmp / "budget.yaml"
+    # A budget nothing here can exhaust (each call costs $0.00725): every call reserves.
+    config.write_text(
+        "litellm_settings:\n  max_budget: 1000000000\n  budget_duration: 30d\n"
+        f"general_settings:\n  database_url: sqlite:///{ledger_db}\n"
+    )
+    res: dict[str, Any] = {"params": prof, "machine": machine_info(pinned, proxy_cpus, load_cpus),
+                           "targets": {"rps_ratio": TARGET_RPS_RATIO, "added_p50_ms": TARGET_ADDED_P50_MS}}
+    quiet = {"flow_detail": 0}
+    fake = FakeUpstream()
+    proxies: dict[str, MitmProxy] = {}
+    failed = True
+    try:
+        log(f"fake upstream {fake.url}; starting mitmdump ×3 (bare, bare+stream, addon)…")
+        proxies["bare"] = PinnedProxy(fake.url, cpus=proxy_cpus, options=quiet, workdir=tmp / "bare")
+        # (budget_admin_port=0: the harness would otherwise wait for an admin API that
+        # only spendgate's addon serves)
+        proxies["stream"] = PinnedProxy(fake.url, script=STREAM_ADDON, cpus=proxy_cpus,
+                                        options={**quiet, "budget_admin_port": 0}, workdir=tmp / "stream")
+        proxies["addon"] = PinnedProxy(fake.url, script=args.script.resolve(), budget_config=config,
+                                       cpus=proxy_cpus, options=quiet, workdir=tmp / "addon")
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(proxies)) as pool:  # ~1 s each: start them together
+            for fut in [pool.submit(p.start) for p in proxies.values()]:
+                fut.result()
+        served_by_addon = 0
+        runs: list[HeyRun] = []
+        if not args.skip_load:
+            for side in ("bare", "addon"):  # warm-up: certificates, connections, caches
+                w = run_hey(proxies[side], side=side, rnd=-1, phase="warmup",
+                            concurrency=prof["concurrency"], seconds=prof["warmup"])
+                served_by_addon += w.requests if side == "addon" else 0
+                fake.reset()
+            for phase, conc, secs in (("load", prof["concurrency"], prof["load_seconds"]),
+                                      ("latency", 1, prof["latency_seconds"])):
+                for rnd in range(prof["rounds"]):
+                    order = ("bare", "addon") if rnd % 2 == 0 else ("addon", "bare")
+                    for side in order:
+                        waited = wait_quiet(proxy_cpu, args.wait_quiet)
+                        r = run_hey(proxies[side], side=side, rnd=rnd, phase=phase, concurrency=conc,
+                                    seconds=secs, proxy_cpu=proxy_cpu)
+                        fake.reset()
+                        r.waited_s = waited
+                        runs.append(r)
+                        if side == "addon":
+                            served_by_addon += r.requests
+                        log(f"  {phase:7} round {rnd + 1} {side:5}: {r.rps:7.0f} req/s  p50 {r.p50_ms:6.2f} ms"
+                            f"  p99 {r.p99_ms:6.2f} ms  proxy CPU {r.cpu_us_per_request:5.0f} µs/req"
+                            f" ({r.proxy_cpu_util:.0%} of a core"
+                            + (f", others {r.other_load:.0%}" if r.other_load is not None else "") + ")"
+                            + (f"  non-200: {r.non_200}" if r.non_200 else ""))
+            res["load"] = summarise_hey(runs, "load", prof["rounds"])
+            res["latency"] = summarise_hey(runs, "latency", prof["rounds"])
+            res["runs"] = [asdict(r) for r in runs]
+        log("  time to first streamed chunk…")
+        t = run_ttfc({"stream": proxies["stream"], "addon": proxies["addon"]}, prof["rounds"], prof["ttfc"],
+                     prof["ttfc_gap_ms"], prof["ttfc_pause_ms"])
+        fake.reset()
+        served_by_addon += t["served"]["addon"]
+        res["ttfc"] = summarise_ttfc(t)
+        try:
+            res["ledger"] = ledger_check(ledger_db, served_by_addon)
+        except sqlite3.Error as e:  # e.g. --script with an addon that keeps no ledger
+            res["ledger"] = {"ok": False, "error": f"{ledger_db}: {e}", "served": served_by_addon}
+        failed = False
+    finally:
+        for p in proxies.values():
+            p.stop()
+        fake.stop()
+        if failed or args.keep:
+            log(f"kept {tmp} (ledger, mitmdump logs)")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    res["wall_seconds"] = time.monotonic() - started
+    if args.json:
+        json.dump(res, sys.stdout, indent=2, default=str)
+        print()
+    else:
+        print_report(res)
+    return 0 if res["ledger"]["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
