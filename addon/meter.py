@@ -182,6 +182,9 @@ class Meter:
             self._spawn(self._settle(rt, call, status, error))
 
     async def _settle(self, rt: Runtime, call: MeteredCall, status: int | None, error: str | None) -> None:
+        # mitmproxy runs new tasks eagerly, up to their first await: yield first, so
+        # pricing runs after the response (or the end of the stream) is on its way.
+        await asyncio.sleep(0)
         record = call.record(rt.prices, status, error)
         if record.status == "unpriced":
             self._warn_unpriced(rt, call, record.model)
