@@ -35,6 +35,10 @@ it to settle before each run).
 Figures are printed as addon/bare ratios and added milliseconds, with the per-round values
 so the noise is visible. `--quick` for a ~20 s run, `--json` for machine-readable output.
 Targets (issue 2): throughput ≥ 0.95× bare, added p50 ≤ 0.5 ms.
+
+`--fleet` measures something else with the same load generator: 1, 2 and 4 spendgate
+processes on one PostgreSQL ledger against one on SQLite, as ratios (scripts/bench_fleet.py,
+`make bench-fleet`; figures in docs/deploy.md §9).
 """
 
 from __future__ import annotations
@@ -501,6 +505,11 @@ def print_report(res: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--fleet" in argv:  # 1, 2 and 4 processes on one PostgreSQL ledger vs one on SQLite
+        from bench_fleet import main as fleet_main  # scripts/bench_fleet.py, reusing this load generator
+
+        return fleet_main([a for a in argv if a != "--fleet"])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a ~20 s run (fewer, shorter rounds)")
