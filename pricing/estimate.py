@@ -63,9 +63,10 @@ def estimate_max_cost(
     """The most this call can cost; `Cost(None, "unpriced")` for an unpriced model.
 
     Tokens are bounded as `max_tokens_bound` says, then priced with the same resolution and
-    arithmetic as `PriceBook.cost`, every input token in the dearest input class (plain
-    input, or cache write where that costs more, as at Anthropic) and every output token
-    in the dearest output class, at the tier the input bound falls in.
+    rates as `PriceBook.cost`, every input token in the dearest input class (plain input,
+    or cache write where that costs more, as at Anthropic) and every output token in the
+    dearest output class, at the tier the input bound falls in, plus any per-request fee
+    (Perplexity's sonar models): what `cost()` would say of that dearest usage.
 
     `model` overrides `request.model` (for endpoints that name it in the URL: Gemini,
     Azure deployments).
@@ -74,4 +75,4 @@ def estimate_max_cost(
     if resolved is None:
         return UNPRICED
     input_tokens, output_tokens = _token_bounds(resolved, request, endpoint_kind, default_max_output_tokens)
-    return book.price(resolved, resolved.dearest_usage(input_tokens, output_tokens, at), at)
+    return book.max_price(resolved, input_tokens, output_tokens, at)

@@ -399,41 +399,129 @@ def test_estimate_is_at_least_the_actual_cost(book, price_provider, model, kind,
 # --------------------------------------------------------------------------- fidelity
 
 
+def _nanos(amount: Decimal) -> int:
+    from pricing.prices import _to_nanos
+
+    return _to_nanos(amount)
+
+
+def _plain_calc_price(model, provider, usage: TokenUsage, at: datetime) -> Decimal:
+    """genai-prices on its own: no zeroed keys, no fast path."""
+    plain = genai_prices.Usage(
+        input_tokens=usage.input_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        output_tokens=usage.output_tokens,
+        output_reasoning_tokens=usage.reasoning_tokens,
+    )
+    return model.calc_price(plain, provider, genai_request_timestamp=at).total_price
+
+
+# Settlement usages: plain, cached, cache write, reasoning, and one past 200k tokens
+# (plus, for tiered prices, each tier start and one token past it: see below).
+FIDELITY_USAGES = (
+    TokenUsage(),
+    TokenUsage(input_tokens=1_000, output_tokens=500),
+    TokenUsage(input_tokens=5_000, cache_read_tokens=3_000, output_tokens=800),
+    TokenUsage(input_tokens=12_000, cache_read_tokens=2_000, cache_write_tokens=8_000, output_tokens=700),
+    TokenUsage(input_tokens=2_000, output_tokens=6_000, reasoning_tokens=5_000),
+    TokenUsage(input_tokens=300_000, cache_read_tokens=70_000, cache_write_tokens=20_000, output_tokens=9_000,
+               reasoning_tokens=4_000),
+)
+# Estimate bounds (input, output).
+FIDELITY_BOUNDS = ((0, 0), (4_000, 1_000), (300_000, 8_192))
+# Dates that reach the snapshot's price periods: before most price changes, AT, a later
+# one, and the same day at two times (DeepSeek's off-peak hours).
+FIDELITY_DATES = (
+    datetime(2024, 1, 1, 12, 0, tzinfo=UTC),
+    AT,
+    datetime(2026, 6, 1, 3, 0, tzinfo=UTC),
+    datetime(2026, 6, 1, 17, 0, tzinfo=UTC),
+)
+
+
 def test_same_result_as_plain_genai_prices_for_every_model_in_the_snapshot():
-    """`cost()` hands genai-prices zeros for priced keys TokenUsage doesn't report (web
-    searches, audio tokens...) to skip its slow inference: prove that changes nothing."""
+    """Every model of the snapshot, every price set in force at any of FIDELITY_DATES:
+
+    - `price_usd` (the linear fast path where the price set allows it, else `calc_price`
+      with the keys TokenUsage doesn't report zeroed) gives the nanos plain genai-prices
+      gives, for each usage, at each tier boundary;
+    - the estimate (`max_price_usd`) gives the nanos plain genai-prices gives for the
+      dearest usage, as the estimate did when it called `calc_price`;
+    - and either refuses (ValueError) wherever genai-prices does.
+    """
     from pricing.prices import ResolvedPrice, _unreported_priced_keys
 
-    usage = TokenUsage(
-        input_tokens=300_000,
-        cache_read_tokens=70_000,
-        cache_write_tokens=20_000,
-        output_tokens=9_000,
-        reasoning_tokens=4_000,
-    )
-    plain = genai_prices.Usage(
-        input_tokens=300_000,
-        cache_read_tokens=70_000,
-        cache_write_tokens=20_000,
-        output_tokens=9_000,
-        output_reasoning_tokens=4_000,
-    )
-    checked = 0
+    price_sets = linear_sets = 0
     for provider in data_snapshot.get_snapshot().providers:
         for model in provider.models:
             resolved = ResolvedPrice(
                 GENAI_PRICES_SOURCE, model=model, provider=provider, unreported=_unreported_priced_keys(model)
             )
-            for at in (AT, datetime(2026, 6, 1, 3, 0, tzinfo=UTC)):
-                try:
-                    expected = model.calc_price(plain, provider, genai_request_timestamp=at).total_price
-                except ValueError:  # then ours must refuse it too
-                    with pytest.raises(ValueError):
-                        resolved.price_usd(usage, at)
+            seen: set[int] = set()
+            for at in FIDELITY_DATES:
+                prices = model.get_prices(at)
+                if id(prices) in seen:  # same price set, same results
                     continue
-                assert resolved.price_usd(usage, at) == expected, (provider.id, model.id)
-                checked += 1
-    assert checked > 1000
+                seen.add(id(prices))
+                price_sets += 1
+                linear_sets += resolved._plan(at).linear
+                starts = sorted(
+                    {tier.start for value in vars(prices).values() if isinstance(value, genai_prices.types.TieredPrices)
+                     for tier in value.tiers}
+                )
+                usages = list(FIDELITY_USAGES)
+                bounds = list(FIDELITY_BOUNDS)
+                for start in starts:
+                    usages += [TokenUsage(input_tokens=n, cache_read_tokens=n // 4, cache_write_tokens=n // 8,
+                                          output_tokens=3_000, reasoning_tokens=1_000) for n in (start, start + 1)]
+                    bounds += [(start, 4_096), (start + 1, 4_096)]
+                checks = [(usage, lambda usage=usage: resolved.price_usd(usage, at)) for usage in usages]
+                checks += [
+                    (resolved.dearest_usage(i, o, at), lambda i=i, o=o: resolved.max_price_usd(i, o, at))
+                    for i, o in bounds
+                ]
+                for usage, ours in checks:
+                    try:
+                        expected = _plain_calc_price(model, provider, usage, at)
+                    except ValueError:  # then ours must refuse it too
+                        with pytest.raises(ValueError):
+                            ours()
+                        continue
+                    assert _nanos(ours()) == _nanos(expected), (provider.id, model.id, at, usage)
+    assert price_sets > 1500
+    # The fast path is the rule, not the exception...
+    assert linear_sets > 0.95 * price_sets, (linear_sets, price_sets)
+    # ...and in particular covers the models people call most.
+    book = PriceBook()
+    for price_provider, model in [("openai", "gpt-4o"), ("anthropic", "claude-sonnet-4-5"), ("google", "gemini-2.5-pro")]:
+        assert book.resolve(price_provider, model)._plan(AT).linear, model
+
+
+def test_per_request_fee_in_cost_and_estimate(book):
+    # Perplexity sonar: input $1/M, output $1/M, and $12 per thousand requests ($0.012 each).
+    #   cost:     1_000 x $1/M + 500 x $1/M + $0.012 = $0.0135
+    #   estimate: 4_000 x $1/M + 1_000 x $1/M + $0.012 = $0.017
+    usage = TokenUsage(input_tokens=1_000, output_tokens=500)
+    assert book.cost("perplexity", "sonar", usage, AT).nanos == usd("0.0135")
+    cost = estimate_max_cost(book, "perplexity", request("sonar", 4_000, 1_000), "chat", AT, 4096)
+    assert cost.nanos == usd("0.017")
+
+
+def test_price_sets_off_the_fast_path_still_go_through_genai_prices():
+    """A price set with a key whose usage nobody zeroes (here: gpt-4o's web searches, with
+    `unreported` left empty) is not linear: settlement and estimate fall back to
+    `calc_price`, with the same results."""
+    from pricing.prices import ResolvedPrice
+
+    provider, model = data_snapshot.get_snapshot().find_provider_model("gpt-4o", None, "openai", None)
+    resolved = ResolvedPrice(GENAI_PRICES_SOURCE, model=model, provider=provider)
+    assert not resolved._plan(AT).linear
+    # 800 x $2.50/M + 200 x $1.25/M + 500 x $10/M = $0.002 + $0.00025 + $0.005 = $0.00725
+    usage = TokenUsage(input_tokens=1000, cache_read_tokens=200, output_tokens=500, reasoning_tokens=100)
+    assert resolved.price_usd(usage, AT) == Decimal("0.00725")
+    # 4_000 x $2.50/M + 1_000 x $10/M = $0.02
+    assert resolved.max_price_usd(4_000, 1_000, AT) == Decimal("0.02")
 
 
 def test_per_model_memory_is_bounded(monkeypatch, book):
