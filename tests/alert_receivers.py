@@ -63,7 +63,11 @@ class HttpReceiver:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                length = int(self.headers.get("content-length", 0))
+                body = self.rfile.read(length)
+                if len(body) < length:  # the sender died mid-request (a SIGKILLed proxy): nothing delivered
+                    self.close_connection = True
+                    return
                 if not receiver._open.is_set():
                     with receiver._lock:
                         receiver.held += 1
