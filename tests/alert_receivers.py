@@ -22,21 +22,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from e2e_helpers import wait_for as wait_until  # one polling helper for every e2e module
+
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_until(check, timeout: float = 15.0, interval: float = 0.05):
-    """Poll `check()` until truthy (returned) or `timeout` (the last value is returned)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 class HttpReceiver:

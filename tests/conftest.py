@@ -87,6 +87,22 @@ def ledger_target(ledger_backend, tmp_path, request) -> LedgerTarget:
     server.drop_database(dsn)
 
 
+@pytest.fixture
+def store(ledger_target):
+    """A migrated store on a fresh ledger (each engine), as the ledger-level tests use it;
+    its instance is registered at 2026-11-01 10:30 UTC, the tests' T0."""
+    from datetime import UTC, datetime
+
+    from backends import open_store
+
+    s = open_store(ledger_target)
+    s.target = ledger_target
+    s.migrate()
+    s.register_instance(datetime(2026, 11, 1, 10, 30, tzinfo=UTC))
+    yield s
+    s.close()
+
+
 def _ledger_path(database_url: str) -> Path | str | None:
     """sqlite:////abs/path.db -> /abs/path.db; sqlite:///rel.db -> rel.db; a PostgreSQL DSN as is
     (what e2e_helpers.Ledger opens)."""

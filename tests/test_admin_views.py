@@ -12,20 +12,10 @@ import pytest
 
 from ledger import views
 from ledger.directory import KeyRecord, TeamRecord, UserRecord
-from backends import open_store
 from ledger.model import BudgetSpec, CallRecord, ScopeRef
 
 USD = 1_000_000_000
 T0 = datetime(2026, 11, 1, 10, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(ledger_target):  # every test on SQLite and on PostgreSQL
-    s = open_store(ledger_target)
-    s.migrate()
-    s.register_instance(T0)
-    yield s
-    s.close()
 
 
 def call(cost_nanos, at=T0, *, model="gpt-4o", key="k1", team=None, user=None, metadata=None, status="ok",

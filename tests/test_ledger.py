@@ -20,16 +20,6 @@ GLOBAL = ScopeRef.global_()
 KEY = ScopeRef("key", "abc")
 
 
-@pytest.fixture
-def store(ledger_target):
-    s = open_store(ledger_target)
-    s.target = ledger_target
-    s.migrate()
-    s.register_instance(T0)
-    yield s
-    s.close()
-
-
 def call(cost_nanos, at=T0):
     return CallRecord(started_at=at, provider="openai", endpoint="chat", path="/v1/chat/completions",
                       model="gpt-4o", cost_nanos=cost_nanos, price_source="test", finished_at=at)

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from backends import open_store
 from ledger import views_metrics as vm
 from ledger import views_ui as vu
 from ledger.directory import KeyRecord, TeamRecord, UserRecord
@@ -18,15 +17,6 @@ from ledger.model import BudgetSpec, CallRecord, ScopeRef
 
 USD = 1_000_000_000
 T0 = datetime(2026, 11, 1, 10, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(ledger_target):  # every test on SQLite and on PostgreSQL
-    s = open_store(ledger_target)
-    s.migrate()
-    s.register_instance(T0)
-    yield s
-    s.close()
 
 
 def call(cost, at=T0, *, model="gpt-4o", key="k1", alias=None, team=None, user=None, status="ok", error=None,
