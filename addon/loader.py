@@ -29,6 +29,9 @@ class SpendListener(Protocol):
     def settled(self, runtime: Runtime, record: CallRecord, changes: list[SpendChange]) -> None:
         """A call was charged: its ledger row and each scope's spend before and after."""
 
+    # Optional: `in_settlement(runtime, record) -> (store, changes) -> None | None` gives work
+    # that runs on the ledger's writer thread inside the settlement's own transaction.
+
     def denied(self, runtime: Runtime, record: CallRecord, denial: Denial | None) -> None:
         """A call was refused (its `blocked` ledger row); `denial` when a budget refused it."""
 

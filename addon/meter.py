@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -190,8 +190,18 @@ class Meter:
             self._warn_unpriced(rt, call, record.model)
         if record.error and record.status in ("parse_error", "partial"):
             log.info("spendgate: %s call settled as %s: %s", call.endpoint.provider, record.status, record.error)
-        _, changes = await rt.ledger.settle(call.reservation, call.identity.scopes(), record, datetime.now(UTC))
+        _, changes = await rt.ledger.settle(
+            call.reservation, call.identity.scopes(), record, datetime.now(UTC), self._in_settlement(rt, record)
+        )
         self._notify("settled", rt, record, changes)
+
+    def _in_settlement(self, rt: Runtime, record) -> Callable[..., None] | None:
+        """The listeners' work that must commit with the settlement itself (alerts)."""
+        hooks = [hook for listener in self.config.listeners
+                 if (make := getattr(listener, "in_settlement", None)) and (hook := make(rt, record))]
+        if not hooks:
+            return None
+        return lambda store, changes: [hook(store, changes) for hook in hooks]
 
     def _notify(self, event: str, *args: Any) -> None:
         """Tell the spend listeners; one that fails is logged, and never turns the proxy's

@@ -73,6 +73,9 @@ class AlertDispatcher:
         self.min_elapsed = rules.DEFAULT_MIN_ELAPSED
         self.alerts_raised_total: Counter[str] = Counter()  # by event
         self._seen: OrderedDict[str, None] = OrderedDict()
+        # call uid → (candidates, inserted ids), set on the writer thread by in_settlement's
+        # hook and taken on the loop by `settled`
+        self._enqueued: dict[str, tuple[list[rules.Candidate], dict[str, int]]] = {}
         self._tasks: set[asyncio.Task] = set()
         config.listeners.append(self)
 
@@ -124,16 +127,44 @@ class AlertDispatcher:
 
     # -- SpendListener -------------------------------------------------------------------------
 
+    def in_settlement(self, runtime: Runtime, record: CallRecord):
+        """Alerts of a settlement are enqueued in the settlement's own transaction, so a
+        process killed right after the commit can't lose them. Runs on the writer thread:
+        it only reads config and directory and hands its result to `settled` by uid."""
+        if not self.dispatcher.routes.any_channel(runtime.config):
+            return None
+
+        def enqueue(store, changes: list[SpendChange]) -> None:
+            try:
+                candidates = self._settlement_candidates(runtime, changes)
+            except Exception:  # a rules bug must not fail the settlement
+                log.exception("spendgate: alert evaluation failed")
+                return
+            if candidates:
+                self._enqueued[record.uid] = (candidates, outbox.enqueue(store, candidates, datetime.now(UTC)))
+
+        return enqueue
+
     def settled(self, runtime: Runtime, record: CallRecord, changes: list[SpendChange]) -> None:
         try:
+            done = self._enqueued.pop(record.uid, None)
+            if done is not None:  # enqueued inside the settlement: count, log, wake
+                for c in done[0]:
+                    self._remember(c.alert.dedupe_key)
+                self._raised(*done)
+                return
             if not self.dispatcher.routes.any_channel(runtime.config):
                 return
-            general = runtime.config.general_settings
-            projection = (rules.Projection(general.projected_spend_threshold, self.min_elapsed)
-                          if general.projected_spend_alerts else None)
-            self._queue(runtime, rules.from_settlement(changes, self._context(runtime), datetime.now(UTC), projection))
+            # a settlement replayed from the spool, or settled without in_settlement
+            self._queue(runtime, self._settlement_candidates(runtime, changes))
         except Exception:
             log.exception("spendgate: alert evaluation failed")
+
+    def _settlement_candidates(self, runtime: Runtime, changes: list[SpendChange]) -> list[rules.Candidate]:
+        general = runtime.config.general_settings
+        projection = (rules.Projection(general.projected_spend_threshold, self.min_elapsed)
+                      if general.projected_spend_alerts else None)
+        return rules.from_settlement(changes, self._context(runtime), datetime.now(UTC), projection)
 
     def denied(self, runtime: Runtime, record: CallRecord, denial: Denial | None) -> None:
         """Called from the flow's hook: evaluates in memory and queues, nothing more."""
@@ -170,6 +201,10 @@ class AlertDispatcher:
                 self._seen.pop(c.alert.dedupe_key, None)
             log.exception("spendgate: could not queue %d budget alert(s)", len(candidates))
             return
+        self._raised(candidates, inserted)
+
+    def _raised(self, candidates: list[rules.Candidate], inserted: dict[str, int]) -> None:
+        """Count and log the alerts that were new in the outbox, and wake the delivery."""
         for c in candidates:
             if c.alert.dedupe_key in inserted:
                 a = c.alert

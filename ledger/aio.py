@@ -277,12 +277,13 @@ class AsyncLedger:
         except LedgerUnavailable:
             self.spool.add(Entry.release(reservation))
 
-    async def settle(self, reservation, refs, record: CallRecord, now: datetime):
+    async def settle(self, reservation, refs, record: CallRecord, now: datetime, then=None):
         """(call id, spend changes); (None, []) when the database is away and the settlement
-        was spooled (its changes reach `on_replayed` when it is replayed)."""
+        was spooled (its changes reach `on_replayed` when it is replayed, without `then`).
+        `then(store, changes)` runs on the writer thread inside the settlement's transaction."""
         refs = tuple(refs)
         try:
-            return await self._write(self._writer.settle, reservation, refs, record, now, batch=True)
+            return await self._write(self._writer.settle, reservation, refs, record, now, then, batch=True)
         except LedgerUnavailable:
             self.spool.add(Entry.settle(reservation, refs, record, now))
             log.warning("spendgate: settlement of a %s call spooled until the ledger is back (%d waiting)",

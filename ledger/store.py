@@ -326,11 +326,14 @@ class Store(DirectoryOps):
         return row[0] if row else None
 
     def settle(
-        self, reservation: Reservation | None, refs: Iterable[ScopeRef], record: CallRecord, now: datetime
+        self, reservation: Reservation | None, refs: Iterable[ScopeRef], record: CallRecord, now: datetime,
+        then: Callable[[Store, list[SpendChange]], Any] | None = None,
     ) -> tuple[int, list[SpendChange]]:
         """Turn a reservation into the call's real cost: drop the hold, add the cost to
         every scope, write the ledger row — one transaction, so spend and rows agree.
-        Idempotent by the record's uid: settling the same call again changes nothing."""
+        Idempotent by the record's uid: settling the same call again changes nothing.
+        `then(store, changes)` runs inside the same transaction (alerts are enqueued there,
+        so a crash can't commit a threshold crossing without its alert)."""
         refs = tuple(refs)
         if record.finished_at is None:
             record.finished_at = now
@@ -382,6 +385,8 @@ class Store(DirectoryOps):
                 (record.key_hash, record.key_masked, iso(now), iso(now)),
             ).rowcount:
                 self._bump()  # a provider key seen for the first time: now listed and budgetable
+            if then is not None and changes:
+                then(self, changes)
             return call_id, changes
 
         return self._tx(work)

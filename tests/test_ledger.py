@@ -179,3 +179,28 @@ def test_adding_a_duration_to_a_scope_with_spend_keeps_the_spend(store):
     later = T0 + timedelta(days=45)
     st = store.configure(KEY, BudgetSpec(max_nanos=10 * USD, duration="30d"), later)
     assert (st.spend_nanos, st.reset_at) == (5 * USD, later + timedelta(days=30))
+
+
+def test_work_given_to_settle_commits_with_the_settlement_or_not_at_all(store):
+    """Alerts are enqueued inside the settlement's transaction: a failure after the
+    enqueue leaves neither the charge nor the alert behind."""
+    store.configure(GLOBAL, BudgetSpec(max_nanos=10 * USD), T0)
+    seen = []
+
+    def then(s, changes):
+        seen.append([(c.scope.kind, c.before_nanos, c.scope.spend_nanos) for c in changes])
+        s.conn.execute("INSERT INTO budget_events (ts, kind, scope_id, event) VALUES (?, 'global', 'global', 'probe')",
+                       ("2026-11-01T10:30:00.000000Z",))
+
+    store.settle(None, [GLOBAL], call(USD), T0, then)
+    assert seen == [[("global", 0, USD)]]
+    assert len(store.conn.execute("SELECT * FROM budget_events WHERE event = 'probe'").fetchall()) == 1
+
+    def failing(s, changes):
+        then(s, changes)
+        raise RuntimeError("after the enqueue")
+
+    with pytest.raises(RuntimeError):
+        store.settle(None, [GLOBAL], call(USD), T0, failing)
+    assert store.scope(GLOBAL).spend_nanos == USD  # the second charge was rolled back...
+    assert len(store.conn.execute("SELECT * FROM budget_events WHERE event = 'probe'").fetchall()) == 1  # ...and its work
