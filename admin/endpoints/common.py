@@ -247,6 +247,22 @@ def user_view(user: UserRecord, spend: views.Spend, teams: list[str] | None = No
     }
 
 
+_NORMALISE = {
+    "models": lambda v: list(v or []),
+    "metadata": lambda v: dict(v or {}),
+    "blocked": bool,
+}
+
+
+def take_given(body, record, *names: str) -> None:
+    """Copy onto `record` the fields the request body set (only those: an update changes
+    what it names, and an explicit null clears)."""
+    for name in names:
+        if body.given(name):
+            value = getattr(body, name)
+            setattr(record, name, _NORMALISE.get(name, lambda v: v)(value))
+
+
 def ensure_member(team: TeamRecord, user_id: str) -> bool:
     if user_id in team.members:
         return False

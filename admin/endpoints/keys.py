@@ -32,6 +32,7 @@ from admin.endpoints.common import (
     read,
     require_team,
     spend_of,
+    take_given,
     user_or_new,
     wants_reset,
 )
@@ -126,12 +127,7 @@ async def update_key(ctx: AdminContext, body: UpdateKeyRequest) -> dict[str, Any
     if body.given("key_alias"):
         await alias_free(ctx, body.key_alias, entry.hash)
         rec.key_alias = body.key_alias
-    if body.given("models"):
-        rec.models = list(body.models or [])
-    if body.given("metadata"):
-        rec.metadata = dict(body.metadata or {})
-    if body.given("blocked"):
-        rec.blocked = bool(body.blocked)
+    take_given(body, rec, "models", "metadata", "blocked")
     if body.given("duration"):
         rec.expires_at = expires(ctx, body.duration)
     if body.given("team_id"):

@@ -21,6 +21,7 @@ from admin.endpoints.common import (
     read,
     require_team,
     spend_of,
+    take_given,
     team_view,
     user_view,
     wants_reset,
@@ -75,14 +76,7 @@ async def update_team(ctx: AdminContext, body: UpdateTeamRequest) -> dict[str, A
     team = await require_team(ctx, body.team_id)
     reset = wants_reset(body, "team")
     spec = merged_spec(body, await spend_of(ctx, "team", team.team_id))
-    if body.given("team_alias"):
-        team.team_alias = body.team_alias
-    if body.given("models"):
-        team.models = list(body.models or [])
-    if body.given("metadata"):
-        team.metadata = dict(body.metadata or {})
-    if body.given("blocked"):
-        team.blocked = bool(body.blocked)
+    take_given(body, team, "team_alias", "models", "metadata", "blocked")
     ref = ScopeRef("team", team.team_id)
     changed = body.model_fields_set - {"team_id", "spend"}
     if changed or reset:

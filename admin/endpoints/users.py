@@ -23,6 +23,7 @@ from admin.endpoints.common import (
     read,
     require_team,
     spend_of,
+    take_given,
     team_view,
     user_view,
     wants_reset,
@@ -101,8 +102,7 @@ async def update_user(ctx: AdminContext, body: UpdateUserRequest) -> dict[str, A
     saves: list = []
     if body.user_id and body.given("user_email"):
         user.user_email = body.user_email
-    if body.given("metadata"):
-        user.metadata = dict(body.metadata or {})
+    take_given(body, user, "metadata")
     if body.given("team_id"):
         if body.team_id:
             team = await require_team(ctx, body.team_id)
