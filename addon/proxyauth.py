@@ -39,20 +39,37 @@ class ProxyIdentity:
         self.config = config
         self.users: dict[str, str] = {}  # client connection id → proven user id
 
-    async def http_connect(self, flow: http.HTTPFlow) -> None:
+    # The hooks below are plain functions that return a coroutine only when there is
+    # something to check: mitmproxy awaits what a hook returns, and most requests (inside
+    # a tunnel already authenticated, or with proxy auth off) need no await at all.
+
+    def http_connect(self, flow: http.HTTPFlow):
+        if self._has_work(flow):
+            return self._connect(flow)
+        return None
+
+    async def _connect(self, flow: http.HTTPFlow) -> None:
         await self._authenticate(flow)
         # A CONNECT answered 200 remembers its user for every request in the tunnel.
         if flow.response is None and PROXY_USER in flow.metadata:
             self.users[flow.client_conn.id] = flow.metadata[PROXY_USER]
 
-    async def requestheaders(self, flow: http.HTTPFlow) -> None:
+    def requestheaders(self, flow: http.HTTPFlow):
         if flow.response or flow.error or not flow.live:
-            return
+            return None
         user = self.users.get(flow.client_conn.id)
         if user is not None:
             flow.metadata[PROXY_USER] = user
-        elif flow.request.method != "CONNECT":  # plain-HTTP proxying: credentials ride on each request
-            await self._authenticate(flow)
+        elif flow.request.method != "CONNECT" and self._has_work(flow):
+            return self._authenticate(flow)  # plain-HTTP proxying: credentials ride on each request
+        return None
+
+    def _has_work(self, flow: http.HTTPFlow) -> bool:
+        """Credentials to check, or none where they are required."""
+        rt = self.config.runtime
+        return rt is not None and (
+            "proxy-authorization" in flow.request.headers or rt.config.general_settings.require_proxy_auth
+        )
 
     def client_disconnected(self, client) -> None:
         self.users.pop(client.id, None)
