@@ -1,5 +1,6 @@
 """Time-driven ledger work: budget periods roll over, this instance's holds stay alive,
-and writes spooled while the database was away are recorded once it is back.
+budget leases left idle go back to their scopes, and writes spooled while the database
+was away are recorded once it is back.
 
 Resets are applied on a timer, not only when traffic arrives, so the ledger shows a
 new period at its reset time even on a quiet proxy. The heartbeat lets other
@@ -70,6 +71,7 @@ class BudgetClock:
                     if released:
                         log.warning("spendgate: released %d reservations of a stopped instance", released)
                 await rt.ledger.flush_spool()
+                await rt.ledger.return_leases(now)
                 await rt.directory.refresh(rt.ledger)
                 for scope in await rt.ledger.reset_due(now):
                     log.info("spendgate: %s budget %s reset; next reset %s", scope.kind, scope.id, scope.reset_at)

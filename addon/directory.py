@@ -22,10 +22,12 @@ class DirectoryCache:
     users: dict[str, UserRecord] = field(default_factory=dict)
 
     async def refresh(self, ledger: AsyncLedger) -> bool:
-        """Reload if another writer changed the directory; True when it did."""
+        """Reload if another writer changed the directory; True when it did. A change may
+        be a budget set or reset: the process's budget leases are re-checked too."""
         if await ledger.read(Store.revision) == self.revision:
             return False
         self.load(*await ledger.read(Store.directory))
+        ledger.leases.invalidate()
         return True
 
     def load(self, revision: int, keys: list[KeyRecord], teams: list[TeamRecord], users: list[UserRecord]) -> None:

@@ -3,7 +3,8 @@
 request → recognise provider/endpoint → identify the key → estimate the most the call
 can cost → reserve it in every budget scope at once, or answer 429 → forward → tap the
 stream without buffering → settle the reservation to the real cost and write the
-ledger row (in a task: the end of a stream is never held up by the ledger).
+ledger row (after the response is on its way, written with other calls' settlements:
+the end of a stream is never held up by the ledger).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from mitmproxy import http
@@ -39,6 +41,7 @@ class Meter:
     def __init__(self, config: BudgetConfig):
         self.config = config
         self._tasks: set[asyncio.Task] = set()
+        self._finished: list[tuple[Runtime, MeteredCall, int | None, str | None]] = []  # to settle
         self._last_open_warning = 0.0
 
     # -- hooks ------------------------------------------------------------------------------
@@ -105,8 +108,12 @@ class Meter:
 
     async def done(self) -> None:
         """Let every settlement under way reach the ledger before shutdown."""
+        self._settle_finished()
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        rt = self.config.runtime
+        if rt is not None:
+            await rt.ledger.drain()
 
     # -- steps ------------------------------------------------------------------------------
 
@@ -178,22 +185,35 @@ class Meter:
     def _finish(self, call: MeteredCall, status: int | None, error: str | None) -> None:
         call.done = True
         rt = self.config.runtime
-        if rt is not None:
-            self._spawn(self._settle(rt, call, status, error))
+        if rt is None:
+            return
+        self._finished.append((rt, call, status, error))
+        if len(self._finished) == 1:
+            # Priced and queued on the loop's next turn: after the response (or the end of
+            # the stream) is on its way, and for every call that ended meanwhile at once.
+            asyncio.get_running_loop().call_soon(self._settle_finished)
 
-    async def _settle(self, rt: Runtime, call: MeteredCall, status: int | None, error: str | None) -> None:
-        # mitmproxy runs new tasks eagerly, up to their first await: yield first, so
-        # pricing runs after the response (or the end of the stream) is on its way.
-        await asyncio.sleep(0)
-        record = call.record(rt.prices, status, error)
-        if record.status == "unpriced":
-            self._warn_unpriced(rt, call, record.model)
-        if record.error and record.status in ("parse_error", "partial"):
-            log.info("spendgate: %s call settled as %s: %s", call.endpoint.provider, record.status, record.error)
-        _, changes = await rt.ledger.settle(
-            call.reservation, call.identity.scopes(), record, datetime.now(UTC), self._in_settlement(rt, record)
-        )
-        self._notify("settled", rt, record, changes)
+    def _settle_finished(self) -> None:
+        finished, self._finished = self._finished, []
+        now = datetime.now(UTC)
+        for rt, call, status, error in finished:
+            try:
+                record = call.record(rt.prices, status, error)
+                if record.status == "unpriced":
+                    self._warn_unpriced(rt, call, record.model)
+                if record.error and record.status in ("parse_error", "partial"):
+                    log.info("spendgate: %s call settled as %s: %s", call.endpoint.provider, record.status,
+                             record.error)
+                rt.ledger.settle_soon(call.reservation, call.identity.scopes(), record, now,
+                                      self._in_settlement(rt, record), partial(self._settled, rt, record))
+            except Exception:
+                log.exception("spendgate: could not settle a %s call", call.endpoint.provider)
+
+    def _settled(self, rt: Runtime, record, result, exc: BaseException | None) -> None:
+        if exc is not None:
+            log.error("spendgate: ledger write failed: %r", exc)
+            return
+        self._notify("settled", rt, record, result[1])
 
     def _in_settlement(self, rt: Runtime, record) -> Callable[..., None] | None:
         """The listeners' work that must commit with the settlement itself (alerts)."""

@@ -52,6 +52,7 @@ class Runtime:
         if ledger is None:
             ledger = open_ledger(engine, target, spool_dir=spool_dir)
         ledger.configure_sync(ScopeRef.global_(), global_budget(config), datetime.now(UTC))
+        ledger.leases.invalidate()  # a reused ledger's leases were granted under the old budget
         directory = DirectoryCache()
         directory.load(*ledger.read_sync(Store.directory))
         return cls(

@@ -43,7 +43,8 @@ from typing import Any, ClassVar, TypeVar
 
 from .model import BudgetSpec, CallRecord, Denial, Reservation, ScopeRef, ScopeState, SpendChange, parse_iso
 from .spool import Entry, Spool, record_from_json, refs_from_json, reservation_from_json
-from .store import Store
+from .leases import LEASE_PREFIX, LeaseBook
+from .store import Settlement, Store
 
 T = TypeVar("T")
 log = logging.getLogger("spendgate")
@@ -155,6 +156,15 @@ class AsyncLedger:
         self.on_replayed: Callable[[CallRecord, list[SpendChange]], None] | None = None
         self._flushing = False
         self._flush_ticks = 0
+        self.leases = LeaseBook(LEASE_PREFIX + self.instance_id)
+        self._owed: list[tuple[ScopeRef, int]] = []  # lease credit to give back
+        self._tasks: set[asyncio.Task] = set()
+        self._pending: list[tuple[Settlement, Callable | None]] = []  # settlements to write together
+        self._outstanding = 0  # settlements queued or being written
+        self._drained_event: asyncio.Event | None = None
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self.settle_delay = 0.025
+        self.max_settle_batch = 256
 
     # -- engine hooks ---------------------------------------------------------------------
 
@@ -191,6 +201,7 @@ class AsyncLedger:
         this instance's holds, close. Whatever is still spooled stays in the spool file."""
         if self._writer is not None:
             try:
+                self._settle_pending_sync()
                 self._replay_sync()
                 self._writer_thread.submit(self._writer.retire).result()
             except Exception as e:
@@ -207,6 +218,17 @@ class AsyncLedger:
                       len(self.spool), self.spool.path or "memory (lost: no spool directory)")
         self.spool.close()
         self._dispose()
+
+    def _settle_pending_sync(self) -> None:
+        """Settlements still waiting to be written together (shutting down without `drain`)."""
+        batch, self._pending = self._pending, []
+        for item, _ in batch:
+            try:
+                self._writer_thread.submit(self._writer.settle, *item).result()
+            except Exception as e:
+                if not self.unavailable(e):
+                    log.exception("spendgate: a settlement could not be written at shutdown")
+                self.spool.add(Entry.settle(item.reservation, item.refs, item.record, item.now))
 
     def close_sync_quietly(self) -> None:
         """Tear down after a failed `open_sync` (no database work)."""
@@ -267,10 +289,90 @@ class AsyncLedger:
         return await self._write(self._writer.configure, ref, spec, now)
 
     async def reserve(self, refs: Iterable[ScopeRef], amount_nanos: int, now: datetime) -> Reservation | Denial:
-        return await self._write(self._writer.reserve, tuple(refs), amount_nanos, now, batch=True)
+        """Hold `amount_nanos` in every budgeted scope of `refs`, or the scope that refuses.
+
+        From this process's leases when they cover it (no database work: ledger/leases.py),
+        topping them up in the background before they run out; otherwise the exact path,
+        one group-committed transaction that also asks for fresh leases."""
+        refs = tuple(refs)
+        leases = self.leases
+        held = leases.admit(refs, amount_nanos)
+        if held is not None:
+            wants = leases.wants(refs, amount_nanos)
+            if wants:
+                self._background(self._refill(wants, now))
+            return held
+        # Calls that ended before this one arrived are settled first: a client calling one
+        # call after another is judged on its settled spend, not on the holds of calls that
+        # have finished but wait for their batch (settle_delay).
+        self._flush_settlements()
+        returns = leases.take_credit(refs)
+        wants = leases.wants(refs, amount_nanos)
+        try:
+            outcome, grants = await self._write(
+                self._writer.admit, refs, amount_nanos, now, leases.lease_id, returns, wants, batch=True)
+        except LedgerUnavailable:
+            leases.learnt_nothing(wants)
+            self._owed += returns + leases.take_all_credit()
+            raise
+        except BaseException:
+            leases.learnt_nothing(wants)
+            leases.restore(returns)
+            raise
+        self._owed += leases.learn(grants, wants)
+        return outcome
+
+    async def _refill(self, wants: list, now: datetime) -> None:
+        try:
+            grants = await self._write(self._writer.lease, self.leases.lease_id, wants, now, batch=True)
+        except BaseException:
+            self.leases.learnt_nothing(wants)
+            raise
+        self._owed += self.leases.learn(grants, wants)
+
+    async def return_leases(self, now: datetime) -> None:
+        """Give back credit left unused (idle leases, or owed since the database was away).
+        Called every second by the budget clock."""
+        returns = self._owed + self.leases.idle()
+        self._owed = []
+        if not returns:
+            return
+        try:
+            await self._write(self._writer.return_leases, self.leases.lease_id, returns, now, batch=True)
+        except BaseException:
+            self._owed += returns
+            raise
+
+    def _revoke_exhausted(self, changes: list[SpendChange]) -> None:
+        """A settlement left a scope spent, or over-committed (a call cost more than its
+        estimate): no more calls from its lease — the exact path decides (and refuses)."""
+        for change in changes:
+            st = change.scope
+            if st.max_nanos is not None and (
+                    st.spend_nanos >= st.max_nanos or st.spend_nanos + st.reserved_nanos > st.max_nanos):
+                self._owed += self.leases.revoke(st.ref)
+
+    @property
+    def _drained(self) -> asyncio.Event:
+        if self._drained_event is None:
+            self._drained_event = asyncio.Event()
+        return self._drained_event
+
+    def _background(self, work) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None and not isinstance(task.exception(), LedgerUnavailable):
+            log.error("spendgate: background ledger work failed: %r", task.exception())
 
     async def release(self, reservation: Reservation | None) -> None:
         if reservation is None or not reservation.scopes or not reservation.amount_nanos:
+            return
+        if reservation.lease:
+            self.leases.put_back(reservation)
             return
         try:
             await self._write(self._writer.release, reservation, batch=True)
@@ -281,14 +383,89 @@ class AsyncLedger:
         """(call id, spend changes); (None, []) when the database is away and the settlement
         was spooled (its changes reach `on_replayed` when it is replayed, without `then`).
         `then(store, changes)` runs on the writer thread inside the settlement's transaction."""
-        refs = tuple(refs)
+        fut = asyncio.get_running_loop().create_future()
+
+        def done(result, exc):
+            if not fut.done():
+                fut.set_exception(exc) if exc is not None else fut.set_result(result)
+
+        self.settle_soon(reservation, refs, record, now, then, done)
+        return await fut
+
+    def settle_soon(self, reservation, refs, record: CallRecord, now: datetime, then=None,
+                    done: Callable[[Any, BaseException | None], None] | None = None) -> None:
+        """`settle` without a coroutine per call: `done(result, exception)` is called on the
+        event loop once it is written (or spooled).
+
+        Settlements wait up to `settle_delay` seconds to be written together, in one
+        transaction with one read and one write per scope (`Store.settle_many`): the writer's
+        work per call is little more than its ledger row. A call's row is committed within
+        that delay after its response ended (docs/ledger.md)."""
+        self._pending.append((Settlement(reservation, tuple(refs), record, now, then), done))
+        self._outstanding += 1
+        if len(self._pending) >= self.max_settle_batch:
+            self._flush_settlements()
+        elif self._flush_timer is None:
+            self._flush_timer = asyncio.get_running_loop().call_later(self.settle_delay, self._flush_settlements)
+
+    async def drain(self) -> None:
+        """Write every queued settlement now and wait until they are all written."""
+        self._flush_settlements()
+        while self._outstanding:
+            self._drained.clear()
+            await self._drained.wait()
+
+    def _flush_settlements(self) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        batch, self._pending = self._pending, []
+        if batch:
+            written = asyncio.wrap_future(
+                self._writer_thread.submit(self._writer.settle_many, [item for item, _ in batch], batch=True))
+            written.add_done_callback(lambda f: self._written(f, batch))
+
+    def _written(self, written: asyncio.Future, batch: list) -> None:
+        exc = written.exception()
+        if exc is None:
+            for (_, done), result in zip(batch, written.result()):
+                self._settled(done, result)
+        elif self.unavailable(exc):
+            log.warning("spendgate: ledger database unreachable: %s", exc)
+            for item, done in batch:
+                self._settled(done, self._spool_settlement(item))
+        else:  # one bad settlement sinks its batch: each is retried alone, so it fails alone
+            for item, done in batch:
+                self._background(self._settle_alone(item, done))
+
+    async def _settle_alone(self, item: Settlement, done) -> None:
         try:
-            return await self._write(self._writer.settle, reservation, refs, record, now, then, batch=True)
+            result = await self._write(self._writer.settle, *item, batch=True)
         except LedgerUnavailable:
-            self.spool.add(Entry.settle(reservation, refs, record, now))
-            log.warning("spendgate: settlement of a %s call spooled until the ledger is back (%d waiting)",
-                        record.provider, len(self.spool))
-            return None, []
+            result = self._spool_settlement(item)
+        except BaseException as e:
+            self._settled(done, None, e)
+            return
+        self._settled(done, result)
+
+    def _spool_settlement(self, item: Settlement) -> tuple[None, list]:
+        self._owed += self.leases.take_all_credit()  # unsure what the database still holds
+        self.spool.add(Entry.settle(item.reservation, item.refs, item.record, item.now))
+        log.warning("spendgate: settlement of a %s call spooled until the ledger is back (%d waiting)",
+                    item.record.provider, len(self.spool))
+        return None, []
+
+    def _settled(self, done, result, exc: BaseException | None = None) -> None:
+        if result is not None:
+            self._revoke_exhausted(result[1])
+        self._outstanding -= 1
+        if not self._outstanding and self._drained_event is not None:
+            self._drained_event.set()
+        if done is not None:
+            try:
+                done(result, exc)
+            except Exception:
+                log.exception("spendgate: a settlement's follow-up failed")
 
     async def record(self, record: CallRecord) -> int | None:
         try:

@@ -7,7 +7,8 @@ are exact, so a scope's spend always equals the sum of its ledger rows.
 from __future__ import annotations
 
 import json
-import uuid
+import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -30,7 +31,16 @@ def iso(dt: datetime | None) -> str | None:
     """UTC timestamps as sortable ISO-8601 text with a trailing Z."""
     if dt is None:
         return None
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if dt.tzinfo is not UTC:
+        dt = dt.astimezone(UTC)
+    return dt.isoformat(timespec="microseconds")[:26] + "Z"  # (isoformat: twice strftime's speed)
+
+
+def call_uid() -> str:
+    """32 hex digits that sort by creation time (like a UUIDv7): each new call's row lands at
+    the end of the `calls.uid` index instead of on a random page of it, which keeps the
+    pages a settlement writes — and so its commit — small as the ledger grows."""
+    return f"{time.time_ns():016x}{secrets.token_hex(8)}"
 
 
 def parse_iso(text: str | None) -> datetime | None:
@@ -91,6 +101,11 @@ class Reservation:
     amount_nanos: int
     scopes: tuple[ScopeRef, ...]
 
+    @property
+    def lease(self) -> bool:
+        """Carved out of an instance's budget leases (ledger/leases.py), not a row of its own."""
+        return self.id.startswith("lease:")
+
 
 @dataclass(frozen=True, slots=True)
 class SpendChange:
@@ -131,7 +146,7 @@ class CallRecord:
     finished_at: datetime | None = None
     # Names the call for good: a settlement retried (replayed from the spool after the
     # database was away) is recognised by it and never charged twice.
-    uid: str = field(default_factory=lambda: uuid.uuid4().hex)
+    uid: str = field(default_factory=lambda: call_uid())
 
     def row(self) -> dict[str, Any]:
         return {

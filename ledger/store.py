@@ -27,9 +27,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 from .directory import DirectoryOps
+from .leases import LeaseOps, lease_row_id
 from .model import (
     BudgetSpec,
     CallRecord,
@@ -44,6 +45,31 @@ from .model import (
 from .periods import first_period, period_containing
 
 T = TypeVar("T")
+
+class Settlement(NamedTuple):
+    """One call's settlement, as `Store.settle` takes it (see there)."""
+
+    reservation: Reservation | None
+    refs: tuple[ScopeRef, ...]
+    record: CallRecord
+    now: datetime
+    then: Callable[[Any, list[SpendChange]], Any] | None = None
+
+
+def _refs_and_holds(it: Settlement) -> Iterable[ScopeRef]:
+    yield from it.refs
+    if it.reservation is not None:
+        yield from it.reservation.scopes
+
+
+def _charged(st: ScopeState, cost: int, back: int, moved: dict[ScopeRef, list[int]]) -> ScopeState:
+    """`st` after a call's `cost` is added and `back` of its hold given back (noted in `moved`)."""
+    m = moved.setdefault(ScopeRef(st.kind, st.id), [0, 0])
+    m[0] += cost
+    m[1] += back
+    return ScopeState(st.kind, st.id, st.max_nanos, st.soft_nanos, st.duration, st.spend_nanos + cost,
+                      max(st.reserved_nanos - back, 0), st.period_start, st.reset_at)
+
 
 _SCOPE_COLUMNS = "kind, id, max_nanos, soft_nanos, duration, spend_nanos, reserved_nanos, period_start, reset_at"
 
@@ -73,7 +99,7 @@ class Dialect:
         return f"json_extract({column}, ?)", [f'$."{field}"']
 
 
-class Store(DirectoryOps):
+class Store(DirectoryOps, LeaseOps):
     """The synchronous ledger operations, each one transaction (see module doc)."""
 
     dialect: ClassVar[Dialect] = Dialect()
@@ -334,62 +360,92 @@ class Store(DirectoryOps):
         Idempotent by the record's uid: settling the same call again changes nothing.
         `then(store, changes)` runs inside the same transaction (alerts are enqueued there,
         so a crash can't commit a threshold crossing without its alert)."""
-        refs = tuple(refs)
-        if record.finished_at is None:
-            record.finished_at = now
+        return self.settle_many([Settlement(reservation, tuple(refs), record, now, then)])[0]
 
-        def work() -> tuple[int, list[SpendChange]]:
-            call_id = self._insert_call(record)
-            if call_id is None:  # already settled: no second charge
-                return self._call_id(record.uid), []
-            # The hold is given back once (a reaped reservation is already gone), in the
-            # same UPDATE that adds the cost: one round trip for every scope.
-            held: set[ScopeRef] = set()
-            amount = 0
-            if reservation is not None and reservation.scopes and reservation.amount_nanos and self.conn.execute(
-                "DELETE FROM reservations WHERE id = ?", (reservation.id,)
-            ).rowcount:
-                held, amount = set(reservation.scopes), reservation.amount_nanos
-            cost = record.cost_nanos or 0
-            states = self._current_many(refs, now)
-            updates, changes = [], []
-            for ref, st in zip(refs, states):
-                if st is None:
-                    st = self._ensure(ref, now)
-                give_back = amount if ref in held else 0
-                if cost or give_back:
-                    updates.append((cost, give_back, give_back, iso(now) if cost else None, ref.kind, ref.id))
-                reserved = max(st.reserved_nanos - give_back, 0)
-                after = ScopeState(
-                    st.kind, st.id, st.max_nanos, st.soft_nanos, st.duration,
-                    st.spend_nanos + cost, reserved, st.period_start, st.reset_at,
-                )
-                changes.append(SpendChange(after, st.spend_nanos))
-            if updates:
-                self.conn.executemany(
-                    "UPDATE budgets SET spend_nanos = spend_nanos + ?,"
-                    " reserved_nanos = CASE WHEN reserved_nanos > ? THEN reserved_nanos - ? ELSE 0 END,"
-                    " updated_at = COALESCE(?, updated_at) WHERE kind = ? AND id = ?",
-                    updates,
-                )
-            leftover = held - set(refs)  # a hold on a scope the settlement does not name (never, but exact)
-            if leftover:
-                self.conn.executemany(
-                    "UPDATE budgets SET reserved_nanos = CASE WHEN reserved_nanos > ? THEN reserved_nanos - ? ELSE 0 END"
-                    " WHERE kind = ? AND id = ?",
-                    [(amount, amount, r.kind, r.id) for r in sorted(leftover, key=lambda r: (r.kind, r.id))],
-                )
-            if record.key_hash and self.conn.execute(
+    def settle_many(self, items: Sequence[Settlement]) -> list[tuple[int, list[SpendChange]]]:
+        """Several settlements in one transaction, each exactly as `settle` alone would do
+        it, in order (each sees the spend of those before it), but each touched scope's row
+        is read once and written once: what a settlement costs the writer is its ledger row.
+
+        A per-call reservation's hold is given back in full (once: a reaped one is gone
+        already). A lease-backed call's cost is taken out of this instance's lease row
+        instead (ledger/leases.py): its spend moves from held to spent."""
+
+        def work() -> list[tuple[int, list[SpendChange]]]:
+            results: list[Any] = [None] * len(items)
+            live: list[tuple[int, int]] = []
+            for i, it in enumerate(items):
+                if it.record.finished_at is None:
+                    it.record.finished_at = it.now
+                call_id = self._insert_call(it.record)
+                if call_id is None:  # already settled: no second charge
+                    results[i] = (self._call_id(it.record.uid), [])
+                else:
+                    live.append((i, call_id))
+            if not live:
+                return results
+            now = max(items[i].now for i, _ in live)
+            leases = self._lease_rows([items[i].reservation for i, _ in live])
+            touched = list(dict.fromkeys(ref for i, _ in live for ref in _refs_and_holds(items[i])))
+            states = dict(zip(touched, self._current_many(touched, now)))
+            moved: dict[ScopeRef, list[int]] = {}  # ref -> [cost added, hold given back]
+            keys: dict[str, str | None] = {}
+            for i, call_id in live:
+                it = items[i]
+                cost = it.record.cost_nanos or 0
+                held = self._given_back(it.reservation, leases)
+                changes = []
+                for ref in it.refs:
+                    before = states[ref] or self._ensure(ref, now)
+                    after = _charged(before, cost, held.pop(ref, 0), moved)
+                    states[ref] = after
+                    changes.append(SpendChange(after, before.spend_nanos))
+                for ref, back in held.items():  # a hold on a scope the settlement does not name
+                    if states[ref] is not None:
+                        states[ref] = _charged(states[ref], 0, back, moved)
+                if it.record.key_hash:
+                    keys.setdefault(it.record.key_hash, it.record.key_masked)
+                results[i] = (call_id, changes)
+            stamp = iso(now)
+            self.conn.executemany(
+                "UPDATE budgets SET spend_nanos = spend_nanos + ?,"
+                " reserved_nanos = CASE WHEN reserved_nanos > ? THEN reserved_nanos - ? ELSE 0 END,"
+                " updated_at = COALESCE(?, updated_at) WHERE kind = ? AND id = ?",
+                [(cost, back, back, stamp if cost else None, ref.kind, ref.id)
+                 for ref, (cost, back) in moved.items() if cost or back],
+            )
+            self._write_lease_rows(leases)
+            new_keys = sum(self.conn.execute(
                 "INSERT INTO keys (hash, key_masked, issued, blocked, created_at, updated_at)"
                 " VALUES (?, ?, 0, 0, ?, ?) ON CONFLICT (hash) DO NOTHING",
-                (record.key_hash, record.key_masked, iso(now), iso(now)),
-            ).rowcount:
+                (hash_, masked, stamp, stamp),
+            ).rowcount for hash_, masked in keys.items())
+            if new_keys:
                 self._bump()  # a provider key seen for the first time: now listed and budgetable
-            if then is not None and changes:
-                then(self, changes)
-            return call_id, changes
+            for i, _ in live:
+                it = items[i]
+                if it.then is not None and results[i][1]:
+                    it.then(self, results[i][1])
+            return results
 
         return self._tx(work)
+
+    def _given_back(self, reservation: Reservation | None, leases: dict[str, list]) -> dict[ScopeRef, int]:
+        """What a settling call gives back from the holds, per scope."""
+        if reservation is None or not reservation.scopes or not reservation.amount_nanos:
+            return {}
+        if reservation.lease:
+            back = {}
+            for ref in reservation.scopes:
+                row = leases.get(lease_row_id(reservation.id, ref))
+                if row is not None and row[0] > 0:
+                    back[ref] = min(reservation.amount_nanos, row[0])
+                    row[0] -= back[ref]
+                    row[1] = True
+            return back
+        if self.conn.execute("DELETE FROM reservations WHERE id = ?", (reservation.id,)).rowcount:
+            return dict.fromkeys(reservation.scopes, reservation.amount_nanos)
+        return {}
 
     def record(self, record: CallRecord) -> int:
         """A ledger row that moves no money (a blocked call). Idempotent by uid."""
