@@ -20,6 +20,8 @@ import yaml
 import backends
 from proxy import DEFAULT_SCRIPT, MitmProxy
 
+SETTLE_WINDOW = 0.1  # > the ledger's settle_delay (ledger/aio.py): a finished call's row is written by then
+
 
 def start_proxy(fake_url: str, workdir: Path, config: dict, *, extra_hosts=(), **options: Any) -> MitmProxy:
     """Write `config` (database_url defaulting to workdir/ledger.db, or a PostgreSQL database of
@@ -72,7 +74,10 @@ class Ledger:
             return [dict(r) for r in conn.execute(sql, params)]
 
     def mark(self) -> int:
-        """The id of the newest call row: pass it to `rows` to see only later ones."""
+        """The id of the newest call row: pass it to `rows` to see only later ones. Calls
+        that already ended are written within the ledger's settle delay (25 ms): waited for
+        first, so that a previous test's last row can't pass for this test's first."""
+        time.sleep(SETTLE_WINDOW)
         return self.query("SELECT COALESCE(MAX(id), 0) AS id FROM calls")[0]["id"]
 
     def rows(self, since: int = 0, n: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
