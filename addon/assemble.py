@@ -16,6 +16,8 @@ def make_addons() -> list[object]:
     # mitmproxy calls `done` in chain order: the Meter first lets in-flight
     # settlements reach the ledger, AlertDispatcher then queues their alerts (it
     # must come after the Meter), BudgetConfig last closes it.
-    metrics = Metrics(config)  # before/after bracket the hooks whose time is the addon's added latency
-    return [metrics.before, ProxyIdentity(config), Meter(config), metrics.after, AlertDispatcher(config),
-            BudgetClock(config), AdminServer(config, metrics), metrics, config]
+    metrics = Metrics(config)
+    meter = Meter(config)
+    meter.observe_latency = metrics.observe_latency  # the latency spendgate adds, as a histogram
+    return [ProxyIdentity(config), meter, AlertDispatcher(config), BudgetClock(config),
+            AdminServer(config, metrics), metrics, config]

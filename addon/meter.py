@@ -43,6 +43,9 @@ class Meter:
         self._tasks: set[asyncio.Task] = set()
         self._finished: list[tuple[Runtime, MeteredCall, int | None, str | None]] = []  # to settle
         self._last_open_warning = 0.0
+        # Told how long the hooks held a metered call up ("request": identity, estimate,
+        # reservation or refusal; "response": reading a buffered reply's usage): the metrics.
+        self.observe_latency: Callable[[str, float], None] | None = None
 
     # -- hooks ------------------------------------------------------------------------------
 
@@ -55,6 +58,12 @@ class Meter:
         endpoint = rt.recognizer.recognize(flow.request.pretty_host, flow.request.path, flow.request.port)
         if endpoint is None:
             return
+        t0 = time.perf_counter()
+        await self._meter(rt, flow, endpoint)
+        if self.observe_latency is not None:
+            self.observe_latency("request", time.perf_counter() - t0)
+
+    async def _meter(self, rt: Runtime, flow: http.HTTPFlow, endpoint) -> None:
         call = MeteredCall(
             endpoint=endpoint,
             request=parse_request(endpoint, flow.request.get_content(strict=False) or b""),
@@ -92,10 +101,13 @@ class Meter:
         if call is None or call.done:
             return
         if not call.streamed:
+            t0 = time.perf_counter()
             try:
                 call.parser.feed_body(flow.response.get_content(strict=False) or b"")
             except Exception as e:  # the parser reports problems itself; belt and braces
                 log.warning("spendgate: unreadable %s response: %s", call.endpoint.provider, e)
+            if self.observe_latency is not None:
+                self.observe_latency("response", time.perf_counter() - t0)
         self._finish(call, flow.response.status_code, None)
 
     def error(self, flow: http.HTTPFlow) -> None:

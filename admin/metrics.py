@@ -15,7 +15,7 @@ Where each value comes from, so that it is true right after a restart and cheap 
   without a budget is absent from the budget gauges: never `+Inf` or `NaN` (LiteLLM #21048).
 - Alert deliveries: the outbox table by channel and status (ledger-wide, durable), and
   the alert dispatcher's own attempt counters (this process); the added latency is
-  measured in-process by `admin.metrics_latency`.
+  measured by the Meter around its own hooks (`observe_latency`).
 
 Values are USD (floats); the ledger's integer nano-dollars are summed first, so a series
 is exact to the nano-dollar.
@@ -208,13 +208,11 @@ def budget_families(snapshot: BudgetSnapshot) -> Iterable[Metric]:
 class Metrics:
     """The metrics state of one proxy process: registry, call totals, latency histogram.
 
-    Put in the addon chain (it warms the call totals up in `running`); `after` goes
-    right after the Meter so the pair can time the addon's own hooks.
+    Put in the addon chain (it warms the call totals up in `running`); the Meter reports
+    its hooks' time to `observe_latency`.
     """
 
     def __init__(self, config: BudgetConfig):
-        from admin.metrics_latency import LatencyEnd, LatencyStart
-
         self.config = config
         self.registry = CollectorRegistry(auto_describe=False)
         self.latency = Histogram(
@@ -224,8 +222,8 @@ class Metrics:
             "reply's usage), seconds.",
             ["phase"], registry=self.registry, buckets=LATENCY_BUCKETS,
         )
-        for phase in ("request", "response"):
-            self.latency.labels(phase)  # present at 0 from the start, so rates work at once
+        # present at 0 from the start, so rates work at once
+        self._phases = {phase: self.latency.labels(phase) for phase in ("request", "response")}
         self.registry.register(SpendCollector(self))
         self.totals = CallTotals()
         self.snapshot = BudgetSnapshot()
@@ -235,8 +233,11 @@ class Metrics:
         self._ledger: object | None = None
         self._lock = asyncio.Lock()
         self._warmup: asyncio.Task | None = None
-        self.before = LatencyStart(self)
-        self.after = LatencyEnd(self)
+
+    def observe_latency(self, phase: str, seconds: float) -> None:
+        """Time a metered call spent in spendgate's hooks (called by the Meter)."""
+        if self.enabled:
+            self._phases[phase].observe(seconds)
 
     # -- addon hooks ----------------------------------------------------------------------
 
