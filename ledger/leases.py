@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .model import Denial, Reservation, ScopeRef, ScopeState, iso
+from .model import Denial, Reservation, ScopeRef, iso
 
 LEASE_PREFIX = "lease:"
 LEASE_SHARE = 8  # a lease takes at most this fraction (1/8) of a scope's free budget
