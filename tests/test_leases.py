@@ -218,6 +218,8 @@ def test_no_overspend_when_many_calls_race_through_leases(ledger_target, instanc
 
     async def scenario():
         await ledgers[0].configure(GLOBAL, BudgetSpec(max_nanos=max_nanos), T0)
+        for ledger in ledgers:  # one call each first, so every process holds leases when the race starts
+            assert await one(ledger, [GLOBAL, KEY], 0) == "exact"
         outcomes = await asyncio.gather(*[one(ledgers[i % instances], [GLOBAL, KEY], i / 4000) for i in range(800)])
         clock[0] += 10
         for ledger in ledgers:
@@ -225,7 +227,9 @@ def test_no_overspend_when_many_calls_race_through_leases(ledger_target, instanc
         return outcomes, await ledgers[0].scope(GLOBAL)
 
     outcomes, g = asyncio.run(scenario())
-    assert outcomes.count("lease") >= 50  # many calls never waited on the database
+    # However late the loop wakes the racers, the first leases' worth (1/8 of $4: 50 calls,
+    # less the warm-up calls) is admitted in memory: many calls never waited on the database.
+    assert outcomes.count("lease") >= 40
     assert g.spend_nanos <= max_nanos
     assert g.spend_nanos >= max_nanos * 3 // 4  # and the leases did not strand much of the budget
     assert g.reserved_nanos == 0
