@@ -20,6 +20,8 @@ Not thread-safe: one store per thread (the async face gives each of its threads 
 
 from __future__ import annotations
 
+import functools
+
 import json
 import os
 import socket
@@ -98,6 +100,13 @@ class Dialect:
         numbers), with its parameters: the field name is always a bound parameter."""
         return f"json_extract({column}, ?)", [f'$."{field}"']
 
+
+
+@functools.cache
+def _insert_call_sql(columns: tuple[str, ...]) -> str:
+    """The INSERT for a ledger row, built once (not joined anew for every call)."""
+    return (f"INSERT INTO calls ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+            " ON CONFLICT (uid) DO NOTHING RETURNING id")
 
 class Store(DirectoryOps, LeaseOps):
     """The synchronous ledger operations, each one transaction (see module doc)."""
@@ -340,11 +349,7 @@ class Store(DirectoryOps, LeaseOps):
         """The call's ledger row; None when a row with its uid is already there (a
         settlement replayed from the spool after its first attempt did commit)."""
         row = record.row()
-        found = self.conn.execute(
-            f"INSERT INTO calls ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})"
-            " ON CONFLICT (uid) DO NOTHING RETURNING id",
-            tuple(row.values()),
-        ).fetchone()
+        found = self.conn.execute(_insert_call_sql(tuple(row)), tuple(row.values())).fetchone()
         return found[0] if found else None
 
     def _call_id(self, uid: str) -> int | None:
