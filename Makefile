@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Decrypt provider traffic only; everything else passes through as an opaque tunnel.
 ALLOW_HOSTS ?= ^(api\.openai\.com|api\.anthropic\.com|generativelanguage\.googleapis\.com|[a-z0-9-]+\.openai\.azure\.com)(:443)?$$
 
-.PHONY: run test demo bench docs screenshots setup ui-deps clean
+.PHONY: run test demo bench bench-calls bench-fleet bench-ledger docs screenshots setup ui-deps clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,10 @@ demo: setup
 
 bench: setup
 	$(BIN)/python scripts/bench.py
+
+# spendgate's own CPU per call, without the proxy around it (steady: the one to watch while optimising)
+bench-calls: setup
+	$(BIN)/python scripts/bench_calls.py
 
 # 1, 2 and 4 mitmdump processes on one PostgreSQL ledger against one on SQLite (docs/deploy.md §9)
 bench-fleet: setup

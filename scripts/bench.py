@@ -34,6 +34,10 @@ it to settle before each run).
 
 Figures are printed as addon/bare ratios and added milliseconds, with the per-round values
 so the noise is visible. `--quick` for a ~20 s run, `--json` for machine-readable output.
+`--floor` adds a fourth mitmdump to the hey phases, running scripts/noop_addon.py (an
+addon with the Meter's hooks that does nothing): the share of the addon's cost that any
+Python addon pays before it does any work. scripts/bench_calls.py times spendgate's own
+code per call, without the proxy around it.
 Targets (issue 2): throughput ≥ 0.95× bare, added p50 ≤ 0.5 ms.
 
 `--fleet` measures something else with the same load generator: 1, 2 and 4 spendgate
@@ -66,6 +70,7 @@ sys.path.insert(0, str(REPO_ROOT / "tests"))
 
 from proxy import DEFAULT_SCRIPT, STREAM_ADDON, MitmProxy  # noqa: E402
 
+FLOOR_SCRIPT = REPO_ROOT / "scripts" / "noop_addon.py"
 TARGET_RPS_RATIO = 0.95
 TARGET_ADDED_P50_MS = 0.5
 
@@ -377,6 +382,14 @@ def summarise_hey(runs: list[HeyRun], phase: str, rounds: int) -> dict[str, Any]
         out["added_" + key] = out[key]["addon"] - out[key]["bare"]
         out["added_" + key + "_per_round"] = [getattr(a, key) - getattr(b, key) for a, b in zip(addon, bare)]
     out["added_cpu_us_per_request"] = out["cpu_us_per_request"]["addon"] - out["cpu_us_per_request"]["bare"]
+    floor = of("floor")
+    if floor:  # --floor: a do-nothing addon with the same hooks, measured in the same rounds
+        cpu = median([r.cpu_us_per_request for r in floor])
+        out["floor"] = {"rps": median([r.rps for r in floor]), "cpu_us_per_request": cpu,
+                        "rps_ratio": median([r.rps for r in floor]) / out["rps"]["bare"],
+                        "rps_ratio_from_cpu": out["cpu_us_per_request"]["bare"] / cpu,
+                        "added_cpu_us_per_request": cpu - out["cpu_us_per_request"]["bare"],
+                        "added_p50_ms": median([r.p50_ms for r in floor]) - out["p50_ms"]["bare"]}
     return out
 
 
@@ -438,7 +451,8 @@ def print_report(res: dict[str, Any]) -> None:
               f"CPU {','.join(map(str, m['load_cpus']))}")
     else:
         print("pinning: none (no taskset or a single CPU) — expect more noise")
-    print(f"rounds: {p['rounds']} (bare/addon alternating, order flipped each round)")
+    sides = "bare/addon/floor" if p.get("floor") else "bare/addon"
+    print(f"rounds: {p['rounds']} ({sides} alternating, order reversed each round)")
     load = res.get("load")
     if load:
         print()
@@ -456,6 +470,7 @@ def print_report(res: dict[str, Any]) -> None:
               "  (what requests/s would show on an undisturbed core)")
         print(f"  latency under load  p50 +{load['added_p50_ms']:.2f} ms  p99 +{load['added_p99_ms']:.2f} ms"
               f"  (bare p50 {load['p50_ms']['bare']:.2f} / p99 {load['p99_ms']['bare']:.2f} ms)")
+        _print_floor(load)
     others = [r["other_load"] for r in res.get("runs", []) if r.get("other_load") is not None]
     if others and max(others) > 0.05:
         print(f"  WARNING: other processes used up to {max(others):.0%} (median {median(others):.0%}) of the "
@@ -476,6 +491,7 @@ def print_report(res: dict[str, Any]) -> None:
               f"{lat['added_mean_ms']:+.3f} ms   (hey reports times in 0.1 ms steps)")
         print(f"  requests/s at c=1: bare {lat['rps']['bare']:.0f}, addon {lat['rps']['addon']:.0f} "
               f"(ratio {lat['rps_ratio']:.3f})")
+        _print_floor(lat)
     t = res.get("ttfc")
     if t:
         print()
@@ -501,6 +517,15 @@ def print_report(res: dict[str, Any]) -> None:
         print(f"  recorded cost ${lc['cost_usd']:.4f}, global spend ${lc['global_spend_usd']:.4f}, "
               f"still reserved {lc['global_reserved_nanos']} nanos")
     print(f"\ntotal wall time {res['wall_seconds']:.0f} s")
+
+
+def _print_floor(phase: dict[str, Any]) -> None:
+    f = phase.get("floor")
+    if f:
+        print(f"  floor (scripts/noop_addon.py: no work, the Meter's hooks)  requests/s {f['rps']:.0f}"
+              f" (ratio {f['rps_ratio']:.3f}), CPU/req {f['cpu_us_per_request']:.0f} µs"
+              f" (+{f['added_cpu_us_per_request']:.0f} µs, ratio from CPU {f['rps_ratio_from_cpu']:.3f}),"
+              f" p50 {f['added_p50_ms']:+.2f} ms")
 
 
 # ------------------------------------------------------------------------------ main
@@ -533,6 +558,9 @@ def main(argv: list[str] | None = None) -> int:
                          "proxy's CPU to be idle (< 10%% busy)")
     ap.add_argument("--no-pin", action="store_true", help="don't pin processes to CPUs")
     ap.add_argument("--skip-load", action="store_true", help="no hey phases (TTFC and ledger only)")
+    ap.add_argument("--floor", action="store_true",
+                    help="also measure scripts/noop_addon.py (an addon that does nothing, with the "
+                         "Meter's hooks) in the hey phases: what any addon costs before it does any work")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (ledger, mitmdump logs)")
     args = ap.parse_args(argv)
 
@@ -543,6 +571,7 @@ def main(argv: list[str] | None = None) -> int:
     prof["ttfc_gap_ms"] = args.ttfc_gap_ms
     prof["ttfc_pause_ms"] = args.ttfc_pause_ms
     prof["script"] = str(args.script)
+    prof["floor"] = args.floor
 
     if not args.skip_load and shutil.which("hey") is None:
         log(HEY_INSTALL)
@@ -581,6 +610,9 @@ def main(argv: list[str] | None = None) -> int:
                                         options={**quiet, "budget_admin_port": 0}, workdir=tmp / "stream")
         proxies["addon"] = PinnedProxy(fake.url, script=args.script.resolve(), budget_config=config,
                                        cpus=proxy_cpus, options=quiet, workdir=tmp / "addon")
+        if args.floor:
+            proxies["floor"] = PinnedProxy(fake.url, script=FLOOR_SCRIPT, cpus=proxy_cpus, options=quiet,
+                                           workdir=tmp / "floor")
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(len(proxies)) as pool:  # ~1 s each: start them together
@@ -589,7 +621,8 @@ def main(argv: list[str] | None = None) -> int:
         served_by_addon = 0
         runs: list[HeyRun] = []
         if not args.skip_load:
-            for side in ("bare", "addon"):  # warm-up: certificates, connections, caches
+            sides = ("bare", "addon", "floor") if args.floor else ("bare", "addon")
+            for side in sides:  # warm-up: certificates, connections, caches
                 w = run_hey(proxies[side], side=side, rnd=-1, phase="warmup",
                             concurrency=prof["concurrency"], seconds=prof["warmup"])
                 served_by_addon += w.requests if side == "addon" else 0
@@ -597,7 +630,7 @@ def main(argv: list[str] | None = None) -> int:
             for phase, conc, secs in (("load", prof["concurrency"], prof["load_seconds"]),
                                       ("latency", 1, prof["latency_seconds"])):
                 for rnd in range(prof["rounds"]):
-                    order = ("bare", "addon") if rnd % 2 == 0 else ("addon", "bare")
+                    order = sides if rnd % 2 == 0 else sides[::-1]
                     for side in order:
                         waited = wait_quiet(proxy_cpu, args.wait_quiet)
                         r = run_hey(proxies[side], side=side, rnd=rnd, phase=phase, concurrency=conc,

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""What spendgate's own code costs per call.  `.venv/bin/python scripts/bench_calls.py`
+
+scripts/bench.py measures the whole proxy: the CPU a call through mitmdump with the
+addon takes, against bare mitmdump. This script takes mitmproxy's networking away and
+times only spendgate: the addons are built as mitmdump builds them (`make_addons`, a
+global budget on a temporary SQLite ledger), and N non-streamed OpenAI chat calls —
+test flows with the same request and reply bodies as bench.py, built beforehand — go
+through the hooks in mitmproxy's order (requestheaders, request, responseheaders,
+response); their settlements are then written to the ledger. CPU time per call:
+
+  request hooks    recognise, parse, identify the key, estimate, reserve (main thread)
+  response hooks   read the usage from the reply (main thread)
+  loop, other      price and queue the settlements, timers, the event loop (main thread)
+  ledger writer    the batched settlement transactions (the ledger's writer thread)
+
+It is the part of bench.py's "added CPU per call" that is spendgate's own work; the
+rest is mitmproxy offering each hook to an addon (scripts/noop_addon.py measures that
+floor) and its garbage collector going through more live objects. The figures are
+steady to a few µs from run to run (no sockets, no other process), so this is the
+script to watch while optimising the request path. docs/benchmarks.md has the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import inspect
+import json
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+
+from bench import API_KEY, BODY, URL  # noqa: E402  (the same call as the proxy benchmark)
+from fake_provider import OPENAI_USAGE  # noqa: E402
+from mitmproxy import http  # noqa: E402
+from mitmproxy.test import taddons, tflow  # noqa: E402
+
+from addon.assemble import make_addons  # noqa: E402
+
+# What tests/fake_provider.py answers to BODY, with its default usage.
+REPLY = {
+    "id": "chatcmpl-fake", "object": "chat.completion", "created": 1, "model": BODY["model"],
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello! How can I help?"},
+                 "finish_reason": "stop"}],
+    "usage": OPENAI_USAGE,
+}
+REQUEST_HOOKS = ("requestheaders", "request")
+RESPONSE_HOOKS = ("responseheaders", "response")
+
+
+def make_flow() -> http.HTTPFlow:
+    flow = tflow.tflow()
+    flow.request = http.Request.make(
+        "POST", URL, json.dumps(BODY).encode(),
+        {"content-type": "application/json", "authorization": f"Bearer {API_KEY}"},
+    )
+    flow.metadata["bench.reply"] = http.Response.make(200, json.dumps(REPLY).encode(),
+                                                      {"content-type": "application/json"})
+    return flow
+
+
+async def call_hook(addons: list[object], name: str, *args) -> None:
+    """As mitmproxy's AddonManager.invoke_addon does, without the walk over its own addons."""
+    for addon in addons:
+        hook = getattr(addon, name, None)
+        if hook is not None:
+            result = hook(*args)
+            if inspect.isawaitable(result):
+                await result
+
+
+async def one_call(addons: list[object], flow: http.HTTPFlow, spent: dict[str, float]) -> None:
+    t0 = time.thread_time()
+    for name in REQUEST_HOOKS:
+        await call_hook(addons, name, flow)
+    t1 = time.thread_time()
+    flow.response = flow.metadata.pop("bench.reply")
+    t2 = time.thread_time()
+    for name in RESPONSE_HOOKS:
+        await call_hook(addons, name, flow)
+    t3 = time.thread_time()
+    spent["request"] += t1 - t0
+    spent["response"] += t3 - t2
+
+
+async def run(calls: int, warmup: int) -> dict[str, float]:
+    tmp = Path(tempfile.mkdtemp(prefix="spendgate-bench-calls-"))
+    db = tmp / "ledger.db"
+    config = tmp / "budget.yaml"
+    config.write_text("litellm_settings:\n  max_budget: 1000000000\n  budget_duration: 30d\n"
+                      f"general_settings:\n  database_url: sqlite:///{db}\n")
+    addons = make_addons()
+    with taddons.context(*addons) as tctx:
+        tctx.configure(addons[-1], budget_config=str(config), budget_admin_port=0)
+        await call_hook(addons, "running")
+        spent = {"request": 0.0, "response": 0.0}
+        for flow in [make_flow() for _ in range(warmup)]:
+            await one_call(addons, flow, spent)
+        flows = [make_flow() for _ in range(calls)]
+        runtime = addons[-1].runtime
+        await runtime.ledger.drain()
+        await asyncio.sleep(0.2)
+        gc.collect()
+        spent = {"request": 0.0, "response": 0.0}
+        main0, all0 = time.thread_time(), time.process_time()
+        for i, flow in enumerate(flows):
+            await one_call(addons, flow, spent)
+            if i % 16 == 15:
+                await asyncio.sleep(0)  # as under load: the loop runs between calls
+        await asyncio.sleep(0)
+        await runtime.ledger.drain()
+        main, total = time.thread_time() - main0, time.process_time() - all0
+        await call_hook(addons, "done")
+    rows = sqlite3.connect(db).execute("SELECT count(*) FROM calls WHERE status = 'ok'").fetchone()[0]
+    if rows != calls + warmup:
+        raise SystemExit(f"the ledger holds {rows} rows for {calls + warmup} calls")
+    per = {
+        "request hooks": spent["request"],
+        "response hooks": spent["response"],
+        "loop, other": main - spent["request"] - spent["response"],
+        "ledger writer": total - main,
+    }
+    return {name: seconds / calls * 1e6 for name, seconds in per.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--calls", type=int, default=5000, help="calls to time (default 5000)")
+    ap.add_argument("--rounds", type=int, default=3, help="runs; the median of each figure is printed")
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = ap.parse_args(argv)
+    runs = [asyncio.run(run(args.calls, warmup=500)) for _ in range(args.rounds)]
+    figures = {name: sorted(r[name] for r in runs)[len(runs) // 2] for name in runs[0]}
+    figures["total"] = sum(figures.values())
+    if args.json:
+        print(json.dumps({"calls": args.calls, "rounds": args.rounds, "cpu_us_per_call": figures}, indent=2))
+        return 0
+    print(f"spendgate's own CPU per call ({args.calls} non-streamed chat calls, median of {args.rounds} runs)")
+    for name, us in figures.items():
+        print(f"  {name:15s} {us:7.1f} µs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

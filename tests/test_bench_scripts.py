@@ -1,0 +1,35 @@
+"""The benchmark scripts still run. Their figures are for people to read: never asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from proxy import MitmProxy
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_bench_calls_times_every_part_and_the_ledger_holds_every_call():
+    out = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "bench_calls.py"), "--calls", "300", "--rounds", "1", "--json"],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )
+    assert out.returncode == 0, out.stderr  # it fails when a call is missing from the ledger
+    figures = json.loads(out.stdout)["cpu_us_per_call"]
+    assert set(figures) == {"request hooks", "response hooks", "loop, other", "ledger writer", "total"}
+    assert figures["request hooks"] > 0 and figures["ledger writer"] > 0
+
+
+def test_the_floor_addon_passes_traffic_untouched(fake_provider, tmp_path):
+    """scripts/noop_addon.py is what `bench.py --floor` measures: it starts in mitmdump
+    with the options bench.py sets, and calls go through as through a bare proxy."""
+    with MitmProxy(fake_provider.url, script=REPO / "scripts" / "noop_addon.py", workdir=tmp_path,
+                   options={"budget_config": "", "budget_admin_port": 0}) as proxy:
+        reply = proxy.openai_client(api_key="sk-floor").chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert reply.usage.prompt_tokens == 1000
+    [seen] = fake_provider.requests()
+    assert seen["headers"]["authorization"] == "Bearer sk-floor"
