@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,7 @@ from addon.credentials import fingerprint
 from addon.identity import PROXY_USER, Identity, Refusal, identify
 from addon.replies import budget_exceeded, error_response
 from ledger import Denial, LedgerUnavailable
+from ledger.background import Background
 from pricing.estimate import estimate_max_cost
 from providers.request import parse_request, request_stream_usage, wants_stream_usage_injection
 from providers.stream import StreamTap
@@ -40,7 +41,7 @@ class Meter:
 
     def __init__(self, config: BudgetConfig):
         self.config = config
-        self._tasks: set[asyncio.Task] = set()
+        self._background = Background("ledger write")  # releases and refusal rows
         self._finished: list[tuple[Runtime, MeteredCall, int | None, str | None]] = []  # to settle
         self._last_open_warning = 0.0
         # Told how long the hooks held a metered call up ("request": identity, estimate,
@@ -121,8 +122,7 @@ class Meter:
     async def done(self) -> None:
         """Let every settlement under way reach the ledger before shutdown."""
         self._settle_finished()
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._background.wait()
         rt = self.config.runtime
         if rt is not None:
             await rt.ledger.drain()
@@ -157,7 +157,7 @@ class Meter:
             return
         call.reservation = outcome
         if not flow.live:  # the client left while we waited for the ledger
-            self._spawn(rt.ledger.release(outcome))
+            self._background.spawn(rt.ledger.release(outcome))
             return
         self._forward(flow, call)
 
@@ -191,7 +191,7 @@ class Meter:
             reply.status_code, cost_nanos=0, price_source="blocked", usage_source="none",
             status="blocked", error=reply.json()["error"]["type"],
         )
-        self._spawn(rt.ledger.record(record))
+        self._background.spawn(rt.ledger.record(record))
         self._notify("denied", rt, record, denial)
 
     def _finish(self, call: MeteredCall, status: int | None, error: str | None) -> None:
@@ -249,16 +249,6 @@ class Meter:
             log.warning("spendgate: no price known for model %r (%s); its calls are recorded as unpriced",
                         model, call.endpoint.provider)
 
-    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
-        """Run ledger work in the background, keeping a reference until it is done."""
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("spendgate: ledger write failed: %r", task.exception())
 
 
 def _reached_upstream(flow: http.HTTPFlow) -> bool:

@@ -17,7 +17,6 @@ Options (seconds unless noted; tests shrink them):
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter, OrderedDict
 from dataclasses import replace
@@ -31,6 +30,7 @@ from alerts.dispatch import Dispatcher, RetryPolicy
 from alerts.render import usd
 from alerts.subjects import RuntimeContext
 from ledger import outbox
+from ledger.background import Background
 
 if TYPE_CHECKING:
     from addon.loader import BudgetConfig
@@ -76,7 +76,7 @@ class AlertDispatcher:
         # call uid → (candidates, inserted ids), set on the writer thread by in_settlement's
         # hook and taken on the loop by `settled`
         self._enqueued: dict[str, tuple[list[rules.Candidate], dict[str, int]]] = {}
-        self._tasks: set[asyncio.Task] = set()
+        self._background = Background("alert queueing")
         config.listeners.append(self)
 
     @property
@@ -111,8 +111,7 @@ class AlertDispatcher:
     async def done(self) -> None:
         """Runs after the Meter's `done` (chain order): its last settlements have called us,
         so their alerts reach the outbox before the ledger closes."""
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._background.wait()
         await self.dispatcher.stop()
 
     def _warn_about_config(self) -> None:
@@ -183,9 +182,7 @@ class AlertDispatcher:
             return
         for c in fresh:  # claimed now, so a burst of refusals queues one write, not one each
             self._remember(c.alert.dedupe_key)
-        task = asyncio.get_running_loop().create_task(self._enqueue(runtime, fresh))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._background.spawn(self._enqueue(runtime, fresh))
 
     def _remember(self, key: str) -> None:
         self._seen[key] = None

@@ -43,6 +43,7 @@ from typing import Any, ClassVar, TypeVar
 
 from .model import BudgetSpec, CallRecord, Denial, Reservation, ScopeRef, ScopeState, SpendChange, parse_iso
 from .spool import Entry, Spool, record_from_json, refs_from_json, reservation_from_json
+from .background import Background
 from .leases import LEASE_PREFIX, LeaseBook
 from .store import Settlement, Store
 
@@ -158,7 +159,7 @@ class AsyncLedger:
         self._flush_ticks = 0
         self.leases = LeaseBook(LEASE_PREFIX + self.instance_id)
         self._owed: list[tuple[ScopeRef, int]] = []  # lease credit to give back
-        self._tasks: set[asyncio.Task] = set()
+        self._background = Background("background ledger work", expected=(LedgerUnavailable,))
         self._pending: list[tuple[Settlement, Callable | None]] = []  # settlements to write together
         self._outstanding = 0  # settlements queued or being written
         self._drained_event: asyncio.Event | None = None
@@ -300,7 +301,7 @@ class AsyncLedger:
         if held is not None:
             wants = leases.wants(refs, amount_nanos)
             if wants:
-                self._background(self._refill(wants, now))
+                self._background.spawn(self._refill(wants, now))
             return held
         # Calls that ended before this one arrived are settled first: a client calling one
         # call after another is judged on its settled spend, not on the holds of calls that
@@ -357,16 +358,6 @@ class AsyncLedger:
         if self._drained_event is None:
             self._drained_event = asyncio.Event()
         return self._drained_event
-
-    def _background(self, work) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._background_done)
-
-    def _background_done(self, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None and not isinstance(task.exception(), LedgerUnavailable):
-            log.error("spendgate: background ledger work failed: %r", task.exception())
 
     async def release(self, reservation: Reservation | None) -> None:
         if reservation is None or not reservation.scopes or not reservation.amount_nanos:
@@ -436,7 +427,7 @@ class AsyncLedger:
                 self._settled(done, self._spool_settlement(item))
         else:  # one bad settlement sinks its batch: each is retried alone, so it fails alone
             for item, done in batch:
-                self._background(self._settle_alone(item, done))
+                self._background.spawn(self._settle_alone(item, done))
 
     async def _settle_alone(self, item: Settlement, done) -> None:
         try:
