@@ -250,7 +250,6 @@ class Meter:
                         model, call.endpoint.provider)
 
 
-
 def _reached_upstream(flow: http.HTTPFlow) -> bool:
     """False when the request cannot have left the proxy: no response came back and no
     connection to the provider was ever set up (refused, unresolvable, TLS handshake

@@ -41,9 +41,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from .background import Background
 from .model import BudgetSpec, CallRecord, Denial, Reservation, ScopeRef, ScopeState, SpendChange, parse_iso
 from .spool import Entry, Spool, record_from_json, refs_from_json, reservation_from_json
-from .background import Background
 from .leases import LEASE_PREFIX, LeaseBook
 from .store import Settlement, Store
 

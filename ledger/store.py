@@ -21,7 +21,6 @@ Not thread-safe: one store per thread (the async face gives each of its threads 
 from __future__ import annotations
 
 import functools
-
 import json
 import os
 import socket
@@ -101,12 +100,12 @@ class Dialect:
         return f"json_extract({column}, ?)", [f'$."{field}"']
 
 
-
 @functools.cache
 def _insert_call_sql(columns: tuple[str, ...]) -> str:
     """The INSERT for a ledger row, built once (not joined anew for every call)."""
     return (f"INSERT INTO calls ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
             " ON CONFLICT (uid) DO NOTHING RETURNING id")
+
 
 class Store(DirectoryOps, LeaseOps):
     """The synchronous ledger operations, each one transaction (see module doc)."""

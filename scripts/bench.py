@@ -365,12 +365,12 @@ def summarise_hey(runs: list[HeyRun], phase: str, rounds: int) -> dict[str, Any]
     def of(side: str) -> list[HeyRun]:
         return sorted((r for r in runs if r.phase == phase and r.side == side), key=lambda r: r.round)
 
-    bare, addon = of("bare"), of("addon")
+    bare, addon, floor = of("bare"), of("addon"), of("floor")
+    sides = {"bare": bare, "addon": addon, **({"floor": floor} if floor else {})}
     out: dict[str, Any] = {}
     for key in ("rps", "p50_ms", "p99_ms", "mean_ms", "cpu_us_per_request", "proxy_cpu_util", "other_load"):
-        b = median([getattr(r, key) for r in bare if getattr(r, key) is not None])
-        a = median([getattr(r, key) for r in addon if getattr(r, key) is not None])
-        out[key] = {"bare": b, "addon": a}
+        out[key] = {side: median([getattr(r, key) for r in rs if getattr(r, key) is not None])
+                    for side, rs in sides.items()}
     out["rps_ratio"] = out["rps"]["addon"] / out["rps"]["bare"]
     out["rps_ratio_per_round"] = [a.rps / b.rps for a, b in zip(addon, bare)]
     out["cpu_ratio"] = out["cpu_us_per_request"]["addon"] / out["cpu_us_per_request"]["bare"]
@@ -382,14 +382,12 @@ def summarise_hey(runs: list[HeyRun], phase: str, rounds: int) -> dict[str, Any]
         out["added_" + key] = out[key]["addon"] - out[key]["bare"]
         out["added_" + key + "_per_round"] = [getattr(a, key) - getattr(b, key) for a, b in zip(addon, bare)]
     out["added_cpu_us_per_request"] = out["cpu_us_per_request"]["addon"] - out["cpu_us_per_request"]["bare"]
-    floor = of("floor")
     if floor:  # --floor: a do-nothing addon with the same hooks, measured in the same rounds
-        cpu = median([r.cpu_us_per_request for r in floor])
-        out["floor"] = {"rps": median([r.rps for r in floor]), "cpu_us_per_request": cpu,
-                        "rps_ratio": median([r.rps for r in floor]) / out["rps"]["bare"],
-                        "rps_ratio_from_cpu": out["cpu_us_per_request"]["bare"] / cpu,
-                        "added_cpu_us_per_request": cpu - out["cpu_us_per_request"]["bare"],
-                        "added_p50_ms": median([r.p50_ms for r in floor]) - out["p50_ms"]["bare"]}
+        rps, cpu, p50 = out["rps"], out["cpu_us_per_request"], out["p50_ms"]
+        out["floor"] = {"rps": rps["floor"], "cpu_us_per_request": cpu["floor"],
+                        "rps_ratio": rps["floor"] / rps["bare"], "rps_ratio_from_cpu": cpu["bare"] / cpu["floor"],
+                        "added_cpu_us_per_request": cpu["floor"] - cpu["bare"],
+                        "added_p50_ms": p50["floor"] - p50["bare"]}
     return out
 
 
