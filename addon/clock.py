@@ -20,7 +20,7 @@ from mitmproxy import ctx, exceptions
 from ledger import LedgerUnavailable
 
 if TYPE_CHECKING:
-    from addon.loader import BudgetConfig
+    from metering.runtime import ProcessState as BudgetConfig
 
 log = logging.getLogger("spendgate")
 

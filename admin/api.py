@@ -22,8 +22,8 @@ from pydantic import BaseModel, ValidationError
 from admin.sessions import is_ui_session
 
 if TYPE_CHECKING:
-    from addon.loader import BudgetConfig
-    from addon.runtime import Runtime
+    from metering.runtime import ProcessState as BudgetConfig
+    from metering.runtime import Runtime
 
 log = logging.getLogger("spendgate.admin")
 
@@ -167,7 +167,7 @@ class ApiHandler(tornado.web.RequestHandler):
         if token is None and is_ui_session(self.request, master_value):  # the admin UI's cookie
             return Caller(is_master=True)
         if token and access == "master_or_own_key":
-            from addon.credentials import key_hash
+            from metering.credentials import key_hash
 
             return Caller(is_master=False, key_hash=key_hash(token))
         if master_value is None:

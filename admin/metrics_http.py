@@ -20,7 +20,7 @@ from admin.metrics import CALLBACK, Metrics, enabled
 from admin.sessions import is_ui_session
 
 if TYPE_CHECKING:
-    from addon.loader import BudgetConfig
+    from metering.runtime import ProcessState as BudgetConfig
 
 log = logging.getLogger("spendgate.metrics")
 

@@ -18,7 +18,7 @@ from admin.api import application
 from admin.ui_http import ui_handlers
 
 if TYPE_CHECKING:
-    from addon.loader import BudgetConfig
+    from metering.runtime import ProcessState as BudgetConfig
     from admin.metrics import Metrics
 
 log = logging.getLogger("spendgate.admin")

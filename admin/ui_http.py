@@ -19,7 +19,7 @@ from admin.metrics import enabled as metrics_enabled
 from admin.sessions import COOKIE, LIFETIME, SESSIONS, session_cookie
 
 if TYPE_CHECKING:
-    from addon.loader import BudgetConfig
+    from metering.runtime import ProcessState as BudgetConfig
 
 UI_DIR = Path(__file__).resolve().parent / "ui"
 FAILED_LOGIN_DELAY = 0.5  # seconds: makes guessing the master key over HTTP slower still

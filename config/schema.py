@@ -25,14 +25,17 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from config.durations import Duration
+from core.vocab import ApiStyle
+from providers.registry import config_names
 
 Secret = SecretStr
 """A credential (or a URL embedding one): prints as `**********`; `.get_secret_value()` reads it."""
 
 MASK = "**********"
 
-BUILTIN_PROVIDERS = frozenset({"openai", "azure", "anthropic", "gemini", "google"})
-"""Provider names spendgate recognises by their public API hosts; any other name is custom."""
+BUILTIN_PROVIDERS = config_names()
+"""Provider names spendgate recognises by their public API hosts (providers/registry.py);
+any other name under `providers:` is a custom provider."""
 
 
 def _check_email(value: str) -> str:
@@ -325,15 +328,16 @@ class GeneralSettings(_Model):
 
 
 class ProviderConfig(_Model):
-    """An upstream LLM API. Built-in names (openai, azure, anthropic, gemini, google) are
-    recognised by their public hosts; any other name is a custom provider (a vLLM, Ollama or
-    internal gateway) and needs `host` and `api_style`."""
+    """An upstream LLM API. Built-in names (every provider in docs/providers.md: openai,
+    azure, anthropic, gemini, groq, mistral, ...) are recognised by their public hosts; any
+    other name is a custom provider (a vLLM, Ollama or internal gateway) and needs `host`
+    and `api_style`."""
 
     host: Host | None = None
     """Host (with optional port) whose requests belong to this provider, e.g.
     `llm.internal.example.com` or `localhost:11434`. Required for a custom provider."""
 
-    api_style: Literal["openai", "anthropic"] | None = None
+    api_style: ApiStyle | None = None
     """Wire format the host speaks, which decides how requests and usage are read. Required
     for a custom provider; built-in providers use their own."""
 

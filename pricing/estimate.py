@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from providers.endpoint import CallRequest
+from providers.base import CallRequest
 
 from .prices import UNPRICED, Cost, PriceBook, ResolvedPrice
 

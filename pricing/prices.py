@@ -508,11 +508,6 @@ class PriceBook:
         self._unpriced_seen: set[tuple[str | None, str | None]] = set()
         self._lock = threading.Lock()
 
-    @classmethod
-    def from_overrides(cls, mapping: Mapping[str, Any] | None) -> PriceBook:
-        """From the config's `pricing:` mapping: model name -> dict or `ModelPricing`-like object."""
-        return cls(mapping)
-
     # ---- public API
 
     def cost(self, price_provider: str | None, model: str | None, usage: TokenUsage, at: datetime) -> Cost:

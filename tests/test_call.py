@@ -1,19 +1,19 @@
-"""What a call is charged when its usage is incomplete (addon.call.settlement_usage)."""
+"""What a call is charged when its usage is incomplete (metering.call.settlement_usage)."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
 
-from addon.call import MeteredCall, settlement_usage
-from providers.endpoint import CallRequest
-from providers.recognize import Recognizer
+from metering.call import MeteredCall, settlement_usage
+from providers.base import CallRequest
+from providers.registry import Registry
 
 TEXT = "0123456789"  # 10 characters: 2.5 tokens at 4 bytes per token
 
 
 def call_for(host: str, path: str, input_bytes: int = 400) -> MeteredCall:
-    endpoint = Recognizer().recognize(host, path)
+    endpoint = Registry().provider(host).route("POST", path)
     request = CallRequest(model="m", stream=True, max_output_tokens=100, input_bytes=input_bytes)
     call = MeteredCall(endpoint=endpoint, request=request, started_at=datetime.now(UTC), path=path)
     call.streamed = True
@@ -74,7 +74,7 @@ def test_a_call_that_never_reached_the_provider_is_not_charged():
 def test_reached_upstream_is_told_by_the_server_connection():
     from mitmproxy.test import tflow
 
-    from addon.meter import _reached_upstream
+    from addon.http import _reached_upstream
 
     answered = tflow.tflow(resp=True)
     assert _reached_upstream(answered)

@@ -25,7 +25,7 @@ from pricing import (
     estimate_max_cost,
     max_tokens_bound,
 )
-from providers.endpoint import CallRequest
+from providers.base import CallRequest
 from providers.usage import TokenUsage
 
 AT = datetime(2025, 9, 1, 12, 0, tzinfo=UTC)
@@ -235,7 +235,7 @@ ACME_USAGE = TokenUsage(
 
 
 def test_override_formula_with_cache_and_reasoning():
-    book = PriceBook.from_overrides({"acme-llm": ACME})
+    book = PriceBook({"acme-llm": ACME})
     # 10_000 in (4_000 cache read, 1_000 cache write); 2_000 out (500 reasoning):
     #   (10_000 - 4_000 - 1_000) x $1/M    = $0.005
     #    4_000 x $0.10/M                    = $0.0004
@@ -264,7 +264,7 @@ def test_override_wins_over_genai_prices_with_date_and_prefix_stripped():
         max_output_tokens = None
         max_input_tokens = None
 
-    book = PriceBook.from_overrides({"gpt-4o": ModelPricing()})
+    book = PriceBook({"gpt-4o": ModelPricing()})
     # 1000 x $5/M + 1000 x $15/M = $0.02 (genai-prices would say $0.0125)
     usage = TokenUsage(input_tokens=1000, output_tokens=1000)
     for model in ("gpt-4o", "GPT-4o", "gpt-4o-2024-08-06", "openai/gpt-4o-2024-08-06"):

@@ -19,7 +19,7 @@ import httpx
 import openai
 import pytest
 
-from addon.credentials import key_hash, mask
+from metering.credentials import key_hash, mask
 from alert_receivers import HttpReceiver
 from e2e_helpers import start_proxy, wait_for
 from ledger import BudgetSpec, CallRecord, ScopeRef, usd_to_nanos

@@ -12,14 +12,15 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from addon.identity import Identity
+from core.vocab import CallStatus, UsageSource
 from ledger import CallRecord, Reservation
+from metering.identity import Identity
 from pricing.prices import PriceBook
-from providers.endpoint import CallRequest, Endpoint
-from providers.parsers import UsageParser, parser_for
+from providers.base import CallRequest, Endpoint
+from providers.parsing import UsageParser
 from providers.usage import TokenUsage
 
-METADATA_KEY = "spendgate"
+NOT_BILLED = "not billed"  # the price_source of a call the provider does not bill
 BYTES_PER_TOKEN_GUESS = 4  # only for estimating calls whose usage never arrived
 
 
@@ -39,7 +40,7 @@ class MeteredCall:
     t0: float = field(default_factory=time.perf_counter)
 
     def __post_init__(self) -> None:
-        self.parser = parser_for(self.endpoint)
+        self.parser = self.endpoint.api.new_parser(self.endpoint)
 
     @property
     def model(self) -> str | None:
@@ -73,14 +74,14 @@ class MeteredCall:
         rec = self.base_record(http_status, usage_source=usage_source, status=status,
                                error=error or self.parser.error)
         if usage is None:
-            rec.cost_nanos, rec.price_source = 0, "not billed"
+            rec.cost_nanos, rec.price_source = 0, NOT_BILLED
             return rec
         for name, value in usage.as_dict().items():
             setattr(rec, name, value)
         cost = prices.cost(self.endpoint.price_provider, self.model, usage, self.started_at)
         rec.cost_nanos, rec.price_source = cost.nanos, cost.source
-        if cost.nanos is None and status == "ok":
-            rec.status = "unpriced"
+        if cost.nanos is None and status == CallStatus.OK:
+            rec.status = CallStatus.UNPRICED
         return rec
 
 
@@ -88,7 +89,8 @@ def _guess_tokens(size: int) -> int:
     return math.ceil(size / BYTES_PER_TOKEN_GUESS) if size else 0
 
 
-def settlement_usage(call: MeteredCall, http_status: int | None, error: str | None) -> tuple[TokenUsage | None, str, str]:
+def settlement_usage(call: MeteredCall, http_status: int | None,
+                     error: str | None) -> tuple[TokenUsage | None, UsageSource, CallStatus]:
     """(usage to charge, usage_source, status).
 
     - complete usage from the provider: charged as reported;
@@ -103,11 +105,11 @@ def settlement_usage(call: MeteredCall, http_status: int | None, error: str | No
     if parser.complete and parser.usage is not None:
         # The provider's final usage arrived: the call is whole even if a side hung up
         # right after it (SDKs close the stream as soon as they read the last event).
-        return parser.usage, "reported", "ok"
+        return parser.usage, UsageSource.REPORTED, CallStatus.OK
     if http_status is not None and http_status >= 400 and parser.usage is None:
-        return None, "none", "upstream_error"
+        return None, UsageSource.NONE, CallStatus.UPSTREAM_ERROR
     if not call.reached_upstream:
-        return None, "none", "error"
+        return None, UsageSource.NONE, CallStatus.ERROR
     known = parser.usage or TokenUsage()
     output = max(known.output_tokens, _guess_tokens(parser.output_chars))
     usage = TokenUsage(
@@ -117,5 +119,5 @@ def settlement_usage(call: MeteredCall, http_status: int | None, error: str | No
         output_tokens=output,
         reasoning_tokens=min(known.reasoning_tokens, output),
     )
-    status = "partial" if error or call.streamed else "parse_error"
-    return usage, "estimated", status
+    status = CallStatus.PARTIAL if error or call.streamed else CallStatus.PARSE_ERROR
+    return usage, UsageSource.ESTIMATED, status

@@ -1,0 +1,191 @@
+"""The metering core: a call is admitted, then settled, whatever transport carried it.
+
+admit   identify the key (swapping a virtual key for the real credential) → estimate the
+        most the call can cost → reserve it in every budget scope at once, or refuse.
+settle  price the usage the response reported → one ledger row, written with other calls'
+        settlements after the response is on its way → the listeners hear of it.
+
+The HTTP hooks (addon/http.py) are one adapter over this; a transport adapter owns its
+flows and tells the core what happened to a call: `admit`, then `finish` (or `abandon`
+for a call that never left). Nothing here blocks the event loop: the ledger runs on its
+own threads, and settlements are priced and queued on the loop's next turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+from typing import TYPE_CHECKING
+
+from core.vocab import CallStatus, UsageSource
+from ledger import Denial, LedgerUnavailable
+from ledger.background import Background
+from metering.call import MeteredCall
+from metering.credentials import fingerprint
+from metering.identity import Identity, identify
+from metering.refusals import Refusal, budget_exceeded, refusal
+from metering.runtime import Denied, Settled
+from pricing.estimate import estimate_max_cost
+
+if TYPE_CHECKING:
+    from mitmproxy import http
+
+    from ledger import CallRecord, SpendChange, Store
+    from metering.runtime import ProcessState, Runtime
+
+log = logging.getLogger("spendgate")
+
+__all__ = ["Meter"]
+
+
+class Meter:
+    """Admits and settles metered calls; one per process, shared by every transport."""
+
+    def __init__(self, state: ProcessState):
+        self.state = state
+        self._background = Background("ledger write")  # releases and refusal rows
+        self._finished: list[tuple[Runtime, MeteredCall, int | None, str | None]] = []  # to settle
+        self._last_open_warning = 0.0
+
+    # -- admission --------------------------------------------------------------------------
+
+    async def admit(self, rt: Runtime, call: MeteredCall, request: http.Request,
+                    proxy_user: str | None = None) -> Refusal | None:
+        """Identify, estimate and reserve; None when the call may go upstream (its holds
+        are in `call.reservation`), else the refusal to answer with (already recorded).
+
+        With the ledger unreachable, `general_settings.on_ledger_error` decides: fail_closed
+        refuses with 503, fail_open lets the call through unchecked — and still metered."""
+        try:
+            found = await self.identify(rt, call, request, proxy_user)
+            if found is None:
+                found = await self.reserve(rt, call)
+        except Exception as e:  # the ledger is unreachable or broken
+            if not isinstance(e, LedgerUnavailable):
+                log.exception("spendgate: could not admit %s %s", call.endpoint.provider, call.path)
+            if rt.config.general_settings.on_ledger_error == "fail_closed":
+                return refusal(503, "ledger_unavailable", f"Spend ledger unavailable: {e}")
+            self._admit_unchecked(call, request, proxy_user)
+            return None
+        if found is not None:
+            self.refused(rt, call, found)
+        return found
+
+    async def identify(self, rt: Runtime, call: MeteredCall, request: http.Request,
+                       proxy_user: str | None = None) -> Refusal | None:
+        """Whose call it is (`call.identity`), or why it may not be made at all."""
+        try:
+            call.identity = await identify(rt, request, call.endpoint, call.model, call.started_at, proxy_user)
+        except Refusal as refused:
+            return refused
+        return None
+
+    async def reserve(self, rt: Runtime, call: MeteredCall) -> Refusal | None:
+        """Hold the most the call can cost in every scope of its identity, or refuse."""
+        settings = rt.config.general_settings
+        model = call.request.model
+        estimate = estimate_max_cost(
+            rt.prices, call.endpoint.price_provider, call.request, call.endpoint.kind,
+            call.started_at, settings.default_max_output_tokens,
+        )
+        if estimate.nanos is None:
+            self._warn_unpriced(rt, call, model)
+            if settings.unpriced_models == "block":
+                return refusal(
+                    400, "model_not_priced",
+                    f"Model {model!r} has no known price and this proxy blocks unpriced models "
+                    "(general_settings.unpriced_models: block). Add it under `pricing:` in the config.",
+                )
+        outcome = await rt.ledger.reserve(call.identity.scopes(), estimate.nanos or 0, call.started_at)
+        if isinstance(outcome, Denial):
+            label = rt.directory.label(outcome.scope.kind, outcome.scope.id)
+            return budget_exceeded(outcome, datetime.now(UTC), label)
+        call.reservation = outcome
+        return None
+
+    def _admit_unchecked(self, call: MeteredCall, request: http.Request, proxy_user: str | None) -> None:
+        """fail_open while the ledger is unreachable: the call goes without a budget check,
+        but is still metered — its settlement is recorded, or spooled until the ledger is back."""
+        if call.identity.key is None:  # the ledger failed while identifying: keep what we know
+            call.identity = Identity(key=fingerprint(request, call.endpoint.credential), user_id=proxy_user)
+        now = time.monotonic()
+        if now - self._last_open_warning > 10:
+            self._last_open_warning = now
+            log.warning("spendgate: ledger unavailable; serving calls without budget checks "
+                        "(general_settings.on_ledger_error: fail_open)")
+
+    def refused(self, rt: Runtime, call: MeteredCall, refused: Refusal) -> None:
+        """Keep a ledger row of a refusal, and tell the listeners."""
+        call.done = True
+        record = call.base_record(
+            refused.status, cost_nanos=0, price_source="blocked", usage_source=UsageSource.NONE,
+            status=CallStatus.BLOCKED, error=refused.type,
+        )
+        self._background.spawn(rt.ledger.record(record))
+        self.state.tell(Denied(rt, record, refused.denial))
+
+    def abandon(self, rt: Runtime, call: MeteredCall) -> None:
+        """The call was admitted but never left (its client went away meanwhile): its holds go back."""
+        call.done = True
+        self._background.spawn(rt.ledger.release(call.reservation))
+
+    # -- settlement -------------------------------------------------------------------------
+
+    def finish(self, call: MeteredCall, status: int | None, error: str | None) -> None:
+        """The call is over (`status`: the provider's HTTP status, if any; `error`: why it
+        ended early): it is priced and settled on the loop's next turn."""
+        call.done = True
+        rt = self.state.runtime
+        if rt is None:
+            return
+        self._finished.append((rt, call, status, error))
+        if len(self._finished) == 1:
+            # Priced and queued on the loop's next turn: after the response (or the end of
+            # the stream) is on its way, and for every call that ended meanwhile at once.
+            asyncio.get_running_loop().call_soon(self._settle_finished)
+
+    def _settle_finished(self) -> None:
+        finished, self._finished = self._finished, []
+        now = datetime.now(UTC)
+        for rt, call, status, error in finished:
+            try:
+                record = call.record(rt.prices, status, error)
+                if record.status == CallStatus.UNPRICED:
+                    self._warn_unpriced(rt, call, record.model)
+                if record.error and record.status in (CallStatus.PARSE_ERROR, CallStatus.PARTIAL):
+                    log.info("spendgate: %s call settled as %s: %s", call.endpoint.provider, record.status,
+                             record.error)
+                rt.ledger.settle_soon(call.reservation, call.identity.scopes(), record, now,
+                                      self._in_settlement(rt, record), partial(self._settled, rt, record))
+            except Exception:
+                log.exception("spendgate: could not settle a %s call", call.endpoint.provider)
+
+    def _settled(self, rt: Runtime, record: CallRecord, result, exc: BaseException | None) -> None:
+        if exc is not None:
+            log.error("spendgate: ledger write failed: %r", exc)
+            return
+        self.state.tell(Settled(rt, record, result[1]))
+
+    def _in_settlement(self, rt: Runtime, record: CallRecord) -> Callable[[Store, list[SpendChange]], None] | None:
+        """The listeners' work that must commit with the settlement itself (alerts)."""
+        hooks = [hook for listener in self.state.listeners if (hook := listener.in_settlement(rt, record))]
+        if not hooks:
+            return None
+        return lambda store, changes: [hook(store, changes) for hook in hooks]
+
+    async def done(self) -> None:
+        """Let every settlement under way reach the ledger before shutdown."""
+        self._settle_finished()
+        await self._background.wait()
+        rt = self.state.runtime
+        if rt is not None:
+            await rt.ledger.drain()
+
+    def _warn_unpriced(self, rt: Runtime, call: MeteredCall, model: str | None) -> None:
+        if rt.prices.unpriced_first_seen(call.endpoint.price_provider, model):
+            log.warning("spendgate: no price known for model %r (%s); its calls are recorded as unpriced",
+                        model, call.endpoint.provider)
