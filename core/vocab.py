@@ -81,3 +81,10 @@ class Framing(StrEnum):
     """text/event-stream: `data:` lines, blank-line separated."""
     JSON_ARRAY = "json_array"
     """One JSON array whose elements arrive one by one (Gemini without `alt=sse`)."""
+
+
+class Transport(StrEnum):
+    """How a metered call travelled: the `calls.transport` column."""
+
+    HTTP = "http"
+    WEBSOCKET = "websocket"

@@ -18,7 +18,7 @@ from metering.identity import Identity
 from pricing.prices import PriceBook
 from providers.base import CallRequest, Endpoint
 from providers.parsing import UsageParser
-from providers.usage import TokenUsage
+from core.usage import TokenUsage
 
 NOT_BILLED = "not billed"  # the price_source of a call the provider does not bill
 BYTES_PER_TOKEN_GUESS = 4  # only for estimating calls whose usage never arrived
@@ -76,8 +76,7 @@ class MeteredCall:
         if usage is None:
             rec.cost_nanos, rec.price_source = 0, NOT_BILLED
             return rec
-        for name, value in usage.as_dict().items():
-            setattr(rec, name, value)
+        rec.usage = usage
         cost = prices.cost(self.endpoint.price_provider, self.model, usage, self.started_at)
         rec.cost_nanos, rec.price_source = cost.nanos, cost.source
         if cost.nanos is None and status == CallStatus.OK:
@@ -118,6 +117,7 @@ def settlement_usage(call: MeteredCall, http_status: int | None,
         cache_write_tokens=known.cache_write_tokens,
         output_tokens=output,
         reasoning_tokens=min(known.reasoning_tokens, output),
+        units=known.units,
     )
     status = CallStatus.PARTIAL if error or call.streamed else CallStatus.PARSE_ERROR
     return usage, UsageSource.ESTIMATED, status

@@ -24,7 +24,7 @@ from providers.base import (
 )
 from providers.parsing import UsageParser, get_path, slen
 from providers.reading import read_json_request
-from providers.usage import TokenUsage
+from core.usage import TokenUsage
 from providers.values import count
 
 __all__ = ["ANTHROPIC", "MESSAGES", "AnthropicMessagesParser", "MessagesApi"]

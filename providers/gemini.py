@@ -26,7 +26,7 @@ from providers.base import (
 )
 from providers.parsing import UsageParser, get_path, slen
 from providers.reading import choices, read_json_request
-from providers.usage import TokenUsage
+from core.usage import TokenUsage
 from providers.values import count
 
 __all__ = ["GEMINI", "GENERATE", "GeminiParser", "GenerateApi", "generate_routes"]

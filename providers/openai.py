@@ -24,7 +24,7 @@ from providers.parsing import (
     slen,
 )
 from providers.reading import choices, load_object, read_json_request
-from providers.usage import TokenUsage
+from core.usage import TokenUsage
 from providers.values import count
 
 __all__ = [

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from providers.usage import TokenUsage
+from core.usage import TokenUsage
 from providers.values import count
 
 __all__ = ["JSON_ERRORS", "UsageParser", "count_at", "get_path", "is_done", "slen"]

@@ -26,7 +26,7 @@ from pricing import (
     max_tokens_bound,
 )
 from providers.base import CallRequest
-from providers.usage import TokenUsage
+from core.usage import TokenUsage
 
 AT = datetime(2025, 9, 1, 12, 0, tzinfo=UTC)
 

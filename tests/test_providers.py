@@ -26,7 +26,7 @@ from providers.openai import (
     request_stream_usage,
 )
 from providers.registry import Registry
-from providers.usage import TokenUsage
+from core.usage import TokenUsage
 
 # --- recognition --------------------------------------------------------------------
 

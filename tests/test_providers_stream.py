@@ -23,7 +23,7 @@ from providers.base import Endpoint
 from providers.openai import OpenAIChatParser
 from providers.parsing import UsageParser
 from providers.stream import StreamTap, feed_stream_body
-from providers.usage import TokenUsage
+from core.usage import TokenUsage
 
 CHAT = Endpoint(provider="openai", api=openai.CHAT, price_provider="openai")
 COMPLETIONS = Endpoint(provider="openai", api=openai.COMPLETIONS, price_provider="openai")
