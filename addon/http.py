@@ -20,7 +20,7 @@ from addon.replies import refusal_response
 from core.vocab import Framing
 from metering.call import MeteredCall
 from metering.meter import Meter
-from providers.base import Endpoint
+from providers.base import FREE, UNMETERED, Endpoint
 from providers.openai import request_stream_usage
 from providers.stream import StreamTap
 
@@ -55,8 +55,10 @@ class HttpMeter:
         if provider is None:
             return
         endpoint = provider.route(req.method, req.path)
-        if not isinstance(endpoint, Endpoint):
-            return  # free, or not an endpoint spendgate meters
+        if endpoint is FREE:
+            return
+        if endpoint is None:  # the provider's, but nothing spendgate can price: on the record
+            endpoint = provider.unmetered()
         t0 = time.perf_counter()
         await self._meter(rt, flow, endpoint)
         if self.observe_latency is not None:
@@ -68,6 +70,7 @@ class HttpMeter:
             request=endpoint.api.read_request(endpoint, flow.request.get_content(strict=False) or b""),
             started_at=datetime.now(UTC),
             path=flow.request.path,
+            method=flow.request.method,
         )
         refused = await self.meter.admit(rt, call, flow.request, flow.metadata.get(PROXY_USER))
         if refused is not None:
@@ -105,7 +108,7 @@ class HttpMeter:
         call: MeteredCall | None = flow.metadata.get(METADATA_KEY)
         if call is None or call.done:
             return
-        if not call.streamed:
+        if not call.streamed and call.endpoint.api is not UNMETERED:
             t0 = time.perf_counter()
             try:
                 call.parser.feed_body(flow.response.get_content(strict=False) or b"")

@@ -284,6 +284,13 @@ class GeneralSettings(_Model):
     """Calls to a model with no known price (neither genai-prices nor `pricing` knows it):
     `allow` forwards them and records their tokens with unknown cost; `block` rejects them."""
 
+    unmetered_endpoints: Literal["track", "block"] = "track"
+    """Requests to a recognised provider's host that spendgate cannot meter (an endpoint it
+    has no usage parser for, a batch job; docs/providers.md lists what is metered): `track`
+    forwards them and records each as a ledger row with status `unmetered` (its cost
+    unknown, never $0); `block` refuses them with 403 `endpoint_not_metered` before the
+    provider sees them. Free reads (GET, token counts, moderations) pass either way."""
+
     unknown_keys: Literal["track", "block"] = "track"
     """Requests whose API key spendgate has no record of: `track` forwards them and meters
     their spend under that key; `block` rejects them."""

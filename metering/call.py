@@ -12,15 +12,16 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from core.usage import TokenUsage
 from core.vocab import CallStatus, UsageSource
 from ledger import CallRecord, Reservation
 from metering.identity import Identity
 from pricing.prices import PriceBook
-from providers.base import CallRequest, Endpoint
+from providers.base import UNMETERED, CallRequest, Endpoint
 from providers.parsing import UsageParser
-from core.usage import TokenUsage
 
 NOT_BILLED = "not billed"  # the price_source of a call the provider does not bill
+UNMETERED_SOURCE = "unmetered"  # the price_source of a call spendgate cannot price
 BYTES_PER_TOKEN_GUESS = 4  # only for estimating calls whose usage never arrived
 
 
@@ -30,6 +31,7 @@ class MeteredCall:
     request: CallRequest
     started_at: datetime
     path: str
+    method: str = "POST"
     identity: Identity = field(default_factory=Identity)
     reservation: Reservation | None = None
     drop_usage_event: bool = False  # spendgate asked for stream usage on the client's behalf
@@ -73,6 +75,9 @@ class MeteredCall:
         usage, usage_source, status = settlement_usage(self, http_status, error)
         rec = self.base_record(http_status, usage_source=usage_source, status=status,
                                error=error or self.parser.error)
+        if status == CallStatus.UNMETERED:
+            rec.cost_nanos, rec.price_source = None, UNMETERED_SOURCE
+            return rec
         if usage is None:
             rec.cost_nanos, rec.price_source = 0, NOT_BILLED
             return rec
@@ -92,6 +97,7 @@ def settlement_usage(call: MeteredCall, http_status: int | None,
                      error: str | None) -> tuple[TokenUsage | None, UsageSource, CallStatus]:
     """(usage to charge, usage_source, status).
 
+    - an endpoint spendgate cannot meter: no usage, status `unmetered` (cost unknown);
     - complete usage from the provider: charged as reported;
     - an upstream error reply without usage: not billed by providers, so not charged;
     - a request that never reached the provider (connection refused...): not charged;
@@ -100,6 +106,8 @@ def settlement_usage(call: MeteredCall, http_status: int | None,
       seen (a stream's early counts are placeholders: Anthropic's `message_start`
       reports 1 output token, the real count comes in the `message_delta` at the end).
     """
+    if call.endpoint.api is UNMETERED:
+        return None, UsageSource.NONE, CallStatus.UNMETERED
     parser = call.parser
     if parser.complete and parser.usage is not None:
         # The provider's final usage arrived: the call is whole even if a side hung up

@@ -30,6 +30,7 @@ from metering.identity import Identity, identify
 from metering.refusals import Refusal, budget_exceeded, refusal
 from metering.runtime import Denied, Settled
 from pricing.estimate import estimate_max_cost
+from providers.base import UNMETERED
 
 if TYPE_CHECKING:
     from mitmproxy import http
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from metering.runtime import ProcessState, Runtime
 
 log = logging.getLogger("spendgate")
+
+UNMETERED_SEEN_MAX = 10_000  # paths come from clients: the once-per-path log remembers this many
 
 __all__ = ["Meter"]
 
@@ -50,6 +53,7 @@ class Meter:
         self._background = Background("ledger write")  # releases and refusal rows
         self._finished: list[tuple[Runtime, MeteredCall, int | None, str | None]] = []  # to settle
         self._last_open_warning = 0.0
+        self._unmetered_seen: set[tuple[str, str, str]] = set()  # logged once each
 
     # -- admission --------------------------------------------------------------------------
 
@@ -62,7 +66,9 @@ class Meter:
         refuses with 503, fail_open lets the call through unchecked — and still metered."""
         try:
             found = await self.identify(rt, call, request, proxy_user)
-            if found is None:
+            if found is None and call.endpoint.api is UNMETERED:
+                found = self._unmetered(rt, call)
+            elif found is None:
                 found = await self.reserve(rt, call)
         except Exception as e:  # the ledger is unreachable or broken
             if not isinstance(e, LedgerUnavailable):
@@ -105,6 +111,22 @@ class Meter:
             label = rt.directory.label(outcome.scope.kind, outcome.scope.id)
             return budget_exceeded(outcome, datetime.now(UTC), label)
         call.reservation = outcome
+        return None
+
+    def _unmetered(self, rt: Runtime, call: MeteredCall) -> Refusal | None:
+        """A call spendgate cannot price: recorded as unmetered at its end, or refused."""
+        key = (call.endpoint.provider, call.method, call.path.split("?", 1)[0])
+        if key not in self._unmetered_seen and len(self._unmetered_seen) < UNMETERED_SEEN_MAX:
+            self._unmetered_seen.add(key)
+            log.warning("spendgate: %s %s %s is not an endpoint spendgate meters; its calls are %s", *key,
+                        "refused" if rt.config.general_settings.unmetered_endpoints == "block"
+                        else "recorded as unmetered")
+        if rt.config.general_settings.unmetered_endpoints == "block":
+            return refusal(
+                403, "endpoint_not_metered",
+                f"spendgate cannot meter {call.method} {key[2]} on {call.endpoint.provider}, and this proxy "
+                "refuses calls it cannot meter (general_settings.unmetered_endpoints: block).",
+            )
         return None
 
     def _admit_unchecked(self, call: MeteredCall, request: http.Request, proxy_user: str | None) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from core.usage import TokenUsage
 from core.vocab import EndpointKind
 from providers.base import (
     FREE,
@@ -24,7 +25,6 @@ from providers.base import (
 )
 from providers.parsing import UsageParser, get_path, slen
 from providers.reading import read_json_request
-from core.usage import TokenUsage
 from providers.values import count
 
 __all__ = ["ANTHROPIC", "MESSAGES", "AnthropicMessagesParser", "MessagesApi"]

@@ -15,6 +15,7 @@ tables are derived from that list.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,11 +25,10 @@ from urllib.parse import unquote
 
 from core.auth import bearer_token
 from core.vocab import EndpointKind, Framing
+from providers.parsing import UsageParser
 
 if TYPE_CHECKING:
     from mitmproxy import http
-
-    from providers.parsing import UsageParser
 
 __all__ = [
     "FREE",
@@ -40,6 +40,7 @@ __all__ = [
     "KeyPlace",
     "Provider",
     "Route",
+    "UNMETERED",
     "strip_path",
 ]
 
@@ -80,6 +81,31 @@ class Api:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.kind}>"
+
+
+class UnmeteredApi(Api):
+    """A request to a provider's host that no route names and that is not a read: spendgate
+    can't price it, so it is recorded as `unmetered` (never invisible) or refused, as
+    `general_settings.unmetered_endpoints` says. The model is read if the body names one."""
+
+    kind = EndpointKind.UNMETERED
+    meters = "nothing: recorded as unmetered"
+
+    def read_request(self, endpoint: Endpoint, body: bytes) -> CallRequest:
+        model = None
+        if body[:1] == b"{":  # a JSON body may name it; multipart uploads and the like don't
+            try:
+                model = json.loads(body).get("model")
+            except (ValueError, UnicodeDecodeError, RecursionError, AttributeError):
+                pass
+        return CallRequest(model=model if isinstance(model, str) and model else None, stream=False,
+                           max_output_tokens=None, input_bytes=len(body))
+
+    def new_parser(self, endpoint: Endpoint) -> UsageParser:
+        return UsageParser()
+
+
+UNMETERED = UnmeteredApi()
 
 
 class KeyPlace:
@@ -310,6 +336,10 @@ class Provider:
             url_streaming=route.stream,
             framing=framing,
         )
+
+    def unmetered(self) -> Endpoint:
+        """The endpoint of a request no route names (`route` said None): recorded as unmetered."""
+        return Endpoint(self.name, UNMETERED, self.price_provider, self.credential)
 
     def route(self, method: str, path: str) -> Endpoint | Free | None:
         """The endpoint `method path` calls: metered (an `Endpoint`), `FREE`, or None

@@ -13,6 +13,7 @@ import json
 from dataclasses import replace
 from typing import Any
 
+from core.usage import TokenUsage
 from core.vocab import EndpointKind, Framing
 from providers.base import (
     FREE,
@@ -26,7 +27,6 @@ from providers.base import (
 )
 from providers.parsing import UsageParser, get_path, slen
 from providers.reading import choices, read_json_request
-from core.usage import TokenUsage
 from providers.values import count
 
 __all__ = ["GEMINI", "GENERATE", "GeminiParser", "GenerateApi", "generate_routes"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from core.usage import TokenUsage
 from core.vocab import EndpointKind
 from providers.base import FREE, Api, CallRequest, Endpoint, Provider, Route
 from providers.parsing import (
@@ -24,7 +25,6 @@ from providers.parsing import (
     slen,
 )
 from providers.reading import choices, load_object, read_json_request
-from core.usage import TokenUsage
 from providers.values import count
 
 __all__ = [

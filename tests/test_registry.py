@@ -112,3 +112,4 @@ def test_every_builtin_config_name_sets_options_without_a_host():
 
 def test_the_committed_providers_page_is_up_to_date():
     assert (REPO / "docs" / "providers.md").read_text() == render(), "run `make docs`"
+
