@@ -65,9 +65,11 @@ class HttpMeter:
             self.observe_latency("request", time.perf_counter() - t0)
 
     async def _meter(self, rt: Runtime, flow: http.HTTPFlow, endpoint: Endpoint) -> None:
+        req = flow.request
         call = MeteredCall(
             endpoint=endpoint,
-            request=endpoint.api.read_request(endpoint, flow.request.get_content(strict=False) or b""),
+            request=endpoint.api.read_request(endpoint, req.get_content(strict=False) or b"",
+                                              req.headers.get("content-type", "")),
             started_at=datetime.now(UTC),
             path=flow.request.path,
             method=flow.request.method,

@@ -129,7 +129,7 @@ class MessagesApi(Api):
     kind = EndpointKind.MESSAGES
     meters = "input, cache read, cache write and output tokens"
 
-    def read_request(self, endpoint: Endpoint, body: bytes) -> CallRequest:
+    def read_request(self, endpoint: Endpoint, body: bytes, content_type: str = "") -> CallRequest:
         return read_json_request(endpoint, body, lambda b: count(b.get("max_tokens")))
 
     def new_parser(self, endpoint: Endpoint) -> UsageParser:

@@ -61,7 +61,8 @@ class Api:
     """One metered operation of a wire format. Subclasses are stateless singletons.
 
     `read_request` never raises: a body it cannot read gives a `CallRequest` with
-    `parse_error` set, and the call is still metered (estimated).
+    `parse_error` set, and the call is still metered (estimated). `content_type` is the
+    request's (multipart uploads need its boundary); JSON APIs ignore it.
     """
 
     kind: ClassVar[EndpointKind]
@@ -73,7 +74,7 @@ class Api:
         and hides the extra event from the client)."""
         return False
 
-    def read_request(self, endpoint: Endpoint, body: bytes) -> CallRequest:
+    def read_request(self, endpoint: Endpoint, body: bytes, content_type: str = "") -> CallRequest:
         raise NotImplementedError
 
     def new_parser(self, endpoint: Endpoint) -> UsageParser:
@@ -91,7 +92,7 @@ class UnmeteredApi(Api):
     kind = EndpointKind.UNMETERED
     meters = "nothing: recorded as unmetered"
 
-    def read_request(self, endpoint: Endpoint, body: bytes) -> CallRequest:
+    def read_request(self, endpoint: Endpoint, body: bytes, content_type: str = "") -> CallRequest:
         model = None
         if body[:1] == b"{":  # a JSON body may name it; multipart uploads and the like don't
             try:

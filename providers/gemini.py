@@ -134,7 +134,7 @@ class GenerateApi(Api):
     kind = EndpointKind.GENERATE
     meters = "input, cached, output and thinking tokens"
 
-    def read_request(self, endpoint: Endpoint, body: bytes) -> CallRequest:
+    def read_request(self, endpoint: Endpoint, body: bytes, content_type: str = "") -> CallRequest:
         return read_json_request(endpoint, body, self._max_output, model_in_body=False)
 
     @staticmethod

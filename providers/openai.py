@@ -292,7 +292,7 @@ class ChatApi(Api):
     kind = EndpointKind.CHAT
     meters = "input, cached, output and reasoning tokens"
 
-    def read_request(self, endpoint: Endpoint, body: bytes) -> CallRequest:
+    def read_request(self, endpoint: Endpoint, body: bytes, content_type: str = "") -> CallRequest:
         return read_json_request(endpoint, body, self._max_output, stream_usage_requested=_wants_usage)
 
     def wants_stream_usage(self, request: CallRequest) -> bool:
@@ -332,7 +332,7 @@ class ResponsesApi(Api):
     kind = EndpointKind.RESPONSES
     meters = "input, cached, output and reasoning tokens"
 
-    def read_request(self, endpoint: Endpoint, body: bytes) -> CallRequest:
+    def read_request(self, endpoint: Endpoint, body: bytes, content_type: str = "") -> CallRequest:
         return read_json_request(endpoint, body, lambda b: count(b.get("max_output_tokens")))
 
     def new_parser(self, endpoint: Endpoint) -> UsageParser:
@@ -345,7 +345,7 @@ class EmbeddingsApi(Api):
     kind = EndpointKind.EMBEDDINGS
     meters = "input tokens"
 
-    def read_request(self, endpoint: Endpoint, body: bytes) -> CallRequest:
+    def read_request(self, endpoint: Endpoint, body: bytes, content_type: str = "") -> CallRequest:
         return read_json_request(endpoint, body, lambda b: 0)
 
     def new_parser(self, endpoint: Endpoint) -> UsageParser:
