@@ -15,13 +15,15 @@ from datetime import UTC, datetime
 from core.usage import TokenUsage
 from core.vocab import CallStatus, UsageSource
 from ledger import CallRecord, Reservation
+from metering.bounds import bound_cost, bound_usage
 from metering.identity import Identity
-from pricing.prices import PriceBook
+from pricing.prices import UNPRICED, PriceBook
 from providers.base import UNMETERED, CallRequest, Endpoint
 from providers.parsing import UsageParser
 
 NOT_BILLED = "not billed"  # the price_source of a call the provider does not bill
 UNMETERED_SOURCE = "unmetered"  # the price_source of a call spendgate cannot price
+HELD = "held"  # the price_source of a call charged what was held for it (its pricing failed)
 BYTES_PER_TOKEN_GUESS = 4  # only for estimating calls whose usage never arrived
 
 
@@ -81,12 +83,26 @@ class MeteredCall:
         if usage is None:
             rec.cost_nanos, rec.price_source = 0, NOT_BILLED
             return rec
+        resolved = prices.resolve(self.endpoint.price_provider, self.model)
+        usage, anomaly = bound_usage(usage, self.request, resolved.context_window if resolved else None)
         rec.usage = usage
-        cost = prices.cost(self.endpoint.price_provider, self.model, usage, self.started_at)
-        rec.cost_nanos, rec.price_source = cost.nanos, cost.source
+        cost = prices.price(resolved, usage, self.started_at) if resolved is not None else UNPRICED
+        nanos, cost_anomaly = bound_cost(cost.nanos)
+        rec.cost_nanos, rec.price_source = nanos, cost.source
+        rec.anomaly = {**anomaly, **cost_anomaly} or None
         if cost.nanos is None and status == CallStatus.OK:
             rec.status = CallStatus.UNPRICED
         return rec
+
+    def unpriceable_record(self, http_status: int | None, error: str) -> CallRecord:
+        """The row of a call whose pricing failed: charged what was held for it (the most it
+        could cost), flagged as a parse error, so nothing is lost and nothing stays held."""
+        rec = self.base_record(http_status, usage_source=UsageSource.NONE, status=CallStatus.PARSE_ERROR,
+                               error=error)
+        rec.cost_nanos = self.reservation.amount_nanos if self.reservation else None
+        rec.price_source = HELD  # NULL cost when nothing was held (an unpriced model)
+        return rec
+
 
 
 def _guess_tokens(size: int) -> int:

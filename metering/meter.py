@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from core.vocab import CallStatus, UsageSource
 from ledger import Denial, LedgerUnavailable
 from ledger.background import Background
-from metering.call import MeteredCall
+from metering.call import HELD, MeteredCall
 from metering.credentials import fingerprint
 from metering.identity import Identity, identify
 from metering.refusals import Refusal, budget_exceeded, refusal
@@ -176,21 +176,41 @@ class Meter:
         for rt, call, status, error in finished:
             try:
                 record = call.record(rt.prices, status, error)
-                if record.status == CallStatus.UNPRICED:
-                    self._warn_unpriced(rt, call, record.model)
-                if record.error and record.status in (CallStatus.PARSE_ERROR, CallStatus.PARTIAL):
-                    log.info("spendgate: %s call settled as %s: %s", call.endpoint.provider, record.status,
-                             record.error)
-                rt.ledger.settle_soon(call.reservation, call.identity.scopes(), record, now,
-                                      self._in_settlement(rt, record), partial(self._settled, rt, record))
-            except Exception:
-                log.exception("spendgate: could not settle a %s call", call.endpoint.provider)
+            except Exception as e:  # a bug must not leave the call unrecorded and its hold in place
+                log.exception("spendgate: could not price a %s call; recording what was held for it",
+                              call.endpoint.provider)
+                record = call.unpriceable_record(status, f"spendgate could not price this call: {e!r}")
+            if record.status == CallStatus.UNPRICED:
+                self._warn_unpriced(rt, call, record.model)
+            if record.error and record.status in (CallStatus.PARSE_ERROR, CallStatus.PARTIAL):
+                log.info("spendgate: %s call settled as %s: %s", call.endpoint.provider, record.status,
+                         record.error)
+            if record.anomaly:
+                log.warning("spendgate: a %s %s call reported more than it could have used; clamped: %s",
+                            call.endpoint.provider, record.model, record.anomaly)
+            self._settle(rt, call, record, now)
 
-    def _settled(self, rt: Runtime, record: CallRecord, result, exc: BaseException | None) -> None:
-        if exc is not None:
-            log.error("spendgate: ledger write failed: %r", exc)
+    def _settle(self, rt: Runtime, call: MeteredCall, record: CallRecord, now: datetime) -> None:
+        try:
+            rt.ledger.settle_soon(call.reservation, call.identity.scopes(), record, now,
+                                  self._in_settlement(rt, record), partial(self._settled, rt, call, record))
+        except Exception:
+            log.exception("spendgate: could not settle a %s call", call.endpoint.provider)
+            self._background.spawn(rt.ledger.release(call.reservation))
+
+    def _settled(self, rt: Runtime, call: MeteredCall, record: CallRecord, result,
+                  exc: BaseException | None) -> None:
+        if exc is None:
+            self.state.tell(Settled(rt, record, result[1]))
             return
-        self.state.tell(Settled(rt, record, result[1]))
+        log.error("spendgate: ledger write failed: %r", exc)
+        if record.price_source == HELD:  # the fallback failed too: at least the hold goes back
+            self._background.spawn(rt.ledger.release(call.reservation))
+            return
+        # The row could not be written as it was (bad data): it is written as a parse error
+        # charged what was held for it, so the call is on the record and holds nothing.
+        self._settle(rt, call, call.unpriceable_record(record.http_status, f"ledger write failed: {exc!r}"),
+                     datetime.now(UTC))
 
     def _in_settlement(self, rt: Runtime, record: CallRecord) -> Callable[[Store, list[SpendChange]], None] | None:
         """The listeners' work that must commit with the settlement itself (alerts)."""

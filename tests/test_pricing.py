@@ -15,6 +15,7 @@ import genai_prices
 import pytest
 from genai_prices import data_snapshot
 
+from core.usage import TokenUsage
 from pricing import (
     CONFIG_SOURCE,
     GENAI_PRICES_SOURCE,
@@ -23,10 +24,9 @@ from pricing import (
     ModelPrice,
     PriceBook,
     estimate_max_cost,
-    max_tokens_bound,
+    token_bounds,
 )
 from providers.base import CallRequest
-from core.usage import TokenUsage
 
 AT = datetime(2025, 9, 1, 12, 0, tzinfo=UTC)
 
@@ -323,7 +323,7 @@ def test_estimate_caps_at_context_window(book):
     # gpt-4o's context window is 128_000 tokens: a 1 MB body and max_tokens 200_000 are capped.
     #   128_000 x $2.50/M + 128_000 x $10/M = $0.32 + $1.28 = $1.60
     req = request("gpt-4o", 1_000_000, 200_000)
-    assert max_tokens_bound(book, "openai", req, "chat", 4096) == (128_000, 128_000)
+    assert token_bounds(book.resolve("openai", "gpt-4o"), req, "chat", 4096) == (128_000, 128_000)
     assert estimate_max_cost(book, "openai", req, "chat", AT, 4096).nanos == usd("1.6")
 
 
