@@ -1,15 +1,17 @@
 """The `budget_config` option: load the YAML config and build the runtime from it.
 
-A bad config stops mitmdump at start-up with every problem named by its key path
-(mitmproxy turns an OptionsError raised in `configure` into a start-up failure).
+A bad config stops mitmdump at start-up with every problem named by its key path, and
+nothing else printed; a bad config given later (a reload) is refused and the running one
+stays (mitmproxy rejects an option change whose `configure` raises OptionsError).
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from mitmproxy import ctx, exceptions
 
@@ -50,16 +52,14 @@ class ConfigLoader:
         try:
             config = load_config(Path(path)) if path else parse_config({}, source="defaults")
         except ConfigError as e:
-            raise exceptions.OptionsError(str(e)) from None
+            self._refuse(str(e))
         old = self.state.runtime
         reuse = old.ledger if old and old.database_url == config.general_settings.database_url else None
         spool = ctx.options.budget_ledger_spool or str(Path(ctx.options.confdir).expanduser() / "spendgate-spool")
         try:
             self.state.runtime = Runtime.build(config, ledger=reuse, spool_dir=spool)
         except Exception as e:
-            raise exceptions.OptionsError(
-                f"spendgate: cannot open the ledger {mask_password(config.general_settings.database_url)}: {e}"
-            ) from None
+            self._refuse(f"spendgate: cannot open the ledger {mask_password(config.general_settings.database_url)}: {e}")
         self.state.runtime.ledger.on_replayed = self._replayed
         if old is not None and reuse is None:
             old.ledger.close_sync()
@@ -70,6 +70,15 @@ class ConfigLoader:
             f"${budget.max_budget:,.2f} per {budget.budget_duration or 'lifetime'}"
             if budget.max_budget is not None else "none",
         )
+
+    def _refuse(self, message: str) -> NoReturn:
+        """A config that can't be used. At start-up the process exits with the message alone
+        (status 2): nothing has started, so there is nothing to shut down and no traceback to
+        print. Later (a reload), the option change is refused and the running config stays."""
+        if self.state.runtime is None:
+            print(message, file=sys.stderr, flush=True)
+            raise SystemExit(2)
+        raise exceptions.OptionsError(message)
 
     def _replayed(self, record: CallRecord, changes: list[SpendChange]) -> None:
         """A settlement spooled while the database was away is recorded now: the listeners
