@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from addon.clock import BudgetClock
 from addon.http import HttpMeter
+from addon.idle import UpstreamIdleWatch
 from addon.loader import ConfigLoader
 from addon.proxyauth import ProxyIdentity
 from admin.metrics import Metrics
@@ -21,5 +22,5 @@ def make_addons() -> list[object]:
     metrics = Metrics(state)
     http_meter = HttpMeter(state, Meter(state))
     http_meter.observe_latency = metrics.observe_latency  # the latency spendgate adds, as a histogram
-    return [ProxyIdentity(state), http_meter, AlertDispatcher(state), BudgetClock(state),
+    return [ProxyIdentity(state), http_meter, UpstreamIdleWatch(state), AlertDispatcher(state), BudgetClock(state),
             AdminServer(state, metrics), metrics, ConfigLoader(state)]

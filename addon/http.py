@@ -126,7 +126,7 @@ class HttpMeter:
             return
         status = flow.response.status_code if flow.response else None
         call.reached_upstream = _reached_upstream(flow)
-        self.meter.finish(call, status, flow.error.msg if flow.error else "error")
+        self.meter.finish(call, status, call.abort_reason or (flow.error.msg if flow.error else "error"))
 
     async def done(self) -> None:
         await self.meter.done()

@@ -61,6 +61,7 @@ Channel = Literal["slack", "webhook", "email"]
 EmailAddress = Annotated[str, AfterValidator(_check_email)]
 Host = Annotated[str, AfterValidator(_check_host)]
 TokenCount = Annotated[int, Field(ge=1)]
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 class _Model(BaseModel):
@@ -309,6 +310,12 @@ class GeneralSettings(_Model):
     recorded: a settlement that can't be written is spooled (in memory and in
     `<confdir>/spendgate-spool`) and recorded once the database is back."""
 
+    upstream_idle_timeout: Seconds = 600.0
+    """Seconds a provider may send nothing (no response headers, no stream bytes) on a metered
+    call before spendgate cuts it: the connection is closed, the client gets an error, and the
+    call is settled at once from what was seen, its row saying why. 600 matches the OpenAI and
+    Anthropic SDKs' own timeout; `providers.<name>.idle_timeout` sets one provider's."""
+
     default_max_output_tokens: TokenCount = 16384
     """Output tokens to reserve budget for when a call sets no `max_tokens` and its model has
     no `max_output_tokens` in `pricing`."""
@@ -354,6 +361,10 @@ class ProviderConfig(_Model):
     price_provider: str | None = None
     """genai-prices provider id whose prices apply to this host's models (e.g. `openai` for a
     host serving OpenAI models). Unset: only `pricing` entries price its models."""
+
+    idle_timeout: Seconds | None = None
+    """Seconds this provider may send nothing on a call before it is cut. Unset:
+    `general_settings.upstream_idle_timeout`."""
 
 
 class ModelPricing(_Model):

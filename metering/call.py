@@ -40,6 +40,7 @@ class MeteredCall:
     reached_upstream: bool = True  # False: the request never left the proxy (no connection)
     streamed: bool = False
     done: bool = False
+    abort_reason: str | None = None  # why spendgate cut the call short (an upstream gone quiet)
     parser: UsageParser = field(init=False)
     t0: float = field(default_factory=time.perf_counter)
 

@@ -57,6 +57,14 @@ class Runtime:
     database_url: str = ""
     directory: DirectoryCache = field(default_factory=DirectoryCache)
 
+    def idle_timeout(self, provider: str) -> float:
+        """Seconds a provider may stay silent on a call before the call is cut."""
+        for name in self.registry.named(provider).config_names:
+            entry = self.config.providers.get(name)
+            if entry is not None and entry.idle_timeout is not None:
+                return entry.idle_timeout
+        return self.config.general_settings.upstream_idle_timeout
+
     @classmethod
     def build(cls, config: SpendgateConfig, ledger: AsyncLedger | None = None,
               spool_dir: str | None = None) -> Runtime:

@@ -63,6 +63,7 @@ Per-request controls (request headers):
     x-fake-cut-mode: rst make the drop a TCP reset instead of a FIN
     x-fake-status: 500   error reply with this status, in the provider's error shape
     x-fake-chunks: N     number of text pieces in the reply (default 5)
+    x-fake-hang-ms: N    wait N ms before answering at all (an upstream gone quiet)
 
 Control API (not recorded):
 

@@ -28,6 +28,7 @@ CONTROL_HEADERS = (
     "x-fake-cut-mode",
     "x-fake-status",
     "x-fake-chunks",
+    "x-fake-hang-ms",
 )
 
 

@@ -273,6 +273,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                                       "type": "invalid_request_error", "param": None,
                                                       "code": None}})
             fake_route, match = found
+            hang = self.hint("x-fake-hang-ms")
+            if hang:  # an upstream that accepted the request and went quiet
+                time.sleep(hang / 1000)
             status = self.hint("x-fake-status", 0)
             if status >= 400:
                 return fake_route.errors(self, status)
