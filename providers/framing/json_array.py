@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from providers.framing import base
+import providers.framing.base as base
 from providers.framing.base import Emit, EventTooLarge
 
 __all__ = ["JSONArrayFramer"]

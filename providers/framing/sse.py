@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from providers.framing import base
+import providers.framing.base as base
 from providers.framing.base import Emit, EventTooLarge
 
 __all__ = ["SSEFramer"]
