@@ -80,15 +80,16 @@ class HttpMeter:
         elif not flow.live:  # the client left while we waited for the ledger
             self.meter.abandon(rt, call)
         else:
-            self._forward(flow, call)
+            self._forward(rt, flow, call)
 
-    def _forward(self, flow: http.HTTPFlow, call: MeteredCall) -> None:
+    def _forward(self, rt: Runtime, flow: http.HTTPFlow, call: MeteredCall) -> None:
         """The call goes upstream, metered."""
         if call.endpoint.api.wants_stream_usage(call.request):
             flow.request.content = request_stream_usage(flow.request.get_content(strict=False) or b"")
             flow.request.headers["accept-encoding"] = "identity"  # so the tap can drop the usage event
             call.drop_usage_event = True
         flow.metadata[METADATA_KEY] = call
+        self.meter.forwarded(rt, call)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         call: MeteredCall | None = flow.metadata.get(METADATA_KEY)

@@ -54,15 +54,15 @@ class ConfigLoader:
         except ConfigError as e:
             self._refuse(str(e))
         old = self.state.runtime
-        reuse = old.ledger if old and old.database_url == config.general_settings.database_url else None
         spool = ctx.options.budget_ledger_spool or str(Path(ctx.options.confdir).expanduser() / "spendgate-spool")
         try:
-            self.state.runtime = Runtime.build(config, ledger=reuse, spool_dir=spool)
+            self.state.runtime = Runtime.build(config, previous=old, spool_dir=spool)
         except Exception as e:
             self._refuse(f"spendgate: cannot open the ledger {mask_password(config.general_settings.database_url)}: {e}")
         self.state.runtime.ledger.on_replayed = self._replayed
-        if old is not None and reuse is None:
+        if old is not None and old.ledger is not self.state.runtime.ledger:
             old.ledger.close_sync()
+            old.journal.close()
         budget = config.litellm_settings
         log.info(
             "spendgate: ledger %s, global budget %s",
@@ -98,4 +98,5 @@ class ConfigLoader:
     def done(self) -> None:
         if self.state.runtime is not None:
             self.state.runtime.ledger.close_sync()
+            self.state.runtime.journal.close()
             self.state.runtime = None

@@ -32,6 +32,9 @@ class CallStatus(StrEnum):
     UNMETERED = "unmetered"
     """A call to a recognised provider that spendgate cannot price (no parser for the
     endpoint): recorded so it is never invisible (`general_settings.unmetered_endpoints`)."""
+    INTERRUPTED = "interrupted"
+    """The proxy was killed while the call was in flight: recorded at the next start from the
+    local journal, charged what was held for it."""
 
 
 class UsageSource(StrEnum):

@@ -11,10 +11,12 @@ import math
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from core.usage import TokenUsage
 from core.vocab import CallStatus, UsageSource
 from ledger import CallRecord, Reservation
+from ledger.model import call_uid, iso, parse_iso
 from metering.bounds import bound_cost, bound_usage
 from metering.identity import Identity
 from pricing.prices import UNPRICED, PriceBook
@@ -34,6 +36,7 @@ class MeteredCall:
     started_at: datetime
     path: str
     method: str = "POST"
+    uid: str = field(default_factory=call_uid)  # the ledger row's, from the start: the journal names it
     identity: Identity = field(default_factory=Identity)
     reservation: Reservation | None = None
     drop_usage_event: bool = False  # spendgate asked for stream usage on the client's behalf
@@ -55,6 +58,7 @@ class MeteredCall:
         """The ledger row's identity part, shared by settled and refused calls."""
         ident = self.identity
         return CallRecord(
+            uid=self.uid,
             started_at=self.started_at,
             finished_at=datetime.now(UTC),
             provider=self.endpoint.provider,
@@ -73,27 +77,29 @@ class MeteredCall:
             **fields,
         )
 
+    def opening(self) -> dict[str, Any]:
+        """What the journal keeps of the call when it is forwarded: enough to record it if
+        the process dies before it ends (an `interrupted` row, charged what was held)."""
+        return {
+            "record": self.base_record(None).to_json(),
+            "refs": [[ref.kind, ref.id] for ref in self.identity.scopes()],
+            "held": self.reservation.amount_nanos if self.reservation else None,
+            "price_provider": self.endpoint.price_provider,
+            "input_bytes": self.request.input_bytes,
+            "max_output_tokens": self.request.max_output_tokens,
+        }
+
+    def ending(self, http_status: int | None, error: str | None) -> Ending:
+        """How the call ended: what its settlement is built from besides who made it."""
+        usage, usage_source, status = settlement_usage(self, http_status, error)
+        return Ending(http_status, error or self.parser.error, status, usage_source, usage, self.model,
+                      self.streamed or self.request.stream, round((time.perf_counter() - self.t0) * 1000, 3),
+                      datetime.now(UTC))
+
     def record(self, prices: PriceBook, http_status: int | None, error: str | None) -> CallRecord:
         """The ledger row for this call, priced at the time the request was made."""
-        usage, usage_source, status = settlement_usage(self, http_status, error)
-        rec = self.base_record(http_status, usage_source=usage_source, status=status,
-                               error=error or self.parser.error)
-        if status == CallStatus.UNMETERED:
-            rec.cost_nanos, rec.price_source = None, UNMETERED_SOURCE
-            return rec
-        if usage is None:
-            rec.cost_nanos, rec.price_source = 0, NOT_BILLED
-            return rec
-        resolved = prices.resolve(self.endpoint.price_provider, self.model)
-        usage, anomaly = bound_usage(usage, self.request, resolved.context_window if resolved else None)
-        rec.usage = usage
-        cost = prices.price(resolved, usage, self.started_at) if resolved is not None else UNPRICED
-        nanos, cost_anomaly = bound_cost(cost.nanos)
-        rec.cost_nanos, rec.price_source = nanos, cost.source
-        rec.anomaly = {**anomaly, **cost_anomaly} or None
-        if cost.nanos is None and status == CallStatus.OK:
-            rec.status = CallStatus.UNPRICED
-        return rec
+        return settled_record(prices, self.base_record(http_status), self.ending(http_status, error),
+                              self.endpoint.price_provider, self.request.input_bytes, self.request.max_output_tokens)
 
     def unpriceable_record(self, http_status: int | None, error: str) -> CallRecord:
         """The row of a call whose pricing failed: charged what was held for it (the most it
@@ -104,6 +110,77 @@ class MeteredCall:
         rec.price_source = HELD  # NULL cost when nothing was held (an unpriced model)
         return rec
 
+
+@dataclass(slots=True)
+class Ending:
+    """How a call ended. Journaled before the end of its response is released (a kill right
+    after can't lose it), and turned into its ledger row by `settled_record`."""
+
+    http_status: int | None
+    error: str | None
+    status: CallStatus
+    usage_source: UsageSource
+    usage: TokenUsage | None
+    model: str | None
+    streamed: bool
+    latency_ms: float
+    finished_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        usage = self.usage
+        return {
+            "http_status": self.http_status, "error": self.error, "status": self.status,
+            "usage_source": self.usage_source, "model": self.model, "streamed": self.streamed,
+            "latency_ms": self.latency_ms, "finished_at": iso(self.finished_at),
+            "usage": None if usage is None else {**usage.tokens(), "units": dict(usage.units)},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Ending:
+        usage = data.get("usage")
+        return cls(
+            data.get("http_status"), data.get("error"), CallStatus(data["status"]),
+            UsageSource(data["usage_source"]), None if usage is None else TokenUsage(**usage),
+            data.get("model"), bool(data.get("streamed")), data.get("latency_ms") or 0.0,
+            parse_iso(data["finished_at"]),
+        )
+
+
+def settled_record(prices: PriceBook, record: CallRecord, ending: Ending, price_provider: str | None,
+                   input_bytes: int, max_output_tokens: int | None) -> CallRecord:
+    """`record` (who made the call) completed by how it ended, its usage bounded by what the
+    call could have used and priced at the time the request was made. The one way a row is
+    priced: for a live call and for a call replayed from the journal alike."""
+    record.http_status, record.error, record.status = ending.http_status, ending.error, ending.status
+    record.usage_source, record.model, record.streamed = ending.usage_source, ending.model, ending.streamed
+    record.latency_ms, record.finished_at = ending.latency_ms, ending.finished_at
+    if ending.status == CallStatus.UNMETERED:
+        record.cost_nanos, record.price_source = None, UNMETERED_SOURCE
+        return record
+    if ending.usage is None:
+        record.cost_nanos, record.price_source = 0, NOT_BILLED
+        return record
+    resolved = prices.resolve(price_provider, ending.model)
+    request = CallRequest(ending.model, ending.streamed, max_output_tokens, input_bytes)
+    usage, anomaly = bound_usage(ending.usage, request, resolved.context_window if resolved else None)
+    record.usage = usage
+    cost = prices.price(resolved, usage, record.started_at) if resolved is not None else UNPRICED
+    nanos, cost_anomaly = bound_cost(cost.nanos)
+    record.cost_nanos, record.price_source = nanos, cost.source
+    record.anomaly = {**anomaly, **cost_anomaly} or None
+    if cost.nanos is None and ending.status == CallStatus.OK:
+        record.status = CallStatus.UNPRICED
+    return record
+
+
+def interrupted_record(record: CallRecord, held: int | None) -> CallRecord:
+    """The row of a call the proxy was killed in the middle of (found open in the journal
+    at the next start): charged what was held for it — the most it could have cost — since
+    the provider may bill it; NULL when nothing was held (an unpriced or unmetered call)."""
+    record.status, record.usage_source = CallStatus.INTERRUPTED, UsageSource.NONE
+    record.cost_nanos, record.price_source = held, HELD
+    record.error = "the proxy stopped while the call was in flight"
+    return record
 
 
 def _guess_tokens(size: int) -> int:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from core.vocab import CallStatus, UsageSource
 from ledger import Denial, LedgerUnavailable
 from ledger.background import Background
-from metering.call import HELD, MeteredCall
+from metering.call import HELD, Ending, MeteredCall, settled_record
 from metering.credentials import fingerprint
 from metering.identity import Identity, identify
 from metering.refusals import Refusal, budget_exceeded, refusal
@@ -51,7 +51,7 @@ class Meter:
     def __init__(self, state: ProcessState):
         self.state = state
         self._background = Background("ledger write")  # releases and refusal rows
-        self._finished: list[tuple[Runtime, MeteredCall, int | None, str | None]] = []  # to settle
+        self._finished: list[tuple[Runtime, MeteredCall, Ending]] = []  # to settle
         self._last_open_warning = 0.0
         self._unmetered_seen: set[tuple[str, str, str]] = set()  # logged once each
 
@@ -150,6 +150,11 @@ class Meter:
         self._background.spawn(rt.ledger.record(record))
         self.state.tell(Denied(rt, record, refused.denial))
 
+    def forwarded(self, rt: Runtime, call: MeteredCall) -> None:
+        """The call is on its way upstream: from now on it ends as exactly one ledger row,
+        whatever happens to this process (the journal has it)."""
+        rt.journal.opened(call.uid, call.opening())
+
     def abandon(self, rt: Runtime, call: MeteredCall) -> None:
         """The call was admitted but never left (its client went away meanwhile): its holds go back."""
         call.done = True
@@ -164,7 +169,9 @@ class Meter:
         rt = self.state.runtime
         if rt is None:
             return
-        self._finished.append((rt, call, status, error))
+        ending = call.ending(status, error)
+        rt.journal.ended(call.uid, ending.to_json())  # before the end of the response is released
+        self._finished.append((rt, call, ending))
         if len(self._finished) == 1:
             # Priced and queued on the loop's next turn: after the response (or the end of
             # the stream) is on its way, and for every call that ended meanwhile at once.
@@ -173,13 +180,15 @@ class Meter:
     def _settle_finished(self) -> None:
         finished, self._finished = self._finished, []
         now = datetime.now(UTC)
-        for rt, call, status, error in finished:
+        for rt, call, ending in finished:
             try:
-                record = call.record(rt.prices, status, error)
+                record = settled_record(rt.prices, call.base_record(ending.http_status), ending,
+                                        call.endpoint.price_provider, call.request.input_bytes,
+                                        call.request.max_output_tokens)
             except Exception as e:  # a bug must not leave the call unrecorded and its hold in place
                 log.exception("spendgate: could not price a %s call; recording what was held for it",
                               call.endpoint.provider)
-                record = call.unpriceable_record(status, f"spendgate could not price this call: {e!r}")
+                record = call.unpriceable_record(ending.http_status, f"spendgate could not price this call: {e!r}")
             if record.status == CallStatus.UNPRICED:
                 self._warn_unpriced(rt, call, record.model)
             if record.error and record.status in (CallStatus.PARSE_ERROR, CallStatus.PARTIAL):
@@ -201,10 +210,12 @@ class Meter:
     def _settled(self, rt: Runtime, call: MeteredCall, record: CallRecord, result,
                   exc: BaseException | None) -> None:
         if exc is None:
+            rt.journal.done(call.uid)
             self.state.tell(Settled(rt, record, result[1]))
             return
         log.error("spendgate: ledger write failed: %r", exc)
         if record.price_source == HELD:  # the fallback failed too: at least the hold goes back
+            rt.journal.done(call.uid)
             self._background.spawn(rt.ledger.release(call.reservation))
             return
         # The row could not be written as it was (bad data): it is written as a parse error

@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from config.schema import SpendgateConfig
 from ledger import AsyncLedger, BudgetSpec, ScopeRef, Store, open_ledger, usd_to_nanos
 from metering.directory_cache import DirectoryCache
+from metering.journal import CallJournal
 from pricing.prices import PriceBook
 from providers.custom import CustomProvider
 from providers.registry import Registry, config_names
@@ -54,6 +56,7 @@ class Runtime:
     registry: Registry
     prices: PriceBook
     ledger: AsyncLedger
+    journal: CallJournal
     database_url: str = ""
     directory: DirectoryCache = field(default_factory=DirectoryCache)
 
@@ -66,14 +69,18 @@ class Runtime:
         return self.config.general_settings.upstream_idle_timeout
 
     @classmethod
-    def build(cls, config: SpendgateConfig, ledger: AsyncLedger | None = None,
+    def build(cls, config: SpendgateConfig, previous: Runtime | None = None,
               spool_dir: str | None = None) -> Runtime:
-        """Open the ledger (reusing `ledger` when the database is unchanged) and apply
-        the config's global budget to it. `spool_dir` keeps what could not be recorded
-        while the database was unreachable."""
+        """Open the ledger (reusing `previous`'s, and its call journal, when the database is
+        unchanged) and apply the config's global budget to it. `spool_dir` keeps what could
+        not be recorded while the database was unreachable, and the call journal."""
         engine, target = config.general_settings.database_url_info()
-        if ledger is None:
+        reuse = previous is not None and previous.database_url == config.general_settings.database_url
+        if reuse:
+            ledger, journal = previous.ledger, previous.journal
+        else:
             ledger = open_ledger(engine, target, spool_dir=spool_dir)
+            journal = CallJournal(Path(spool_dir) / "journal" if spool_dir else None, ledger.instance_id)
         ledger.configure_sync(ScopeRef.global_(), global_budget(config), datetime.now(UTC))
         ledger.leases.invalidate()  # a reused ledger's leases were granted under the old budget
         directory = DirectoryCache()
@@ -84,6 +91,7 @@ class Runtime:
             registry=Registry(custom_providers(config)),
             prices=PriceBook(config.pricing),
             ledger=ledger,
+            journal=journal,
             database_url=config.general_settings.database_url,
         )
 
