@@ -400,7 +400,7 @@ class Store(DirectoryOps, LeaseOps):
                 held = self._given_back(it.reservation, leases)
                 changes = []
                 for ref in it.refs:
-                    before = states[ref] or self._ensure(ref, now)
+                    before = states[ref] or self._ensure(ref, min(it.record.finished_at, now))
                     after = _charged(before, cost, held.pop(ref, 0), moved)
                     states[ref] = after
                     changes.append(SpendChange(after, before.spend_nanos))

@@ -212,3 +212,13 @@ def test_docs_ledger_lists_every_call_status():
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "ledger.md").read_text()
     assert [s for s in CallStatus if f"| `{s}` |" not in text] == []
+
+
+def test_a_new_keys_first_call_is_inside_the_period_it_starts(store):
+    """The scope is created by the call's own settlement, a batch window after the call
+    ended: its period starts no later than that call, so the period's spend is its rows."""
+    settled_at = T0 + timedelta(milliseconds=25)
+    store.settle(None, [GLOBAL, KEY], call(1_234, at=T0), settled_at)
+    key = store.scope(KEY)
+    assert key.period_start <= T0
+    assert spend_in_rows(store, key.period_start) == key.spend_nanos == 1_234
