@@ -2,14 +2,17 @@
 
 Slack and webhook alerts go to a threaded HTTP server on loopback, email to an aiosmtpd
 server (STARTTLS with a self-signed certificate, and AUTH, like the seed's SMTP config).
-Spend is driven with the fake provider's `x-fake-usage`: gpt-4o output costs $10 per
-million tokens, so a call reporting 4 000 000 completion tokens costs exactly $40.
+Spend is driven with the fake provider's `x-fake-usage`: SPEND_MODEL's output costs $10 per
+million tokens (a `pricing:` entry in every config), so a call reporting 4 000 000 completion
+tokens costs exactly $40.
 
 "Exactly once" is asserted when the outbox says every delivery is `sent` (a delivery is
 marked sent only after the receiver accepted it, so nothing more can arrive for it).
 """
 
 from __future__ import annotations
+
+import copy
 
 import json
 import re
@@ -31,11 +34,30 @@ SLACK_PATH = "/services/T000/B000/XXXX"  # the secret part of a Slack webhook UR
 ENG_PATH = "/services/T000/B111/YYYY"
 
 
+#: A model the tests' configs price at $10 per million output tokens, with no context window
+#: of its own: one call can then cost up to $100 (metering/bounds.py), where a gpt-4o call
+#: can't report more than its 128k-token window ($1.60).
+SPEND_MODEL = "alert-test-model"
+SPEND_PRICE = {"input_cost_per_token": 0.00001, "output_cost_per_token": 0.00001}
+
+
+@pytest.fixture
+def make_proxy(make_proxy):
+    """conftest's make_proxy, with SPEND_MODEL priced in every config."""
+
+    def factory(config=None, *args, **kwargs):
+        config = copy.deepcopy(config or {})
+        config.setdefault("pricing", {})[SPEND_MODEL] = SPEND_PRICE
+        return make_proxy(config, *args, **kwargs)
+
+    return factory
+
+
 def spend(client, usd: float, **kwargs):
-    """One gpt-4o call that costs exactly `usd` (it reserves almost nothing: max_tokens=1)."""
+    """One call that costs exactly `usd` (it reserves almost nothing: max_tokens=1)."""
     tokens = round(usd * 100_000)
     usage = {"prompt_tokens": 0, "completion_tokens": tokens, "total_tokens": tokens}
-    return client.chat.completions.create(model="gpt-4o", messages=HI, max_tokens=1,
+    return client.chat.completions.create(model=SPEND_MODEL, messages=HI, max_tokens=1,
                                           extra_headers={"x-fake-usage": json.dumps(usage)}, **kwargs)
 
 
@@ -183,7 +205,7 @@ def test_a_soft_budget_alerts_once_and_never_blocks(make_proxy, seed_env, http_r
     }, **FAST)
     admin = proxy.admin_client("sk-1234")
     key = admin.post("/key/generate", json={
-        "models": ["gpt-4o"], "max_budget": 100.0, "soft_budget": 80.0, "budget_duration": "30d",
+        "models": [SPEND_MODEL], "max_budget": 100.0, "soft_budget": 80.0, "budget_duration": "30d",
         "key_alias": "production-key", "metadata": {"environment": "production", "team": "backend"},
     }).json()
     client = proxy.openai_client(api_key=key["key"])
