@@ -33,7 +33,7 @@ from typing import Any
 
 from core.usage import TokenUsage
 from core.vocab import EndpointKind, Framing
-from providers.anthropic import AnthropicMessagesParser
+from providers.anthropic import MESSAGES, AnthropicMessagesParser
 from providers.base import (
     FREE,
     Api,
@@ -50,7 +50,7 @@ from providers.parsing import UsageParser, get_path, slen
 from providers.reading import read_json_request
 from providers.values import count
 
-__all__ = ["BEDROCK", "CONVERSE", "INVOKE", "ConverseParser", "InvokeParser", "bedrock_model"]
+__all__ = ["BEDROCK", "BEDROCK_MANTLE", "CONVERSE", "INVOKE", "ConverseParser", "InvokeParser", "bedrock_model"]
 
 #: ARN resource types whose id is a model genai-prices can price.
 _MODEL_RESOURCES = ("inference-profile", "foundation-model")
@@ -375,6 +375,16 @@ BEDROCK_CREDENTIAL = Credential((KeyPlace.SIGV4, KeyPlace.BEARER), SigV4("bedroc
 _STREAM = Framing.AWS_EVENTSTREAM
 
 
+#: Anthropic's Messages API as Bedrock serves it: read as at Anthropic, priced as `aws`. The
+#: OpenAI-style paths (`/openai/v1/…`, `/v1/chat/completions`, `/v1/responses`) are not
+#: metered yet: spendgate asks an OpenAI stream for its usage by rewriting the request, which
+#: would break its SigV4 signature; their calls are recorded as unmetered.
+_ANTHROPIC_ROUTES = (
+    Route("/anthropic/v1/messages", MESSAGES),
+    Route("/anthropic/v1/messages/count_tokens", FREE, note="token count"),
+)
+
+
 class BedrockProvider(Provider):
     def url_model(self, model: str) -> str:
         return bedrock_model(model)
@@ -392,5 +402,21 @@ BEDROCK = BedrockProvider(
         Route("/model/{model}/invoke", INVOKE),
         Route("/model/{model}/invoke-with-response-stream", INVOKE, stream=True, framing=_STREAM),
         Route("/model/{model}/count-tokens", FREE, note="token count"),
+        *_ANTHROPIC_ROUTES,
     ),
+)
+
+#: Bedrock's OpenAI- and Anthropic-style APIs on their own hosts (the openai SDK's
+#: `BedrockOpenAI`, the anthropic SDK's `AnthropicBedrockMantle` use them), signed for the
+#: `bedrock-mantle` service. Its calls take the `bedrock` entry's credentials unless a
+#: `bedrock-mantle` entry has its own.
+BEDROCK_MANTLE = Provider(
+    "bedrock-mantle",
+    title="AWS Bedrock (OpenAI- and Anthropic-style APIs)",
+    price_provider="aws",
+    host_families=(("bedrock-mantle.", ".api.aws"),),
+    credential=Credential((KeyPlace.SIGV4, KeyPlace.BEARER), SigV4("bedrock-mantle"),  # type: ignore[attr-defined]
+                          also=(KeyPlace.BEARER,)),  # type: ignore[attr-defined]
+    config_names=("bedrock-mantle", "bedrock"),
+    routes=_ANTHROPIC_ROUTES,
 )

@@ -19,7 +19,7 @@ from types import MappingProxyType
 from providers.anthropic import ANTHROPIC
 from providers.azure import AZURE
 from providers.base import Provider
-from providers.bedrock import BEDROCK
+from providers.bedrock import BEDROCK, BEDROCK_MANTLE
 from providers.custom import CustomProvider, split_host_port
 from providers.gemini import GEMINI
 from providers.openai import OPENAI
@@ -27,7 +27,7 @@ from providers.openai_compat import OPENAI_COMPATIBLE
 
 __all__ = ["BUILTIN", "Registry", "allow_hosts_pattern", "config_names", "credential_fields"]
 
-BUILTIN: tuple[Provider, ...] = (OPENAI, AZURE, ANTHROPIC, GEMINI, BEDROCK, *OPENAI_COMPATIBLE)
+BUILTIN: tuple[Provider, ...] = (OPENAI, AZURE, ANTHROPIC, GEMINI, BEDROCK, BEDROCK_MANTLE, *OPENAI_COMPATIBLE)
 
 
 def config_names(providers: Iterable[Provider] = BUILTIN) -> frozenset[str]:

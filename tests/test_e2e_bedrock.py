@@ -213,7 +213,7 @@ def generate(proxy, **body) -> str:
     return r.json()["key"]
 
 
-def signature_is_valid(seen: dict, secret: str, token: str | None = None) -> bool:
+def signature_is_valid(seen: dict, secret: str, token: str | None = None, host: str = HOST) -> bool:
     """Recompute the SigV4 signature of what the fake received, as AWS would check it: with the
     host the client asked for (the proxy's test mapping rewrote the Host header afterwards)."""
     from botocore.auth import SigV4Auth
@@ -224,8 +224,8 @@ def signature_is_valid(seen: dict, secret: str, token: str | None = None) -> boo
                      r"SignedHeaders=([^,]+), Signature=([0-9a-f]{64})", seen["headers"]["authorization"])
     assert m, seen["headers"]["authorization"]
     key, region, service, signed, signature = m.groups()
-    headers = {name: HOST if name == "host" else seen["headers"][name] for name in signed.split(";")}
-    request = AWSRequest(method=seen["method"], url=f"https://{HOST}{seen['path']}", data=seen["body"].encode(),
+    headers = {name: host if name == "host" else seen["headers"][name] for name in signed.split(";")}
+    request = AWSRequest(method=seen["method"], url=f"https://{host}{seen['path']}", data=seen["body"].encode(),
                          headers=headers)
     request.context["timestamp"] = seen["headers"]["x-amz-date"]
     signer = SigV4Auth(Credentials(key, secret, token), service, region)
@@ -294,3 +294,54 @@ def test_without_a_bedrock_credential_a_virtual_key_gets_a_clear_error(make_prox
     assert "providers.bedrock.aws_access_key_id and providers.bedrock.aws_secret_access_key" in message
     assert "providers.bedrock.api_key" in message
     assert fake.requests() == []
+
+
+# --- the anthropic SDK's Bedrock clients ------------------------------------------------------
+
+MANTLE_HOST = "bedrock-mantle.us-east-1.api.aws"
+
+
+def anthropic_bedrock(proxy, cls="AnthropicBedrock", access_key="AKIAANTHROPICSDK0001"):
+    import anthropic
+
+    return getattr(anthropic, cls)(aws_region="us-east-1", aws_access_key=access_key, aws_secret_key="s3cret",
+                                   http_client=proxy.httpx2_client(), max_retries=0)
+
+
+def test_the_anthropic_sdks_bedrock_client_is_metered_too(proxy, since, fake):
+    client = anthropic_bedrock(proxy)
+    with client.messages.stream(model=US_SONNET, max_tokens=300, messages=[{"role": "user", "content": "hi"}]) as s:
+        assert "".join(s.text_stream)
+    [seen] = fake.requests()
+    assert seen["path"] == f"/model/{US_SONNET}/invoke-with-response-stream"  # its ':' unencoded
+    row = proxy.ledger.row(since)
+    assert (row["provider"], row["endpoint"], row["model"], row["streamed"], row["status"]) == (
+        "bedrock", "invoke", US_SONNET, 1, "ok")
+    assert row["cost_nanos"] == REGIONAL_NANOS
+
+
+def test_bedrock_mantle_anthropic_messages_are_metered_and_virtual_keys_re_signed_for_it(proxy, since, fake):
+    key = generate(proxy, key_alias="mantle")
+    client = anthropic_bedrock(proxy, "AnthropicBedrockMantle", access_key=key)
+    client.messages.create(model=SONNET, max_tokens=300, messages=[{"role": "user", "content": "hi"}])
+    [seen] = fake.requests()
+    assert seen["path"] == "/anthropic/v1/messages"
+    assert seen["headers"]["authorization"].startswith(f"AWS4-HMAC-SHA256 Credential={REAL_KEY_ID}/")
+    assert "/us-east-1/bedrock-mantle/aws4_request" in seen["headers"]["authorization"]
+    assert signature_is_valid(seen, REAL_SECRET, host=MANTLE_HOST)
+    assert key not in json.dumps(seen)
+    row = proxy.ledger.row(since)
+    assert (row["provider"], row["endpoint"], row["model"], row["key_alias"]) == (
+        "bedrock-mantle", "messages", SONNET, "mantle")
+    assert row["cost_nanos"] == REGIONAL_NANOS
+
+
+def test_bedrock_openai_style_calls_are_recorded_as_unmetered(proxy, since):
+    with proxy.httpx_client() as http:
+        for host, path in ((MANTLE_HOST, "/v1/chat/completions"), (HOST, "/openai/v1/chat/completions")):
+            http.post(f"https://{host}{path}", json={"model": "openai.gpt-oss-120b-1:0", "messages": []},
+                      headers={"authorization": "Bearer ABSKsomekey"})
+    rows = proxy.ledger.rows(since, 2)
+    assert [(r["provider"], r["status"], r["model"], r["cost_nanos"]) for r in rows] == [
+        ("bedrock-mantle", "unmetered", "openai.gpt-oss-120b-1:0", None),
+        ("bedrock", "unmetered", "openai.gpt-oss-120b-1:0", None)]

@@ -34,9 +34,10 @@ def example_host(provider: Provider) -> str:
     return prefix + "us-east-1" + suffix
 
 
-#: Hosts genai-prices' api_pattern leaves out although they serve the same priced API:
-#: Bedrock's FIPS endpoints (the same runtime API and models, behind FIPS 140 TLS).
-NOT_IN_GENAI_PATTERN = {"bedrock-runtime-fips.us-east-1.amazonaws.com"}
+#: Hosts genai-prices' api_pattern leaves out although they serve models it prices: Bedrock's
+#: FIPS endpoints (the same runtime API and models, behind FIPS 140 TLS) and its newer
+#: OpenAI- and Anthropic-style API host.
+NOT_IN_GENAI_PATTERN = {"bedrock-runtime-fips.us-east-1.amazonaws.com", "bedrock-mantle.us-east-1.api.aws"}
 
 
 def example_path(template: str) -> str:

@@ -20,7 +20,7 @@ import struct
 import urllib.parse
 from typing import Any
 
-from fakes.anthropic import ANTHROPIC_USAGE, message, stream_events
+from fakes.anthropic import ANTHROPIC_USAGE, message, messages, stream_events
 from fakes.common import DEFAULT_TEXT, j
 from fakes.routes import route
 
@@ -149,3 +149,9 @@ def invoke_stream(h, match) -> None:
             yield "chunk", {"bytes": base64.b64encode(json.dumps(ev).encode()).decode()}
 
     h.stream(_corrupting(h, chunks()), EVENTSTREAM, {**headers(h), "X-Amzn-Bedrock-Content-Type": "application/json"})
+
+
+@route("POST", r"/anthropic/v1/messages", errors)
+def anthropic_messages(h, match) -> None:
+    """Anthropic's Messages API as Bedrock serves it (bedrock-runtime and bedrock-mantle hosts)."""
+    messages(h, h.body_model())
