@@ -26,7 +26,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from config.durations import Duration
 from core.vocab import ApiStyle
-from providers.registry import config_names, credential_fields
+from providers.registry import config_names, credential_fields, credential_places
 
 Secret = SecretStr
 """A credential (or a URL embedding one): prints as `**********`; `.get_secret_value()` reads it."""
@@ -413,6 +413,22 @@ class ModelPricing(_Model):
     """The model's context (input) limit."""
 
 
+def _credential_problems(name: str, provider: ProviderConfig) -> list[tuple[tuple[str, ...], str]]:
+    """Credential fields the provider does not take, and half key pairs (an AWS access key
+    id without its secret, or the reverse)."""
+    secrets = provider.secrets()
+    places = credential_places(name)
+    usable = credential_fields(name)
+    problems = [((name, field), f"not a credential {name!r} takes (it takes {', '.join(sorted(usable))})")
+                for field in secrets if field not in usable]
+    for place in places:
+        given = [f for f in place.needs if f in secrets]
+        missing = [f for f in place.needs if f not in secrets]
+        if given and missing:
+            problems += [((name, field), f"needs {' and '.join(missing)} set too") for field in given]
+    return problems
+
+
 # --- the whole file -----------------------------------------------------------------------
 
 
@@ -441,7 +457,7 @@ class SpendgateConfig(_Model):
 
     @field_validator("providers")
     @classmethod
-    def _custom_providers_are_complete(cls, providers: dict[str, ProviderConfig]) -> dict[str, ProviderConfig]:
+    def _providers_are_complete(cls, providers: dict[str, ProviderConfig]) -> dict[str, ProviderConfig]:
         problems = [
             ((name, field), "required for a custom provider")
             for name, provider in providers.items()
@@ -449,13 +465,7 @@ class SpendgateConfig(_Model):
             for field in ("host", "api_style")
             if getattr(provider, field) is None
         ]
-        problems += [
-            ((name, field), f"not a credential {name!r} takes (it takes {', '.join(sorted(usable))})")
-            for name, provider in providers.items()
-            for usable in [credential_fields(name)]
-            for field in provider.secrets()
-            if field not in usable
-        ]
+        problems += [problem for name, provider in providers.items() for problem in _credential_problems(name, provider)]
         _raise_at(problems)
         return providers
 

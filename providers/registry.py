@@ -18,14 +18,14 @@ from types import MappingProxyType
 
 from providers.anthropic import ANTHROPIC
 from providers.azure import AZURE
-from providers.base import Provider
+from providers.base import KeyPlace, Provider
 from providers.bedrock import BEDROCK, BEDROCK_MANTLE
 from providers.custom import CustomProvider, split_host_port
 from providers.gemini import GEMINI
 from providers.openai import OPENAI
 from providers.openai_compat import OPENAI_COMPATIBLE
 
-__all__ = ["BUILTIN", "Registry", "allow_hosts_pattern", "config_names", "credential_fields"]
+__all__ = ["BUILTIN", "Registry", "allow_hosts_pattern", "config_names", "credential_fields", "credential_places"]
 
 BUILTIN: tuple[Provider, ...] = (OPENAI, AZURE, ANTHROPIC, GEMINI, BEDROCK, BEDROCK_MANTLE, *OPENAI_COMPATIBLE)
 
@@ -35,13 +35,18 @@ def config_names(providers: Iterable[Provider] = BUILTIN) -> frozenset[str]:
     return frozenset(name for p in providers for name in p.config_names)
 
 
-def credential_fields(name: str, providers: Iterable[Provider] = BUILTIN) -> frozenset[str]:
-    """The `providers.<name>.…` fields a real credential for that provider can be made of
-    (`api_key` for a custom provider)."""
+def credential_places(name: str, providers: Iterable[Provider] = BUILTIN) -> tuple[KeyPlace, ...]:
+    """The places a real credential for the provider configured as `name` can be put in
+    (a custom provider's: a plain API key)."""
     for provider in providers:
         if name in provider.config_names:
-            return frozenset(f for place in provider.credential.puts for f in (*place.needs, *place.optional))
-    return frozenset({"api_key"})
+            return provider.credential.puts
+    return (KeyPlace.BEARER,)  # type: ignore[attr-defined]
+
+
+def credential_fields(name: str, providers: Iterable[Provider] = BUILTIN) -> frozenset[str]:
+    """The `providers.<name>.…` fields a real credential for that provider can be made of."""
+    return frozenset(f for place in credential_places(name, providers) for f in (*place.needs, *place.optional))
 
 
 def allow_hosts_pattern(providers: Iterable[Provider] = BUILTIN) -> str:

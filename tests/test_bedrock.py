@@ -462,3 +462,23 @@ def test_aws_keys_win_over_a_bedrock_api_key_and_half_a_key_pair_is_not_enough()
     both = {"api_key": "ABSK", "aws_access_key_id": "AKIA", "aws_secret_access_key": "s"}
     assert isinstance(BEDROCK.credential.placement(both), SigV4)
     assert BEDROCK.credential.placement({"aws_access_key_id": "AKIA"}) is None
+
+
+# --- config -----------------------------------------------------------------------------------
+
+
+def test_the_config_takes_aws_keys_for_bedrock_only_and_whole():
+    from config.load import ConfigError, parse_config
+
+    config = parse_config({"providers": {"bedrock": {"aws_access_key_id": "AKIA", "aws_secret_access_key": "s",
+                                                     "aws_session_token": "t"}}}, source="test")
+    assert config.providers["bedrock"].secrets() == {"aws_access_key_id": "AKIA", "aws_secret_access_key": "s",
+                                                     "aws_session_token": "t"}
+    with pytest.raises(ConfigError, match=r"providers.bedrock.aws_access_key_id: needs aws_secret_access_key"):
+        parse_config({"providers": {"bedrock": {"aws_access_key_id": "AKIA", "api_key": "k"}}}, source="test")
+    with pytest.raises(ConfigError, match=r"providers.openai.aws_access_key_id: not a credential 'openai' takes"):
+        parse_config({"providers": {"openai": {"aws_access_key_id": "AKIA", "aws_secret_access_key": "s"}}},
+                     source="test")
+    with pytest.raises(ConfigError, match=r"providers.vllm.aws_secret_access_key: not a credential"):
+        parse_config({"providers": {"vllm": {"host": "llm.internal", "api_style": "openai",
+                                             "aws_secret_access_key": "s"}}}, source="test")
