@@ -19,7 +19,7 @@ import json
 
 from botocore.eventstream import EventStreamBuffer
 
-from providers.framing import base
+import providers.framing.base as base
 from providers.framing.base import Emit, EventTooLarge
 
 __all__ = ["EventStreamFramer", "is_failure"]
