@@ -72,7 +72,7 @@ def bedrock_model(model: str) -> str:
 
 
 def _names_a_model(model: str | None) -> bool:
-    return bool(model) and not model.startswith("arn:")  # type: ignore[union-attr]
+    return model is not None and model != "" and not model.startswith("arn:")
 
 
 def _bedrock_usage(counts: Mapping[str, int]) -> TokenUsage:
