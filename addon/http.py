@@ -96,6 +96,7 @@ class HttpMeter:
         if call is None or flow.response is None:
             return
         headers = flow.response.headers
+        call.parser.feed_headers(headers)
         sse = "text/event-stream" in headers.get("content-type", "")
         if not (sse or (call.endpoint.url_streaming and flow.response.status_code < 300)):
             return  # an ordinary body: buffered by mitmproxy, read in `response`

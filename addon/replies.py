@@ -1,7 +1,9 @@
 """spendgate's HTTP answers in the provider's place, in OpenAI's error shape.
 
 Every SDK already knows how to read `{"error": {"message", "type", "param", "code"}}`,
-so a refused call surfaces as a readable exception in the client, not a parse error.
+so a refused call surfaces as a readable exception in the client, not a parse error. The
+AWS SDKs read a top-level `message` and the `x-amzn-errortype` header instead: both are
+there too (boto3 then raises a ClientError whose code is the type: `budget_exceeded`).
 """
 
 from __future__ import annotations
@@ -16,14 +18,14 @@ __all__ = ["error_body", "error_response", "refusal_response"]
 
 
 def error_body(status: int, type_: str, message: str) -> dict:
-    return {"error": {"message": message, "type": type_, "param": None, "code": str(status)}}
+    return {"error": {"message": message, "type": type_, "param": None, "code": str(status)}, "message": message}
 
 
 def error_response(status: int, type_: str, message: str, headers: dict[str, str] | None = None) -> http.Response:
     return http.Response.make(
         status,
         json.dumps(error_body(status, type_, message)).encode(),
-        {"content-type": "application/json", **(headers or {})},
+        {"content-type": "application/json", "x-amzn-errortype": type_, **(headers or {})},
     )
 
 

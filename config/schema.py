@@ -26,7 +26,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from config.durations import Duration
 from core.vocab import ApiStyle
-from providers.registry import config_names
+from providers.registry import config_names, credential_fields, credential_places
 
 Secret = SecretStr
 """A credential (or a URL embedding one): prints as `**********`; `.get_secret_value()` reads it."""
@@ -356,7 +356,21 @@ class ProviderConfig(_Model):
     for a custom provider; built-in providers use their own."""
 
     api_key: Secret | None = None
-    """The real upstream credential, e.g. `os.environ/OPENAI_API_KEY`."""
+    """The real upstream credential, e.g. `os.environ/OPENAI_API_KEY`: what a virtual key's
+    calls are sent with. For `bedrock`, a Bedrock API key (sent as `Authorization: Bearer`,
+    boto3's `AWS_BEARER_TOKEN_BEDROCK`), used when no AWS access key is set."""
+
+    aws_access_key_id: Secret | None = None
+    """`bedrock` only: the AWS access key id a virtual key's calls are re-signed with (SigV4),
+    with `aws_secret_access_key`, e.g. `os.environ/AWS_ACCESS_KEY_ID`. Wins over `api_key`."""
+
+    aws_secret_access_key: Secret | None = None
+    """`bedrock` only: the secret access key of `aws_access_key_id`."""
+
+    aws_session_token: Secret | None = None
+    """`bedrock` only: the session token of temporary credentials (`aws_access_key_id` from
+    STS or an assumed role). Temporary credentials expire: the config must be reloaded with
+    fresh ones before they do."""
 
     price_provider: str | None = None
     """genai-prices provider id whose prices apply to this host's models (e.g. `openai` for a
@@ -365,6 +379,12 @@ class ProviderConfig(_Model):
     idle_timeout: Seconds | None = None
     """Seconds this provider may send nothing on a call before it is cut. Unset:
     `general_settings.upstream_idle_timeout`."""
+
+    def secrets(self) -> dict[str, str]:
+        """The credentials this entry sets, by field name (what a virtual key's real
+        replacement is made of)."""
+        return {name: value.get_secret_value() for name in type(self).model_fields
+                if isinstance(value := getattr(self, name), SecretStr)}
 
 
 class ModelPricing(_Model):
@@ -391,6 +411,22 @@ class ModelPricing(_Model):
 
     max_input_tokens: TokenCount | None = None
     """The model's context (input) limit."""
+
+
+def _credential_problems(name: str, provider: ProviderConfig) -> list[tuple[tuple[str, ...], str]]:
+    """Credential fields the provider does not take, and half key pairs (an AWS access key
+    id without its secret, or the reverse)."""
+    secrets = provider.secrets()
+    places = credential_places(name)
+    usable = credential_fields(name)
+    problems = [((name, field), f"not a credential {name!r} takes (it takes {', '.join(sorted(usable))})")
+                for field in secrets if field not in usable]
+    for place in places:
+        given = [f for f in place.needs if f in secrets]
+        missing = [f for f in place.needs if f not in secrets]
+        if given and missing:
+            problems += [((name, field), f"needs {' and '.join(missing)} set too") for field in given]
+    return problems
 
 
 # --- the whole file -----------------------------------------------------------------------
@@ -421,7 +457,7 @@ class SpendgateConfig(_Model):
 
     @field_validator("providers")
     @classmethod
-    def _custom_providers_are_complete(cls, providers: dict[str, ProviderConfig]) -> dict[str, ProviderConfig]:
+    def _providers_are_complete(cls, providers: dict[str, ProviderConfig]) -> dict[str, ProviderConfig]:
         problems = [
             ((name, field), "required for a custom provider")
             for name, provider in providers.items()
@@ -429,6 +465,7 @@ class SpendgateConfig(_Model):
             for field in ("host", "api_style")
             if getattr(provider, field) is None
         ]
+        problems += [problem for name, provider in providers.items() for problem in _credential_problems(name, provider)]
         _raise_at(problems)
         return providers
 

@@ -66,6 +66,10 @@ class EndpointKind(StrEnum):
     EMBEDDINGS = "embeddings"
     MESSAGES = "messages"
     GENERATE = "generate"
+    CONVERSE = "converse"
+    """AWS Bedrock's Converse API: one message shape for every model it serves."""
+    INVOKE = "invoke"
+    """AWS Bedrock's InvokeModel: the model's own request and response body."""
     UNMETERED = "unmetered"
     """Not a metered endpoint: a call the ledger records as `unmetered`."""
 
@@ -84,6 +88,8 @@ class Framing(StrEnum):
     """text/event-stream: `data:` lines, blank-line separated."""
     JSON_ARRAY = "json_array"
     """One JSON array whose elements arrive one by one (Gemini without `alt=sse`)."""
+    AWS_EVENTSTREAM = "aws_eventstream"
+    """application/vnd.amazon.eventstream: binary length-prefixed, CRC-checked messages (Bedrock)."""
 
 
 class Transport(StrEnum):

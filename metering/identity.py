@@ -11,6 +11,7 @@ where the developer keeps their own provider key.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -69,18 +70,25 @@ def _check_virtual_key(rec: KeyRecord, model: str | None, rt: Runtime, now: date
                           f"model {model!r}; allowed: {', '.join(allowed)}.")
 
 
-def provider_credential(rt: Runtime, endpoint: Endpoint) -> str:
-    """The real key for the provider a virtual key's call goes to, from `providers:`."""
+def provider_credential(rt: Runtime, endpoint: Endpoint) -> Mapping[str, str]:
+    """The real credential for the provider a virtual key's call goes to, from `providers:`:
+    the entry's secret fields by name, enough for one of the places the provider takes one."""
     names = rt.registry.named(endpoint.provider).config_names
+    credential = endpoint.credential
     for name in names:
         entry = rt.config.providers.get(name)
-        if entry is not None and entry.api_key is not None:
-            return entry.api_key.get_secret_value()
+        if entry is not None:
+            secrets = entry.secrets()
+            if credential.placement(secrets) is not None:
+                return secrets
+    wanted = " or ".join(
+        " and ".join(f"providers.{names[0]}.{field}" for field in place.needs) for place in credential.puts)
+    first = credential.place.needs[0]
+    example = f"{names[0].upper().replace('-', '_')}_API_KEY" if first == "api_key" else first.upper()
     raise refusal(
         503, "provider_key_not_configured",
-        f"This proxy has no credential for provider {endpoint.provider!r}: set "
-        f"providers.{names[0]}.api_key (e.g. os.environ/{names[0].upper().replace('-', '_')}_API_KEY) "
-        "in the spendgate config.",
+        f"This proxy has no credential for provider {endpoint.provider!r}: set {wanted} "
+        f"(e.g. os.environ/{example}) in the spendgate config.",
     )
 
 

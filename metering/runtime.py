@@ -42,6 +42,18 @@ def custom_providers(config: SpendgateConfig) -> dict[str, CustomProvider]:
     }
 
 
+def prepare_credentials(config: SpendgateConfig, registry: Registry) -> None:
+    """Let each place a configured real credential will be put in load what it needs now,
+    at start-up, rather than on the event loop at the first virtual key's call (botocore's
+    SigV4 signer takes a few hundred ms to import)."""
+    for provider in registry.providers:
+        for name in provider.config_names:
+            entry = config.providers.get(name)
+            place = entry and provider.credential.placement(entry.secrets())
+            if place:
+                place.prepare()
+
+
 def global_budget(config: SpendgateConfig) -> BudgetSpec:
     s = config.litellm_settings
     return BudgetSpec(
@@ -85,10 +97,12 @@ class Runtime:
         ledger.leases.invalidate()  # a reused ledger's leases were granted under the old budget
         directory = DirectoryCache()
         directory.load(*ledger.read_sync(Store.directory))
+        registry = Registry(custom_providers(config))
+        prepare_credentials(config, registry)
         return cls(
             directory=directory,
             config=config,
-            registry=Registry(custom_providers(config)),
+            registry=registry,
             prices=PriceBook(config.pricing),
             ledger=ledger,
             journal=journal,

@@ -40,6 +40,7 @@ __all__ = [
     "KeyPlace",
     "Provider",
     "Route",
+    "SigV4",
     "UNMETERED",
     "strip_path",
 ]
@@ -110,9 +111,15 @@ UNMETERED = UnmeteredApi()
 
 
 class KeyPlace:
-    """A place in a request where an API key can be: a header, or a query parameter."""
+    """A place in a request where an API key can be: a header, or a query parameter.
+
+    A virtual key's real replacement is put in a place from the provider's config entry
+    (`providers.<name>.…`): the fields in `needs`, all set, and those in `optional` if set.
+    """
 
     __slots__ = ("name", "query", "bearer")
+    needs: ClassVar[tuple[str, ...]] = ("api_key",)
+    optional: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, name: str, *, query: bool = False, bearer: bool = False) -> None:
         self.name, self.query, self.bearer = name, query, bearer
@@ -132,14 +139,105 @@ class KeyPlace:
         elif self.name in request.headers:
             del request.headers[self.name]
 
-    def put(self, request: http.Request, key: str) -> None:
+    def put(self, request: http.Request, secrets: Mapping[str, str]) -> None:
+        """Put the real credential (`secrets`: config field → value, `needs` all there) in."""
+        key = secrets["api_key"]
         if self.query:
             request.query[self.name] = key
         else:
             request.headers[self.name] = f"Bearer {key}" if self.bearer else key
 
+    def prepare(self) -> None:
+        """Load what `put` needs before the first call (at start-up, not on the event loop)."""
+
+    @property
+    def label(self) -> str:
+        """How docs/providers.md names this place (where a key is read)."""
+        return self.put_label + (" (Bearer)" if self.bearer else "")
+
+    @property
+    def put_label(self) -> str:
+        """How docs/providers.md names this place (where a real key is put)."""
+        return f"`?{self.name}=`" if self.query else f"`{self.name}`"
+
     def __repr__(self) -> str:
         return f"KeyPlace({'?' if self.query else ''}{self.name})"
+
+
+class SigV4(KeyPlace):
+    """An AWS Signature Version 4 `Authorization` header: the key is the access key id in
+    `Credential=AKIA…/<date>/<region>/<service>/aws4_request`, the same on every call (the
+    signature after it changes with each request, so it never identifies anyone).
+
+    Putting a real credential in re-signs the request with botocore's signer: the access
+    key id, secret and (optional) session token from the config, the region from the host
+    (AWS regional hosts are `<service>.<region>.<domain>`), `service` as AWS signs it. It
+    signs `host`, `content-type` and the `x-amz-*`/`x-amzn-*` headers only, over the body as
+    it is on the wire: headers the proxy or mitmproxy may still touch stay unsigned.
+    """
+
+    __slots__ = ("service",)
+    needs = ("aws_access_key_id", "aws_secret_access_key")
+    optional = ("aws_session_token",)
+    #: The headers a signature covers, besides host: their values never change after signing.
+    SIGNED_PREFIXES = ("x-amz-", "x-amzn-")
+
+    def __init__(self, service: str = "") -> None:
+        super().__init__("authorization")
+        self.service = service
+
+    def read(self, request: http.Request) -> str | None:
+        return sigv4_access_key(request.headers.get("authorization"))
+
+    def remove(self, request: http.Request) -> None:
+        for name in ("authorization", "x-amz-date", "x-amz-security-token"):
+            if name in request.headers:
+                del request.headers[name]
+
+    def put(self, request: http.Request, secrets: Mapping[str, str]) -> None:
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        host = request.pretty_host
+        signed = AWSRequest(
+            method=request.method,
+            url=f"https://{host}{request.path}",  # as on the wire: botocore encodes it once more, as AWS does
+            data=request.raw_content or b"",
+            headers={k: v for k, v in request.headers.items()
+                     if k.lower() == "content-type" or k.lower().startswith(self.SIGNED_PREFIXES)},
+        )
+        creds = Credentials(secrets["aws_access_key_id"], secrets["aws_secret_access_key"],
+                            secrets.get("aws_session_token") or None)
+        SigV4Auth(creds, self.service, host.split(".")[1]).add_auth(signed)
+        for name in ("Authorization", "X-Amz-Date", "X-Amz-Security-Token"):
+            if name in signed.headers:
+                request.headers[name.lower()] = signed.headers[name]
+
+    def prepare(self) -> None:
+        import botocore.auth  # noqa: F401  (a few hundred ms: at start-up, not on the first call)
+
+    @property
+    def label(self) -> str:
+        return "`authorization` (SigV4: the access key id in `Credential=`)"
+
+    @property
+    def put_label(self) -> str:
+        return "`authorization`, re-signed (SigV4)"
+
+    def __repr__(self) -> str:
+        return f"SigV4({self.service})"
+
+
+def sigv4_access_key(authorization: str | None) -> str | None:
+    """The access key id of an `AWS4-HMAC-SHA256 Credential=AKID/scope…` header value, or None."""
+    if not authorization or not authorization.startswith("AWS4-HMAC-SHA256 "):
+        return None
+    i = authorization.find("Credential=")
+    if i < 0:
+        return None
+    key = authorization[i + 11:].split("/", 1)[0].strip()
+    return key if key and "," not in key else None
 
 
 KeyPlace.BEARER = KeyPlace("authorization", bearer=True)  # type: ignore[attr-defined]
@@ -147,19 +245,26 @@ KeyPlace.X_API_KEY = KeyPlace("x-api-key")  # type: ignore[attr-defined]
 KeyPlace.API_KEY = KeyPlace("api-key")  # type: ignore[attr-defined]
 KeyPlace.GOOG_API_KEY = KeyPlace("x-goog-api-key")  # type: ignore[attr-defined]
 KeyPlace.QUERY_KEY = KeyPlace("key", query=True)  # type: ignore[attr-defined]
+KeyPlace.SIGV4 = SigV4()  # type: ignore[attr-defined]  (reads and removes; a provider's own signs)
 #: Every place any provider reads a key from: a virtual key is removed from all of them
 #: before the real one is put in, so it can never reach upstream by a second header.
 KeyPlace.ALL = (KeyPlace.BEARER, KeyPlace.X_API_KEY, KeyPlace.API_KEY,  # type: ignore[attr-defined]
-                KeyPlace.GOOG_API_KEY, KeyPlace.QUERY_KEY)
+                KeyPlace.GOOG_API_KEY, KeyPlace.QUERY_KEY, KeyPlace.SIGV4)
 
 
 @dataclass(frozen=True, slots=True)
 class Credential:
     """Where a provider reads its API key: `reads`, in the order it looks; a virtual key's
-    real replacement goes to `place`."""
+    real replacement goes to `place`, or to the first of `also` whose config fields are set
+    when `place`'s are not (Bedrock: SigV4 keys, else a Bedrock API key)."""
 
     reads: tuple[KeyPlace, ...]
     place: KeyPlace
+    also: tuple[KeyPlace, ...] = ()
+
+    @property
+    def puts(self) -> tuple[KeyPlace, ...]:
+        return (self.place, *self.also)
 
     def find(self, request: http.Request) -> tuple[str, KeyPlace] | None:
         """(raw key, where it was), the first the provider would read; None without one."""
@@ -169,11 +274,21 @@ class Credential:
                 return value, where
         return None
 
-    def swap(self, request: http.Request, real_key: str) -> None:
+    def placement(self, secrets: Mapping[str, str]) -> KeyPlace | None:
+        """Where `secrets` (config field → value) can be put; None if they are not enough."""
+        for where in self.puts:
+            if all(secrets.get(name) for name in where.needs):
+                return where
+        return None
+
+    def swap(self, request: http.Request, secrets: Mapping[str, str]) -> None:
         """Take every key out of the request and put the real one where the provider reads it."""
-        for where in KeyPlace.ALL:  # type: ignore[attr-defined]
-            where.remove(request)
-        self.place.put(request, real_key)
+        where = self.placement(secrets)
+        if where is None:
+            raise ValueError("no real credential to put in")  # identify() checks first
+        for place in KeyPlace.ALL:  # type: ignore[attr-defined]
+            place.remove(request)
+        where.put(request, secrets)
 
 
 BEARER = Credential((KeyPlace.BEARER,), KeyPlace.BEARER)  # type: ignore[attr-defined]
@@ -285,7 +400,8 @@ class Provider:
     """A built-in or configured LLM API: what recognition needs to know about it.
 
     `hosts` are exact names; `host_suffixes` match a family of hosts (`.openai.azure.com`
-    for every Azure resource). Routes are tried exactly first (a dict), then as templates.
+    for every Azure resource); `host_families` are (prefix, suffix) pairs around one DNS
+    label (`bedrock-runtime.` + a region + `.amazonaws.com`). Routes are tried exactly first (a dict), then as templates.
     A request on the provider's host that no route names is *unmetered* for a write
     (`route` returns None) and free for a read.
     """
@@ -298,6 +414,7 @@ class Provider:
         routes: tuple[Route, ...],
         hosts: tuple[str, ...] = (),
         host_suffixes: tuple[str, ...] = (),
+        host_families: tuple[tuple[str, str], ...] = (),
         host_pattern: str | None = None,
         credential: Credential = BEARER,
         config_names: tuple[str, ...] = (),
@@ -308,8 +425,9 @@ class Provider:
         self.routes = routes
         self.hosts = tuple(h.lower() for h in hosts)
         self.host_suffixes = tuple(s.lower() for s in host_suffixes)
-        #: the hosts as one regex, for `--allow-hosts` (derived from hosts and suffixes unless given)
-        self.host_pattern = host_pattern or _hosts_regex(self.hosts, self.host_suffixes)
+        self.host_families = tuple((p.lower(), s.lower()) for p, s in host_families)
+        #: the hosts as one regex, for `--allow-hosts` (derived from hosts, suffixes and families unless given)
+        self.host_pattern = host_pattern or _hosts_regex(self.hosts, self.host_suffixes, self.host_families)
         self.credential = credential
         #: names under `providers:` in the config that set this provider's options
         self.config_names = config_names or (name,)
@@ -370,7 +488,9 @@ class Provider:
         return f"<Provider {self.name}>"
 
 
-def _hosts_regex(hosts: tuple[str, ...], suffixes: tuple[str, ...]) -> str:
+def _hosts_regex(hosts: tuple[str, ...], suffixes: tuple[str, ...],
+                 families: tuple[tuple[str, str], ...] = ()) -> str:
     parts = [re.escape(h) for h in hosts]
     parts += ["[a-z0-9-]+" + re.escape(s) for s in suffixes]
+    parts += [re.escape(p) + "[a-z0-9-]+" + re.escape(s) for p, s in families]
     return "|".join(parts)

@@ -42,13 +42,23 @@ custom hosts):
 
 def _hosts(provider: Provider) -> str:
     names = [f"`{h}`" for h in provider.hosts] + [f"`*{s}`" for s in provider.host_suffixes]
+    names += [f"`{p}*{s}`" for p, s in provider.host_families]
     return ", ".join(names)
 
 
 def _keys(provider: Provider) -> str:
-    places = [f"`?{p.name}=`" if p.query else f"`{p.name}`" + (" (Bearer)" if p.bearer else "")
-              for p in provider.credential.reads]
-    return ", ".join(places)
+    return ", ".join(place.label for place in provider.credential.reads)
+
+
+def _swap(provider: Provider) -> str:
+    """Where a virtual key's real replacement comes from and goes to."""
+    name = provider.config_names[0]
+    options = []
+    for place in provider.credential.puts:
+        fields = " + ".join(f"`providers.{name}.{f}`" for f in place.needs)
+        fields += "".join(f" (+ `{f}` if set)" for f in place.optional)
+        options.append(f"{fields} in {place.put_label}")
+    return "; else ".join(options)
 
 
 def _section(provider: Provider) -> list[str]:
@@ -59,8 +69,7 @@ def _section(provider: Provider) -> list[str]:
         f"- Hosts: {_hosts(provider)}",
         f"- Priced as genai-prices provider: `{provider.price_provider}`" if provider.price_provider
         else "- Priced only by `pricing:` entries",
-        f"- Key read from: {_keys(provider)}; a virtual key is swapped for `providers.{provider.config_names[0]}"
-        f".api_key` in `{provider.credential.place.name}`",
+        f"- Key read from: {_keys(provider)}; a virtual key is swapped for {_swap(provider)}",
         "",
         "| Method | Path | Endpoint | Metered |",
         "|---|---|---|---|",

@@ -12,6 +12,7 @@ and parsing carries on with whatever else is readable.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from core.usage import TokenUsage
@@ -75,6 +76,10 @@ class UsageParser:
         obj = self._load(body, "response body")
         if obj is not None:
             self._guarded(self._on_body, obj, "response body")
+
+    def feed_headers(self, headers: Mapping[str, str]) -> None:
+        """The response's headers, before its body: some providers report usage there
+        (Bedrock's `x-amzn-bedrock-*-token-count`). Most parsers ignore them."""
 
     def feed_event(self, data: bytes | str, event: str | None = None) -> None:
         """One SSE event's data, or one element of Gemini's JSON-array stream."""

@@ -7,7 +7,8 @@ allow-hosts` and used by `make run`), the provider names the config accepts
 (`config_names`), docs/providers.md (`python -m providers.docs`) and the tests' tables.
 
 Recognition runs on every request through the proxy, so an unknown host costs one dict
-lookup and one `str.endswith` over a tuple of suffixes: no regex, no URL parsing.
+lookup and one `str.endswith` over a tuple of suffixes (host families' included): no
+regex, no URL parsing.
 """
 
 from __future__ import annotations
@@ -17,20 +18,35 @@ from types import MappingProxyType
 
 from providers.anthropic import ANTHROPIC
 from providers.azure import AZURE
-from providers.base import Provider
+from providers.base import KeyPlace, Provider
+from providers.bedrock import BEDROCK, BEDROCK_MANTLE
 from providers.custom import CustomProvider, split_host_port
 from providers.gemini import GEMINI
 from providers.openai import OPENAI
 from providers.openai_compat import OPENAI_COMPATIBLE
 
-__all__ = ["BUILTIN", "Registry", "allow_hosts_pattern", "config_names"]
+__all__ = ["BUILTIN", "Registry", "allow_hosts_pattern", "config_names", "credential_fields", "credential_places"]
 
-BUILTIN: tuple[Provider, ...] = (OPENAI, AZURE, ANTHROPIC, GEMINI, *OPENAI_COMPATIBLE)
+BUILTIN: tuple[Provider, ...] = (OPENAI, AZURE, ANTHROPIC, GEMINI, BEDROCK, BEDROCK_MANTLE, *OPENAI_COMPATIBLE)
 
 
 def config_names(providers: Iterable[Provider] = BUILTIN) -> frozenset[str]:
     """Every name under `providers:` in the config that means a built-in provider."""
     return frozenset(name for p in providers for name in p.config_names)
+
+
+def credential_places(name: str, providers: Iterable[Provider] = BUILTIN) -> tuple[KeyPlace, ...]:
+    """The places a real credential for the provider configured as `name` can be put in
+    (a custom provider's: a plain API key)."""
+    for provider in providers:
+        if name in provider.config_names:
+            return provider.credential.puts
+    return (KeyPlace.BEARER,)  # type: ignore[attr-defined]
+
+
+def credential_fields(name: str, providers: Iterable[Provider] = BUILTIN) -> frozenset[str]:
+    """The `providers.<name>.…` fields a real credential for that provider can be made of."""
+    return frozenset(f for place in credential_places(name, providers) for f in (*place.needs, *place.optional))
 
 
 def allow_hosts_pattern(providers: Iterable[Provider] = BUILTIN) -> str:
@@ -61,7 +77,7 @@ class Registry:
         self._by_name = {p.name: p for p in reversed(self.providers)}
         self._by_host: dict[str, Provider] = {}
         self._by_host_port: dict[tuple[str, int], Provider] = {}
-        self._by_suffix: list[tuple[str, Provider]] = []
+        self._by_suffix: list[tuple[str, str, Provider]] = []  # (prefix, suffix, provider)
         owners: dict[tuple[str, int | None], str] = {}
         for provider in custom.values():
             other = owners.setdefault((provider.host, provider.port), provider.name)
@@ -74,8 +90,9 @@ class Registry:
         for provider in builtin:
             for host in provider.hosts:
                 self._by_host.setdefault(host, provider)
-            self._by_suffix += [(suffix, provider) for suffix in provider.host_suffixes]
-        self._suffixes = tuple(suffix for suffix, _ in self._by_suffix)
+            self._by_suffix += [("", suffix, provider) for suffix in provider.host_suffixes]
+            self._by_suffix += [(prefix, suffix, provider) for prefix, suffix in provider.host_families]
+        self._suffixes = tuple(suffix for _, suffix, _ in self._by_suffix)
 
     def named(self, name: str) -> Provider:
         """The provider called `name` (the `provider` of its endpoints)."""
@@ -96,7 +113,11 @@ class Registry:
         if found is not None:
             return found
         if h.endswith(self._suffixes):
-            for suffix, provider in self._by_suffix:
-                if h.endswith(suffix) and len(h) > len(suffix):
+            for prefix, suffix, provider in self._by_suffix:
+                if not h.endswith(suffix) or len(h) <= len(prefix) + len(suffix):
+                    continue
+                if not prefix:
+                    return provider
+                if h.startswith(prefix) and "." not in h[len(prefix):-len(suffix)]:  # one label between
                     return provider
         return None

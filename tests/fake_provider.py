@@ -1,6 +1,6 @@
 """A fake LLM provider for end-to-end tests: each provider's shapes in a module of its own
 under tests/fakes/ (openai.py: OpenAI, Azure and OpenAI-compatible; anthropic.py; gemini.py;
-server.py: the server and its control API). This module is its entry point.
+bedrock.py: the Bedrock runtime, with an event-stream encoder; server.py: the server and its control API). This module is its entry point.
 
 Plain HTTP/1.1 on loopback (stdlib ``ThreadingHTTPServer``, one thread per connection,
 keep-alive, chunked streaming). It never talks to the internet.
@@ -27,6 +27,13 @@ or, for Gemini and Azure without a body model, from the URL)::
     /v1beta/models/{m}:generateContent         Gemini (also /v1/models/...)
     /v1beta/models/{m}:streamGenerateContent   ?alt=sse -> SSE "data: {...}\\r\\n\\r\\n";
                                                without  -> a JSON array streamed in pieces
+    /model/{id}/converse            Bedrock Converse (id percent-encoded, as boto3 sends it)
+    /model/{id}/converse-stream     -> application/vnd.amazon.eventstream: messageStart ... metadata
+    /model/{id}/invoke              Bedrock InvokeModel: an Anthropic Messages body, and the
+                                    x-amzn-bedrock-input/output-token-count headers
+    /model/{id}/invoke-with-response-stream
+                                    -> event stream of `chunk`s: base64 Anthropic stream events,
+                                    the last with amazon-bedrock-invocationMetrics
     anything else                   404 JSON (OpenAI error shape)
 
 Default usage (deterministic, so tests can hand-compute prices):
@@ -46,12 +53,16 @@ Default usage (deterministic, so tests can hand-compute prices):
         candidatesTokenCount 400, thoughtsTokenCount 100, totalTokenCount 1500.
         Streams carry usageMetadata on every chunk; candidatesTokenCount grows and the
         last chunk carries exactly the final numbers.
+    Bedrock Converse: inputTokens 700 (excludes cache), cacheReadInputTokens 200,
+        cacheWriteInputTokens 100, outputTokens 500, totalTokens 1500 (stream: in `metadata`).
+        InvokeModel: the Anthropic figures.
 
 Per-request controls (request headers):
 
     x-fake-usage: JSON   replaces the usage object verbatim, in the provider's own shape
                          (OpenAI chat "usage", Responses "usage", Anthropic "usage",
-                         Gemini "usageMetadata"); fields you omit are absent.
+                         Gemini "usageMetadata", Bedrock Converse "usage"); fields you omit
+                         are absent.
     x-fake-delay-ms: N   pause N ms between stream events
     x-fake-first-chunk-then-wait-ms: N
                          send the first stream event, wait N ms, then send the rest
@@ -64,6 +75,8 @@ Per-request controls (request headers):
     x-fake-status: 500   error reply with this status, in the provider's error shape
     x-fake-chunks: N     number of text pieces in the reply (default 5)
     x-fake-hang-ms: N    wait N ms before answering at all (an upstream gone quiet)
+    x-fake-corrupt-frame: N
+                         Bedrock event streams: the N-th message (0-based) gets a bad CRC
 
 Control API (not recorded):
 

@@ -415,6 +415,33 @@ class MitmProxy:
         self._clients.append(client)
         return client
 
+    def bedrock_client(self, *, access_key: str = "AKIAIOSFODNN7EXAMPLE",
+                       secret_key: str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", region: str = "us-east-1",
+                       session_token: str | None = None, attempts: int = 1, headers: Mapping[str, str] = {},
+                       **config: Any):
+        """A boto3 `bedrock-runtime` client that reaches the real host name through the proxy
+        (no `endpoint_url`: the proxy maps the host to the fake), trusting its CA. `headers`
+        are added to every request (the fake's x-fake-* controls), unsigned. `attempts`: boto3's
+        total attempts per call (it retries a 429, a budget refusal included, by default)."""
+        import boto3
+        from botocore.config import Config
+
+        client = boto3.client(
+            "bedrock-runtime", region_name=region, aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key, aws_session_token=session_token, verify=str(self.ca_path),
+            config=Config(proxies={"https": self.url}, retries={"total_max_attempts": attempts, "mode": "standard"},
+                          connect_timeout=10, read_timeout=30, **config),
+        )
+
+        def add_headers(request, **_):
+            for k, v in headers.items():
+                request.headers[k] = v
+
+        if headers:
+            client.meta.events.register("before-send.bedrock-runtime.*", add_headers)
+        self._clients.append(client)
+        return client
+
     def curl(self, *args: str, timeout: float = 30.0, text: bool = True,
              check: bool = False) -> subprocess.CompletedProcess:
         """curl -sS --proxy URL --cacert CA ARGS... (never inherits other proxy settings)."""

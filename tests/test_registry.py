@@ -26,7 +26,18 @@ PROVIDERS = {p.name: p for p in BUILTIN}
 
 
 def example_host(provider: Provider) -> str:
-    return provider.hosts[0] if provider.hosts else "example-resource" + provider.host_suffixes[0]
+    if provider.hosts:
+        return provider.hosts[0]
+    if provider.host_suffixes:
+        return "example-resource" + provider.host_suffixes[0]
+    prefix, suffix = provider.host_families[0]
+    return prefix + "us-east-1" + suffix
+
+
+#: Hosts genai-prices' api_pattern leaves out although they serve models it prices: Bedrock's
+#: FIPS endpoints (the same runtime API and models, behind FIPS 140 TLS) and its newer
+#: OpenAI- and Anthropic-style API host.
+NOT_IN_GENAI_PATTERN = {"bedrock-runtime-fips.us-east-1.amazonaws.com", "bedrock-mantle.us-east-1.api.aws"}
 
 
 def example_path(template: str) -> str:
@@ -52,6 +63,9 @@ def test_every_host_is_one_genai_prices_attributes_to_the_price_provider(provide
         assert matches_api_pattern(provider.price_provider, host), host
     for suffix in provider.host_suffixes:
         assert matches_api_pattern(provider.price_provider, "res" + suffix), suffix
+    for prefix, suffix in provider.host_families:
+        host = prefix + "us-east-1" + suffix
+        assert matches_api_pattern(provider.price_provider, host) != (host in NOT_IN_GENAI_PATTERN), host
 
 
 def test_hosts_come_from_genai_prices_where_its_pattern_names_them():
@@ -84,8 +98,21 @@ def test_allow_hosts_pattern_covers_every_provider_host_and_nothing_else():
         assert pattern.match(example_host(provider)), provider.name
         assert pattern.match(example_host(provider) + ":443"), provider.name
     for other in ("example.com", "api.openai.com.evil.example", "openai.azure.com", "github.com:443",
-                  "api.openai.com:8443"):
+                  "api.openai.com:8443", "s3.amazonaws.com", "bedrock-runtime.a.b.amazonaws.com",
+                  "bedrock-runtime.us-east-1.amazonaws.com.evil.example"):
         assert not pattern.match(other), other
+
+
+def test_a_host_family_is_one_label_between_its_prefix_and_suffix():
+    registry, bedrock = Registry(), PROVIDERS["bedrock"]
+    for host in ("bedrock-runtime.us-east-1.amazonaws.com", "BEDROCK-RUNTIME.eu-west-3.amazonaws.com:443",
+                 "bedrock-runtime-fips.us-gov-west-1.amazonaws.com"):
+        assert registry.provider(host) is bedrock, host
+        assert re.match(allow_hosts_pattern(), host.lower()), host
+    for host in ("s3.amazonaws.com", "bedrock-runtime.amazonaws.com", "bedrock-runtime..amazonaws.com",
+                 "bedrock-runtime.a.b.amazonaws.com", "bedrock.us-east-1.amazonaws.com",
+                 "x.bedrock-runtime.us-east-1.amazonaws.com"):
+        assert registry.provider(host) is None, host
 
 
 def test_custom_hosts_join_the_allow_hosts_pattern_with_their_port():

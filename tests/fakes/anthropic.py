@@ -42,44 +42,39 @@ def errors(h, status: int) -> None:
     h.send_json(status, body, extra)
 
 
-def messages(h, model: str) -> None:
-    usage = h.usage(ANTHROPIC_USAGE)
-    mid = f"msg_fake{h.req_id}"
-    text = DEFAULT_TEXT
-    if not h.body.get("stream"):
-        return h.send_json(
-            200,
-            {"id": mid, "type": "message", "role": "assistant", "model": model,
-             "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
-             "stop_sequence": None, "usage": usage},
-            headers(h),
-        )
+def message(h, model: str, usage: dict[str, Any]) -> dict[str, Any]:
+    """A whole Messages reply (also the body of Bedrock's InvokeModel for Claude)."""
+    return {"id": f"msg_fake{h.req_id}", "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": DEFAULT_TEXT}], "stop_reason": "end_turn",
+            "stop_sequence": None, "usage": usage}
+
+
+def stream_events(h, model: str, usage: dict[str, Any]):
+    """A Messages stream's events as objects, message_start ... message_stop (also what
+    Bedrock's InvokeModelWithResponseStream carries in its chunks)."""
     start_usage = {k: v for k, v in usage.items()}
     if "output_tokens" in usage:
         start_usage["output_tokens"] = min(1, int(usage["output_tokens"] or 0))
     delta_usage = {"output_tokens": usage["output_tokens"]} if "output_tokens" in usage else {}
+    yield {"type": "message_start", "message": {
+        "id": f"msg_fake{h.req_id}", "type": "message", "role": "assistant", "model": model,
+        "content": [], "stop_reason": None, "stop_sequence": None, "usage": start_usage}}
+    yield {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+    yield {"type": "ping"}
+    for piece in h.pieces():
+        yield {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
+    yield {"type": "content_block_stop", "index": 0}
+    yield {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+           "usage": delta_usage}
+    yield {"type": "message_stop"}
 
-    def ev(etype: str, obj: dict) -> bytes:
-        return f"event: {etype}\ndata: {j({'type': etype, **obj})}\n\n".encode()
 
-    def events():
-        yield ev("message_start", {"message": {
-            "id": mid, "type": "message", "role": "assistant", "model": model,
-            "content": [], "stop_reason": None, "stop_sequence": None,
-            "usage": start_usage}})
-        yield ev("content_block_start", {"index": 0,
-                                         "content_block": {"type": "text", "text": ""}})
-        yield ev("ping", {})
-        for piece in h.pieces():
-            yield ev("content_block_delta", {"index": 0,
-                                             "delta": {"type": "text_delta", "text": piece}})
-        yield ev("content_block_stop", {"index": 0})
-        yield ev("message_delta", {"delta": {"stop_reason": "end_turn",
-                                             "stop_sequence": None},
-                                   "usage": delta_usage})
-        yield ev("message_stop", {})
-
-    h.stream(events(), "text/event-stream; charset=utf-8", headers(h))
+def messages(h, model: str) -> None:
+    usage = h.usage(ANTHROPIC_USAGE)
+    if not h.body.get("stream"):
+        return h.send_json(200, message(h, model, usage), headers(h))
+    events = (f"event: {ev['type']}\ndata: {j(ev)}\n\n".encode() for ev in stream_events(h, model, usage))
+    h.stream(events, "text/event-stream; charset=utf-8", headers(h))
 
 
 @route("POST", r"/v1/messages", errors)

@@ -29,6 +29,7 @@ CONTROL_HEADERS = (
     "x-fake-status",
     "x-fake-chunks",
     "x-fake-hang-ms",
+    "x-fake-corrupt-frame",
 )
 
 
