@@ -3,9 +3,11 @@
 
 Starts a real mitmdump with spendgate (master key set, no traffic needed) and, from one
 address, sends wrong master keys as fast as it can for `--seconds`, with `--concurrency`
-requests in flight: once as a bearer token on the admin API (`GET /key/list`) and once as
-UI logins (`POST /ui/login`). Prints the wrong keys answered per second, by status (429:
-turned away unanswered because too many attempts from that address were already queued).
+requests in flight: once as a bearer token on the admin API (`GET /key/list`, from
+127.0.0.1) and once as UI logins (`POST /ui/login`, from 127.0.0.2: failures count per
+address). Prints the wrong keys answered per second, by status (429: turned away
+unanswered because too many attempts from that address were already queued), then how
+long the right key takes from a third address (127.0.0.3).
 
 The load comes from one `curl --parallel` process (a Python client tops out at a few
 hundred requests/s on a small machine, well below what the listener answers);
@@ -38,6 +40,9 @@ from proxy import DEFAULT_SCRIPT, MitmProxy  # noqa: E402
 MASTER = "sk-guess-rate-master-0000"
 
 
+SOURCES = {"api": "127.0.0.1", "login": "127.0.0.2", "right key": "127.0.0.3"}
+
+
 def with_curl(admin_url: str, kind: str, seconds: float, concurrency: int) -> tuple[float, Counter]:
     """One `curl -Z` process sending numbered wrong keys; stopped after `seconds`."""
     config = []
@@ -54,7 +59,8 @@ def with_curl(admin_url: str, kind: str, seconds: float, concurrency: int) -> tu
         f.write("next\n".join(config))  # a trailing `next` would make curl give up on every transfer
     counts: Counter = Counter()
     # stdbuf: curl would hold its write-out lines in a buffer that the kill then loses
-    proc = subprocess.Popen(["stdbuf", "-oL", "curl", "-Z", "--parallel-max", str(concurrency), "-K", f.name],
+    proc = subprocess.Popen(["stdbuf", "-oL", "curl", "-Z", "--parallel-max", str(concurrency),
+                             "--interface", SOURCES[kind], "-K", f.name],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     t0 = time.monotonic()
 
@@ -80,7 +86,8 @@ def with_httpx(admin_url: str, kind: str, seconds: float, concurrency: int) -> t
     async def run() -> float:
         deadline = time.monotonic() + seconds
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(base_url=admin_url, trust_env=False, timeout=120, limits=limits) as client:
+        transport = httpx.AsyncHTTPTransport(local_address=SOURCES[kind], limits=limits)
+        async with httpx.AsyncClient(base_url=admin_url, trust_env=False, timeout=120, transport=transport) as client:
 
             async def worker(n: int) -> None:
                 i = 0
@@ -127,10 +134,11 @@ def main() -> None:
             elapsed, counts = measure(admin_url, kind, args.seconds, args.concurrency)
             print(f"{kind:>5}: {counts.get('401', 0) / elapsed:8.1f} wrong keys answered/s over {elapsed:.1f} s, "
                   f"{args.concurrency} in flight ({args.client}; answers by status: {dict(sorted(counts.items()))})")
-        with httpx.Client(base_url=admin_url, trust_env=False, timeout=300) as client:
+        transport = httpx.HTTPTransport(local_address=SOURCES["right key"])
+        with httpx.Client(base_url=admin_url, trust_env=False, timeout=300, transport=transport) as client:
             t0 = time.monotonic()
             r = client.get("/key/list", headers={"Authorization": f"Bearer {args.master_key}"})
-            print(f"the right key afterwards: {r.status_code} in {time.monotonic() - t0:.2f} s")
+            print(f"the right key from another address meanwhile: {r.status_code} in {time.monotonic() - t0:.2f} s")
     finally:
         if proxy is not None:
             proxy.stop()
