@@ -6,6 +6,7 @@ from addon.clock import BudgetClock
 from addon.loader import BudgetConfig
 from addon.meter import Meter
 from addon.proxyauth import ProxyIdentity
+from addon.redact import LogRedaction
 from admin.metrics import Metrics
 from admin.server import AdminServer
 from alerts.addon import AlertDispatcher
@@ -15,9 +16,10 @@ def make_addons() -> list[object]:
     config = BudgetConfig()
     # mitmproxy calls `done` in chain order: the Meter first lets in-flight
     # settlements reach the ledger, AlertDispatcher then queues their alerts (it
-    # must come after the Meter), BudgetConfig last closes it.
+    # must come after the Meter), BudgetConfig closes it, and LogRedaction stays
+    # on the log handlers until the very end.
     metrics = Metrics(config)
     meter = Meter(config)
     meter.observe_latency = metrics.observe_latency  # the latency spendgate adds, as a histogram
     return [ProxyIdentity(config), meter, AlertDispatcher(config), BudgetClock(config),
-            AdminServer(config, metrics), metrics, config]
+            AdminServer(config, metrics), metrics, config, LogRedaction()]
