@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import tornado.web
 from pydantic import BaseModel, ValidationError
 
+from admin.errors import ApiError, not_found, send_error
 from admin.sessions import is_ui_session
 
 if TYPE_CHECKING:
@@ -28,18 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("spendgate.admin")
 
 Access = Literal["master", "master_or_own_key", "public"]
-
-
-class ApiError(Exception):
-    """A client-facing error: status, type and a message that says what to fix."""
-
-    def __init__(self, status: int, message: str, type_: str = "invalid_request_error", param: str | None = None):
-        super().__init__(message)
-        self.status, self.message, self.type, self.param = status, message, type_, param
-
-
-def not_found(what: str) -> ApiError:
-    return ApiError(404, f"{what} not found", "not_found_error")
+__all__ = ["ApiError", "not_found"]  # endpoints import them from here
 
 
 @dataclass
@@ -195,8 +185,7 @@ class ApiHandler(tornado.web.RequestHandler):
         self.finish(json.dumps(payload, default=_json_default))
 
     def write_error_json(self, e: ApiError) -> None:
-        self.write_json(e.status, {"error": {"message": e.message, "type": e.type, "param": e.param,
-                                             "code": str(e.status)}})
+        send_error(self, e)
 
 
 class NotFoundHandler(ApiHandler):
