@@ -8,6 +8,7 @@ threads, so admin traffic never holds up proxied flows.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import tornado.httpserver
@@ -15,6 +16,7 @@ from mitmproxy import ctx
 
 from admin import endpoints  # noqa: F401  (registers the routes)
 from admin.api import application
+from admin.guard import HARD_HEADER_LIMIT, MAX_BODY, AdminNames
 from admin.ui_http import ui_handlers
 
 if TYPE_CHECKING:
@@ -33,6 +35,11 @@ class AdminServer:
     def load(self, loader) -> None:
         loader.add_option("budget_admin_host", str, "127.0.0.1", "Address of spendgate's admin API and UI.")
         loader.add_option("budget_admin_port", int, 4000, "Port of spendgate's admin API and UI (0: disabled).")
+        loader.add_option(
+            "budget_admin_hostnames", Sequence[str], [],
+            "Host names the admin listener answers to besides localhost, IP addresses and budget_admin_host "
+            "(requests with any other Host header are refused: DNS rebinding), e.g. spendgate.internal.",
+        )
 
     def running(self) -> None:
         if self.server is not None or ctx.options.budget_admin_port == 0:
@@ -43,7 +50,9 @@ class AdminServer:
             from admin.metrics_http import metrics_handlers
 
             extra += metrics_handlers(self.config, self.metrics)
-        server = tornado.httpserver.HTTPServer(application(self.config, extra), xheaders=False)
+        names = AdminNames(host, ctx.options.budget_admin_hostnames)
+        server = tornado.httpserver.HTTPServer(application(self.config, names, extra), xheaders=False,
+                                               max_header_size=HARD_HEADER_LIMIT, max_body_size=MAX_BODY)
         try:
             server.listen(port, host)
         except OSError as e:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -289,8 +290,11 @@ class GeneralSettings(_Model):
     """Require clients to authenticate to the proxy itself (HTTP proxy authentication) before
     any request is forwarded."""
 
-    metrics_require_auth: bool = False
-    """Require the master key to read the Prometheus metrics endpoint."""
+    require_auth_for_metrics_endpoint: bool = Field(
+        default=False, validation_alias=AliasChoices("require_auth_for_metrics_endpoint", "metrics_require_auth"))
+    """Require the master key (`Authorization: Bearer <master_key>`) to read the Prometheus
+    metrics endpoint, `/metrics`. LiteLLM's name; `metrics_require_auth` (spendgate's earlier
+    name) sets the same thing."""
 
     on_ledger_error: Literal["fail_open", "fail_closed"] = "fail_closed"
     """When the spend ledger's database cannot be reached at admission: `fail_closed` (the
@@ -302,6 +306,15 @@ class GeneralSettings(_Model):
     default_max_output_tokens: TokenCount = 16384
     """Output tokens to reserve budget for when a call sets no `max_tokens` and its model has
     no `max_output_tokens` in `pricing`."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_metrics_auth_key(cls, data: Any) -> Any:
+        """Both names of the metrics setting at once would leave one silently ignored."""
+        if isinstance(data, dict) and {"require_auth_for_metrics_endpoint", "metrics_require_auth"} <= data.keys():
+            _raise_at([(("metrics_require_auth",), "the same setting as require_auth_for_metrics_endpoint: "
+                                                    "give only one of them")])
+        return data
 
     @field_validator("database_url")
     @classmethod
