@@ -139,6 +139,42 @@ def test_keys_in_failed_requests_never_reach_the_log(proxy, admin):
         assert secret not in log
 
 
+# -- bounded fields -------------------------------------------------------------------------
+
+
+def test_metadata_is_bounded_on_keys_teams_and_users(admin):
+    key = admin.post("/key/generate", json={}).json()
+    team = admin.post("/team/new", json={}).json()
+    user = admin.post("/user/new", json={"auto_create_key": False}).json()
+    big, fits = {"notes": "x" * 20_000}, {"notes": "x" * 16_000}
+    for path, base in (("/key/generate", {}), ("/key/update", {"key": key["token"]}), ("/team/new", {}),
+                       ("/team/update", {"team_id": team["team_id"]}), ("/user/new", {"auto_create_key": False}),
+                       ("/user/update", {"user_id": user["user_id"]})):
+        err = error(admin.post(path, json={**base, "metadata": big}), 422)
+        assert err["param"] == "metadata" and "16384" in err["message"], err
+        assert admin.post(path, json={**base, "metadata": fits}).status_code == 200, path
+    assert error(admin.post("/key/generate", json={"metadata": {"a": "x" * (20 * 1024 * 1024)}}), 413)
+
+
+@pytest.mark.parametrize(("path", "body", "param"), [
+    ("/key/generate", {"models": ["m"] * 1001}, "models"),
+    ("/key/generate", {"key_alias": "a" * 257}, "key_alias"),
+    ("/key/generate", {"user_id": "u" * 257}, "user_id"),
+    ("/key/delete", {"keys": ["sk-x"] * 1001}, "keys"),
+    ("/key/delete", {"key_aliases": ["a" * 300]}, "key_aliases.0"),
+    ("/team/new", {"members": ["u"] * 1001}, "members"),
+    ("/team/new", {"team_id": "t" * 257}, "team_id"),
+    ("/team/delete", {"team_ids": ["t"] * 1001}, "team_ids"),
+    ("/user/new", {"teams": ["t"] * 1001}, "teams"),
+    ("/user/new", {"teams": [{"team_id": "t" * 300}]}, "teams.0.str"),
+    ("/user/delete", {"user_ids": ["u"] * 1001}, "user_ids"),
+    ("/alerts/test", {"team_id": "t" * 300}, "team_id"),
+])
+def test_lists_ids_and_labels_are_bounded(admin, path, body, param):
+    err = error(admin.post(path, json=body), 422)
+    assert err["param"].startswith(param.split(".")[0]), err
+
+
 # -- Host and Origin ------------------------------------------------------------------------
 
 
