@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= config/example.yaml
 PORT ?= 8080
+# The proxy serves this machine only; `make run LISTEN_HOST=0.0.0.0` serves the network
+# (read the README's Security section first).
+LISTEN_HOST ?= 127.0.0.1
 STAMP := $(VENV)/.installed
 # Decrypt provider traffic only; everything else passes through as an opaque tunnel.
 ALLOW_HOSTS ?= ^(api\.openai\.com|api\.anthropic\.com|generativelanguage\.googleapis\.com|[a-z0-9-]+\.openai\.azure\.com)(:443)?$$
@@ -19,7 +22,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: setup
-	$(BIN)/mitmdump -s addon/budget.py --listen-port $(PORT) \
+	$(BIN)/mitmdump -s addon/budget.py --listen-host $(LISTEN_HOST) --listen-port $(PORT) \
 		--set budget_config=$(CONFIG) --set connection_strategy=lazy \
 		--allow-hosts '$(ALLOW_HOSTS)'
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from addon.clock import BudgetClock
+from addon.egress import Egress
 from addon.loader import BudgetConfig
 from addon.meter import Meter
 from addon.proxyauth import ProxyIdentity
@@ -17,9 +18,10 @@ def make_addons() -> list[object]:
     # mitmproxy calls `done` in chain order: the Meter first lets in-flight
     # settlements reach the ledger, AlertDispatcher then queues their alerts (it
     # must come after the Meter), BudgetConfig closes it, and LogRedaction stays
-    # on the log handlers until the very end.
+    # on the log handlers until the very end. Egress judges a request's destination
+    # before the Meter reserves budget for it.
     metrics = Metrics(config)
     meter = Meter(config)
     meter.observe_latency = metrics.observe_latency  # the latency spendgate adds, as a histogram
-    return [ProxyIdentity(config), meter, AlertDispatcher(config), BudgetClock(config),
+    return [ProxyIdentity(config), Egress(config), meter, AlertDispatcher(config), BudgetClock(config),
             AdminServer(config, metrics), metrics, config, LogRedaction()]

@@ -9,6 +9,7 @@ misspelt budget key that is silently ignored means no budget.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
@@ -53,11 +54,29 @@ def _check_host(value: str) -> str:
     return value.lower()
 
 
+def _check_destination(value: str) -> str:
+    """An IP address or network (`10.0.0.0/8`, `fd00::/8`), or a host name with an optional port."""
+    try:
+        return str(ipaddress.ip_network(value.strip("[]"), strict=False))
+    except ValueError:
+        pass
+    try:
+        return _check_host(value)
+    except PydanticCustomError:
+        raise PydanticCustomError(
+            "destination",
+            "expected an IP address, a network like 10.0.0.0/8, or a host name with an optional port "
+            "like ollama.lan:11434, got {value}",
+            {"value": repr(value)},
+        ) from None
+
+
 Money = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Threshold = Annotated[float, Field(gt=0, le=1)]
 Channel = Literal["slack", "webhook", "email"]
 EmailAddress = Annotated[str, AfterValidator(_check_email)]
 Host = Annotated[str, AfterValidator(_check_host)]
+Destination = Annotated[str, AfterValidator(_check_destination)]
 TokenCount = Annotated[int, Field(ge=1)]
 
 
@@ -295,6 +314,14 @@ class GeneralSettings(_Model):
     """Require the master key (`Authorization: Bearer <master_key>`) to read the Prometheus
     metrics endpoint, `/metrics`. LiteLLM's name; `metrics_require_auth` (spendgate's earlier
     name) sets the same thing."""
+
+    allowed_private_destinations: list[Destination] = []
+    """Loopback and private destinations (IP addresses, networks such as `10.0.0.0/8`, or host
+    names with an optional port) the proxy may relay to when it listens on an address other
+    machines can reach. Such a proxy otherwise refuses, with a 403, any destination that is or
+    resolves to a loopback, private (RFC 1918, ULA), link-local or other non-public address —
+    except the hosts of `providers:` entries. Its own admin listener is refused whatever this
+    says."""
 
     on_ledger_error: Literal["fail_open", "fail_closed"] = "fail_closed"
     """When the spend ledger's database cannot be reached at admission: `fail_closed` (the
