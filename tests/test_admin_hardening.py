@@ -305,3 +305,20 @@ def test_metrics_take_litellms_setting_and_count_wrong_keys(proxy):
         assert error(c.get("/metrics", headers={"Authorization": "Bearer wrong"}), 401)
         r = c.get("/metrics", headers={"Authorization": f"Bearer {MASTER}"})
         assert r.status_code == 200 and "litellm_spend_total" in r.text
+
+
+# -- the example key ------------------------------------------------------------------------
+
+
+def test_the_example_master_key_is_warned_about_where_others_can_reach_it(fake_provider_session, tmp_path):
+    config_path, _ = write_config({"general_settings": {"master_key": "sk-1234"}}, tmp_path)
+    for admin_host, warned in (("127.0.0.1", False), ("0.0.0.0", True)):
+        p = MitmProxy(fake_provider_session.url, script=DEFAULT_SCRIPT, budget_config=config_path,
+                      workdir=tmp_path / f"mitm-{admin_host}", options={"budget_admin_host": admin_host})
+        p.start()
+        try:
+            time.sleep(0.3)
+            assert ("example config's well-known key" in p.log_text()) == warned
+            assert "sk-1234" not in p.log_text().split("\n", 1)[1]  # the key itself is not printed
+        finally:
+            p.stop()
