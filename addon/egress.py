@@ -41,10 +41,10 @@ from mitmproxy.connection import Client
 from mitmproxy.proxy import mode_specs, server_hooks
 
 from addon.replies import error_response
+from config.schema import SpendgateConfig
 
 if TYPE_CHECKING:
     from addon.loader import BudgetConfig
-    from config.schema import SpendgateConfig
 
 log = logging.getLogger("spendgate")
 
@@ -118,6 +118,10 @@ def listeners(kind: Reach) -> list[str]:
         if reach(mode) is kind:
             out.append(f"{mode.listen_host(ctx.options.listen_host) or '*'}:{mode.listen_port(ctx.options.listen_port)}")
     return out
+
+
+def _refusal(host: str, port: int, reason: str) -> str:
+    return f"spendgate does not relay to {host}:{port}: {reason}"
 
 
 def _host_port(value: str) -> tuple[str, int | None]:
@@ -231,42 +235,42 @@ class Egress:
         if reason is not None:
             log.warning("spendgate: refused to relay %s %s:%s for %s: %s", flow.request.method, host, port,
                         flow.client_conn.peername[0] if flow.client_conn.peername else "?", reason)
-            flow.response = error_response(403, "destination_forbidden", f"spendgate does not relay to {host}:{port}: "
-                                           f"{reason}")
+            flow.response = error_response(403, "destination_forbidden", _refusal(host, port, reason))
 
     def server_connect(self, data: server_hooks.ServerConnectionHookData):
         """The address mitmproxy is about to connect to, after every rewrite."""
-        server = data.server
-        if server.error or server.via is not None or server.address is None:
-            return None  # refused already, or through an upstream proxy (the one connected to)
-        host, port = server.address[0], server.address[1]
-        exposed = self._judging(data.client.proxy_mode, port)
-        if exposed is None:
-            return None
-        return self._refuse_connection(data, host, port, exposed)
+        target = None if data.server.error else self._server_target(data)
+        return None if target is None else self._refuse_connection(data, *target)
 
     async def _refuse_connection(self, data: server_hooks.ServerConnectionHookData, host: str, port: int,
                                  exposed: bool) -> None:
         reason = self.forbidden(host, port, await self._addresses(host), exposed, data.client.proxy_mode)
         if reason is not None:
             log.warning("spendgate: refused to connect to %s:%s: %s", host, port, reason)
-            data.server.error = f"spendgate does not relay to {host}:{port}: {reason}"
+            data.server.error = _refusal(host, port, reason)
 
     def server_connected(self, data: server_hooks.ServerConnectionHookData) -> None:
         """The address mitmproxy actually reached (it resolves names itself, again)."""
-        server = data.server
-        if server.via is not None or server.peername is None or server.address is None:
+        target = self._server_target(data)
+        if target is None or data.server.peername is None:
             return
-        host, port = server.address[0], server.address[1]
-        exposed = self._judging(data.client.proxy_mode, port)
-        if exposed is None:
-            return
-        ip = ip_of(server.peername[0])
+        host, port, exposed = target
+        ip = ip_of(data.server.peername[0])
         reason = self.forbidden(host, port, (ip,) if ip else (), exposed, data.client.proxy_mode)
         if reason is not None:
-            log.warning("spendgate: cut a connection to %s:%s (%s): %s", host, port, server.peername[0], reason)
-            server.error = f"spendgate does not relay to {host}:{port}: {reason}"
+            log.warning("spendgate: cut a connection to %s:%s (%s): %s", host, port, data.server.peername[0], reason)
+            data.server.error = _refusal(host, port, reason)
             self._cut(data)
+
+    def _server_target(self, data: server_hooks.ServerConnectionHookData) -> tuple[str, int, bool] | None:
+        """(host, port, exposed) of a server connection to judge, or None: not ours to judge
+        (through an upstream proxy, which is the one connected to) or nothing to judge."""
+        server = data.server
+        if server.via is not None or server.address is None:
+            return None
+        host, port = server.address[0], server.address[1]
+        exposed = self._judging(data.client.proxy_mode, port)
+        return None if exposed is None else (host, port, exposed)
 
     def forbidden(self, host: str, port: int, addresses: tuple[IP, ...], exposed: bool,
                   mode: mode_specs.ProxyMode) -> str | None:
@@ -289,11 +293,10 @@ class Egress:
         return self.allowed().name(host, port)
 
     def allowed(self) -> _Allowed:
+        """What the current config allows (rebuilt when a new config is loaded)."""
         rt = self.config.runtime
         config = rt.config if rt else None
         if self._allowed[0] is not config or self._allowed[1] is None:
-            from config.schema import SpendgateConfig
-
             self._allowed = (config, _Allowed(config or SpendgateConfig()))
         return self._allowed[1]
 
