@@ -17,11 +17,12 @@ def make_addons() -> list[object]:
     config = BudgetConfig()
     # mitmproxy calls `done` in chain order: the Meter first lets in-flight
     # settlements reach the ledger, AlertDispatcher then queues their alerts (it
-    # must come after the Meter), BudgetConfig closes it, and LogRedaction stays
-    # on the log handlers until the very end. Egress judges a request's destination
-    # before the Meter reserves budget for it.
+    # must come after the Meter), BudgetConfig last closes it (scripts find it
+    # last). LogRedaction, first, leaves its filter on the log handlers for the
+    # rest of the process. Egress judges a request's destination before the Meter
+    # reserves budget for it.
     metrics = Metrics(config)
     meter = Meter(config)
     meter.observe_latency = metrics.observe_latency  # the latency spendgate adds, as a histogram
-    return [ProxyIdentity(config), Egress(config), meter, AlertDispatcher(config), BudgetClock(config),
-            AdminServer(config, metrics), metrics, config, LogRedaction()]
+    return [LogRedaction(), ProxyIdentity(config), Egress(config), meter, AlertDispatcher(config),
+            BudgetClock(config), AdminServer(config, metrics), metrics, config]

@@ -62,26 +62,21 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+FILTER = RedactingFilter()  # one for the process: a reloaded script does not add another
+
+
 class LogRedaction:
-    """Puts one `RedactingFilter` on every root log handler for as long as spendgate runs."""
+    """Puts `FILTER` on every root log handler. It stays there until the process exits:
+    what addons log while shutting down is redacted too."""
 
-    def __init__(self) -> None:
-        self.filter = RedactingFilter()
-        self._handlers: list[logging.Handler] = []
-
-    def _attach(self) -> None:
+    @staticmethod
+    def attach() -> None:
         for handler in logging.getLogger().handlers:
-            if self.filter not in handler.filters:
-                handler.addFilter(self.filter)
-                self._handlers.append(handler)
+            if FILTER not in handler.filters:
+                handler.addFilter(FILTER)
 
     def load(self, loader) -> None:
-        self._attach()
+        self.attach()
 
     def running(self) -> None:
-        self._attach()  # handlers mitmproxy added after the script loaded
-
-    def done(self) -> None:
-        for handler in self._handlers:
-            handler.removeFilter(self.filter)
-        self._handlers.clear()
+        self.attach()  # handlers mitmproxy added after the script loaded

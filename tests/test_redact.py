@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from addon.redact import LogRedaction, RedactingFilter, redact
+from addon.redact import FILTER, LogRedaction, RedactingFilter, redact
 
 SECRETS = ["sk-secret-abcdefgh1234", "sk-ant-api03-XYZxyz_0123456789", "AIzaSyD-abcdefghijklmnopqrstuvwxyz012345",
            "plain-token-value", "dXNlcjpwYXNzd29yZA=="]
@@ -50,19 +50,18 @@ def test_the_filter_rewrites_messages_arguments_and_tracebacks():
     assert not any(secret in text for secret in SECRETS) and "ValueError" in text
 
 
-def test_the_addon_redacts_every_root_handler_until_done():
+def test_the_addon_redacts_every_root_handler_once():
     root = logging.getLogger()
     handler = logging.Handler()
     lines: list[str] = []
     handler.emit = lambda record: lines.append(handler.format(record))
     root.addHandler(handler)
     try:
-        addon = LogRedaction()
-        addon.load(None)
+        LogRedaction().load(None)
+        LogRedaction().running()  # a reloaded script: still one filter
+        assert handler.filters == [FILTER]
         logging.getLogger("tornado.access").warning("404 GET /key/info?key=%s", "sk-secret-abcdefgh1234")
         logging.getLogger("spendgate.admin").error("x-api-key: %s", "plain-token-value")
-        addon.done()
-        assert handler.filters == []
     finally:
         root.removeHandler(handler)
     assert len(lines) == 2 and not any(s in line for line in lines for s in SECRETS), lines
