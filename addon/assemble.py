@@ -4,25 +4,28 @@ from __future__ import annotations
 
 from addon.clock import BudgetClock
 from addon.egress import Egress
-from addon.loader import BudgetConfig
-from addon.meter import Meter
+from addon.http import HttpMeter
+from addon.idle import UpstreamIdleWatch
+from addon.loader import ConfigLoader
 from addon.proxyauth import ProxyIdentity
 from addon.redact import LogRedaction
 from admin.metrics import Metrics
 from admin.server import AdminServer
 from alerts.addon import AlertDispatcher
+from metering.meter import Meter
+from metering.runtime import ProcessState
 
 
 def make_addons() -> list[object]:
-    config = BudgetConfig()
-    # mitmproxy calls `done` in chain order: the Meter first lets in-flight
+    state = ProcessState()
+    # mitmproxy calls `done` in chain order: the HTTP meter first lets in-flight
     # settlements reach the ledger, AlertDispatcher then queues their alerts (it
-    # must come after the Meter), BudgetConfig last closes it (scripts find it
-    # last). LogRedaction, first, leaves its filter on the log handlers for the
-    # rest of the process. Egress judges a request's destination before the Meter
-    # reserves budget for it.
-    metrics = Metrics(config)
-    meter = Meter(config)
-    meter.observe_latency = metrics.observe_latency  # the latency spendgate adds, as a histogram
-    return [LogRedaction(), ProxyIdentity(config), Egress(config), meter, AlertDispatcher(config),
-            BudgetClock(config), AdminServer(config, metrics), metrics, config]
+    # must come after the meter), ConfigLoader last closes the ledger (scripts find it
+    # last). LogRedaction, first, leaves its filter on the log handlers for the rest of
+    # the process. Egress judges a request's destination before the meter reserves
+    # budget for it.
+    metrics = Metrics(state)
+    http_meter = HttpMeter(state, Meter(state))
+    http_meter.observe_latency = metrics.observe_latency  # the latency spendgate adds, as a histogram
+    return [LogRedaction(), ProxyIdentity(state), Egress(state), http_meter, UpstreamIdleWatch(state),
+            AlertDispatcher(state), BudgetClock(state), AdminServer(state, metrics), metrics, ConfigLoader(state)]

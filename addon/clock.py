@@ -1,6 +1,7 @@
 """Time-driven ledger work: budget periods roll over, this instance's holds stay alive,
-budget leases left idle go back to their scopes, and writes spooled while the database
-was away are recorded once it is back.
+budget leases left idle go back to their scopes, writes spooled while the database was away
+are recorded once it is back, and the calls a killed instance left in its journal are
+recorded (metering/recovery.py; at start-up, then every 30 s).
 
 Resets are applied on a timer, not only when traffic arrives, so the ledger shows a
 new period at its reset time even on a quiet proxy. The heartbeat lets other
@@ -18,14 +19,16 @@ from typing import TYPE_CHECKING
 from mitmproxy import ctx, exceptions
 
 from ledger import LedgerUnavailable
+from metering.recovery import recover_orphans
 
 if TYPE_CHECKING:
-    from addon.loader import BudgetConfig
+    from metering.runtime import ProcessState as BudgetConfig
 
 log = logging.getLogger("spendgate")
 
 TICK = 1.0  # seconds between reset checks
 HEARTBEAT_EVERY = 5  # ticks
+RECOVER_EVERY = 30  # ticks between looks for the journals of stopped instances
 STALE_AFTER = timedelta(seconds=30)  # an instance silent this long is dead
 
 
@@ -71,6 +74,8 @@ class BudgetClock:
                     if released:
                         log.warning("spendgate: released %d reservations of a stopped instance", released)
                 await rt.ledger.flush_spool()
+                if ticks % RECOVER_EVERY == 1:  # at start-up, and for instances that die later
+                    await recover_orphans(self.config)
                 await rt.ledger.return_leases(now)
                 await rt.directory.refresh(rt.ledger)
                 for scope in await rt.ledger.reset_due(now):

@@ -44,7 +44,7 @@ from addon.replies import error_response
 from config.schema import SpendgateConfig
 
 if TYPE_CHECKING:
-    from addon.loader import BudgetConfig
+    from metering.runtime import ProcessState as BudgetConfig
 
 log = logging.getLogger("spendgate")
 

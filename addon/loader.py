@@ -1,48 +1,36 @@
 """The `budget_config` option: load the YAML config and build the runtime from it.
 
-A bad config stops mitmdump at start-up with every problem named by its key path
-(mitmproxy turns an OptionsError raised in `configure` into a start-up failure).
+A bad config stops mitmdump at start-up with every problem named by its key path, and
+nothing else printed; a bad config given later (a reload) is refused and the running one
+stays (mitmproxy rejects an option change whose `configure` raises OptionsError).
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NoReturn
 
 from mitmproxy import ctx, exceptions
 
-from addon.runtime import Runtime
 from config.load import ConfigError, load_config, parse_config
 from config.schema import mask_password
+from metering.runtime import ProcessState, Runtime, Settled
 
 if TYPE_CHECKING:
-    from ledger import CallRecord, Denial, SpendChange
+    from ledger import CallRecord, SpendChange
 
 log = logging.getLogger("spendgate")
 
 
-class SpendListener(Protocol):
-    """Told about budget movements after the fact (alerting, metrics). Called on the
-    event loop (`denied` even from a flow's hook): queue work, return at once."""
+class ConfigLoader:
+    """Loads the config into the process's `Runtime` (`state.runtime`), again whenever
+    `budget_config` changes; the other spendgate addons read it from `state`."""
 
-    def settled(self, runtime: Runtime, record: CallRecord, changes: list[SpendChange]) -> None:
-        """A call was charged: its ledger row and each scope's spend before and after."""
-
-    # Optional: `in_settlement(runtime, record) -> (store, changes) -> None | None` gives work
-    # that runs on the ledger's writer thread inside the settlement's own transaction.
-
-    def denied(self, runtime: Runtime, record: CallRecord, denial: Denial | None) -> None:
-        """A call was refused (its `blocked` ledger row); `denial` when a budget refused it."""
-
-
-class BudgetConfig:
-    """Owns the current `Runtime`; the other spendgate addons read it from here."""
-
-    def __init__(self) -> None:
-        self.runtime: Runtime | None = None
-        self.listeners: list[SpendListener] = []
+    def __init__(self, state: ProcessState) -> None:
+        self.state = state
 
     def load(self, loader) -> None:
         loader.add_option(
@@ -58,25 +46,23 @@ class BudgetConfig:
         )
 
     def configure(self, updated: set[str]) -> None:
-        if "budget_config" not in updated and self.runtime is not None:
+        if "budget_config" not in updated and self.state.runtime is not None:
             return
         path = ctx.options.budget_config
         try:
             config = load_config(Path(path)) if path else parse_config({}, source="defaults")
         except ConfigError as e:
-            raise exceptions.OptionsError(str(e)) from None
-        old = self.runtime
-        reuse = old.ledger if old and old.database_url == config.general_settings.database_url else None
+            self._refuse(str(e))
+        old = self.state.runtime
         spool = ctx.options.budget_ledger_spool or str(Path(ctx.options.confdir).expanduser() / "spendgate-spool")
         try:
-            self.runtime = Runtime.build(config, ledger=reuse, spool_dir=spool)
+            self.state.runtime = Runtime.build(config, previous=old, spool_dir=spool)
         except Exception as e:
-            raise exceptions.OptionsError(
-                f"spendgate: cannot open the ledger {mask_password(config.general_settings.database_url)}: {e}"
-            ) from None
-        self.runtime.ledger.on_replayed = self._replayed
-        if old is not None and reuse is None:
+            self._refuse(f"spendgate: cannot open the ledger {mask_password(config.general_settings.database_url)}: {e}")
+        self.state.runtime.ledger.on_replayed = self._replayed
+        if old is not None and old.ledger is not self.state.runtime.ledger:
             old.ledger.close_sync()
+            old.journal.close()
         budget = config.litellm_settings
         log.info(
             "spendgate: ledger %s, global budget %s",
@@ -85,16 +71,20 @@ class BudgetConfig:
             if budget.max_budget is not None else "none",
         )
 
+    def _refuse(self, message: str) -> NoReturn:
+        """A config that can't be used. At start-up the process exits with the message alone
+        (status 2): nothing has started, so there is nothing to shut down and no traceback to
+        print. Later (a reload), the option change is refused and the running config stays."""
+        if self.state.runtime is None:
+            print(message, file=sys.stderr, flush=True)
+            raise SystemExit(2)
+        raise exceptions.OptionsError(message)
+
     def _replayed(self, record: CallRecord, changes: list[SpendChange]) -> None:
         """A settlement spooled while the database was away is recorded now: the listeners
         (alerting) hear of it as of any settlement."""
-        if self.runtime is None:
-            return
-        for listener in self.listeners:
-            try:
-                listener.settled(self.runtime, record, changes)
-            except Exception:
-                log.exception("spendgate: settled listener %s failed", type(listener).__name__)
+        if self.state.runtime is not None:
+            self.state.tell(Settled(self.state.runtime, record, changes))
 
     def running(self) -> None:
         # Everything loaded so far — mitmproxy, the price tables (tens of thousands of
@@ -106,6 +96,7 @@ class BudgetConfig:
         gc.freeze()
 
     def done(self) -> None:
-        if self.runtime is not None:
-            self.runtime.ledger.close_sync()
-            self.runtime = None
+        if self.state.runtime is not None:
+            self.state.runtime.ledger.close_sync()
+            self.state.runtime.journal.close()
+            self.state.runtime = None

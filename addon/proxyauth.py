@@ -9,34 +9,35 @@ password is checked by hash and never logged or forwarded.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import TYPE_CHECKING
 
 from mitmproxy import http
+from mitmproxy.addons.proxyauth import parse_http_basic_auth
 
-from addon.identity import PROXY_USER, check_proxy_credentials
 from addon.replies import error_response
+from metering.identity import check_proxy_credentials
 
 if TYPE_CHECKING:
-    from addon.loader import BudgetConfig
+    from metering.runtime import ProcessState
 
+PROXY_USER = "spendgate.proxy_user"  # flow.metadata: the user proxy auth proved
 CHALLENGE = {"Proxy-Authenticate": 'Basic realm="spendgate"'}
 
 
 def basic_credentials(header: str | None) -> tuple[str, str] | None:
-    if not header or header[:6].lower() != "basic ":
+    """(user, password) of a `Proxy-Authorization: Basic ...` value, or None."""
+    if not header:
         return None
     try:
-        user, sep, password = base64.b64decode(header[6:].strip()).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+        _, user, password = parse_http_basic_auth(header)
+    except ValueError:
         return None
-    return (user, password) if sep and user else None
+    return (user, password) if user else None
 
 
 class ProxyIdentity:
-    def __init__(self, config: BudgetConfig):
-        self.config = config
+    def __init__(self, state: ProcessState):
+        self.state = state
         self.users: dict[str, str] = {}  # client connection id → proven user id
 
     # The hooks below are plain functions that return a coroutine only when there is
@@ -66,7 +67,7 @@ class ProxyIdentity:
 
     def _has_work(self, flow: http.HTTPFlow) -> bool:
         """Credentials to check, or none where they are required."""
-        rt = self.config.runtime
+        rt = self.state.runtime
         return rt is not None and (
             "proxy-authorization" in flow.request.headers or rt.config.general_settings.require_proxy_auth
         )
@@ -75,7 +76,7 @@ class ProxyIdentity:
         self.users.pop(client.id, None)
 
     async def _authenticate(self, flow: http.HTTPFlow) -> None:
-        rt = self.config.runtime
+        rt = self.state.runtime
         if rt is None:
             return
         header = flow.request.headers.pop("proxy-authorization", None)

@@ -27,8 +27,8 @@ from admin.sessions import SESSIONS, is_ui_session, session_cookie
 from admin.throttle import THROTTLE, Attempt
 
 if TYPE_CHECKING:
-    from addon.loader import BudgetConfig
-    from addon.runtime import Runtime
+    from metering.runtime import ProcessState as BudgetConfig
+    from metering.runtime import Runtime
 
 log = logging.getLogger("spendgate.admin")
 
@@ -230,7 +230,7 @@ class ApiHandler(tornado.web.RequestHandler):
                 raise ApiError(403, "a console session can change things only from the console's own page "
                                "(its Origin and the X-Spendgate-UI header)", "permission_error")
         if token and access == "master_or_own_key":
-            from addon.credentials import key_hash
+            from metering.credentials import key_hash
 
             return Caller(is_master=False, key_hash=key_hash(token))
         if master_value is None:

@@ -46,8 +46,8 @@ from ledger.views_metrics import (
 )
 
 if TYPE_CHECKING:
-    from addon.loader import BudgetConfig
-    from addon.runtime import Runtime
+    from metering.runtime import ProcessState as BudgetConfig
+    from metering.runtime import Runtime
 
 log = logging.getLogger("spendgate.metrics")
 

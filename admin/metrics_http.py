@@ -23,7 +23,7 @@ from admin.sessions import is_ui_session
 from admin.throttle import THROTTLE
 
 if TYPE_CHECKING:
-    from addon.loader import BudgetConfig
+    from metering.runtime import ProcessState as BudgetConfig
 
 log = logging.getLogger("spendgate.metrics")
 

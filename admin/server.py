@@ -24,7 +24,7 @@ from admin.guard import HARD_HEADER_LIMIT, MAX_BODY, AdminNames
 from admin.ui_http import ui_handlers
 
 if TYPE_CHECKING:
-    from addon.loader import BudgetConfig
+    from metering.runtime import ProcessState as BudgetConfig
     from admin.metrics import Metrics
 
 log = logging.getLogger("spendgate.admin")

@@ -26,7 +26,7 @@ from admin.sessions import COOKIE, LIFETIME, SESSIONS, same_origin, session_cook
 from admin.throttle import THROTTLE
 
 if TYPE_CHECKING:
-    from addon.loader import BudgetConfig
+    from metering.runtime import ProcessState as BudgetConfig
 
 UI_DIR = Path(__file__).resolve().parent / "ui"
 LOGIN_TYPES = ("application/json", "application/x-www-form-urlencoded")

@@ -33,9 +33,9 @@ from ledger import outbox
 from ledger.background import Background
 
 if TYPE_CHECKING:
-    from addon.loader import BudgetConfig
-    from addon.runtime import Runtime
-    from ledger import CallRecord, Denial, SpendChange
+    from ledger import CallRecord, SpendChange
+    from metering.runtime import Denied, Runtime, Settled
+    from metering.runtime import ProcessState as BudgetConfig
 
 log = logging.getLogger("spendgate.alerts")
 
@@ -144,7 +144,8 @@ class AlertDispatcher:
 
         return enqueue
 
-    def settled(self, runtime: Runtime, record: CallRecord, changes: list[SpendChange]) -> None:
+    def settled(self, event: Settled) -> None:
+        runtime, record, changes = event.runtime, event.record, event.changes
         try:
             done = self._enqueued.pop(record.uid, None)
             if done is not None:  # enqueued inside the settlement: count, log, wake
@@ -165,8 +166,9 @@ class AlertDispatcher:
                       if general.projected_spend_alerts else None)
         return rules.from_settlement(changes, self._context(runtime), datetime.now(UTC), projection)
 
-    def denied(self, runtime: Runtime, record: CallRecord, denial: Denial | None) -> None:
+    def denied(self, event: Denied) -> None:
         """Called from the flow's hook: evaluates in memory and queues, nothing more."""
+        runtime, denial = event.runtime, event.denial
         try:
             if denial is not None and self.dispatcher.routes.any_channel(runtime.config):
                 self._queue(runtime, rules.from_denial(denial, self._context(runtime), datetime.now(UTC)))

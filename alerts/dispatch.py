@@ -38,7 +38,7 @@ from ledger import ScopeRef, outbox
 from ledger.outbox import Claimed
 
 if TYPE_CHECKING:
-    from addon.runtime import Runtime
+    from metering.runtime import Runtime
 
 log = logging.getLogger("spendgate.alerts")
 

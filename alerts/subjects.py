@@ -14,7 +14,7 @@ from alerts.events import Subject
 from config.schema import AlertRouting, SpendgateConfig
 
 if TYPE_CHECKING:
-    from addon.directory import DirectoryCache
+    from metering.directory_cache import DirectoryCache
 
 
 class Routes:
@@ -42,25 +42,25 @@ class Routes:
 
 def subject(directory: DirectoryCache, kind: str, id_: str) -> Subject:
     """The scope as people know it, from the directory as it is now."""
+    label = directory.label(kind, id_)
     if kind == "key":
         k = directory.keys.get(id_)
         if k is None:
-            return Subject(label=id_[:12])  # a key hash: never shown in full
+            return Subject(label=label)
         team = k.team_id
         if team is None and k.user_id in directory.users:
             team = directory.users[k.user_id].team_id
-        return Subject(label=k.key_alias or k.key_masked, key_masked=k.key_masked, key_alias=k.key_alias,
+        return Subject(label=label, key_masked=k.key_masked, key_alias=k.key_alias,
                        team_id=team, user_id=k.user_id, metadata=dict(k.metadata), route_team=team)
     if kind == "team":
         t = directory.teams.get(id_)
-        return Subject(label=(t.team_alias if t else None) or id_, team_id=id_,
-                       metadata=dict(t.metadata) if t else {}, route_team=id_)
+        return Subject(label=label, team_id=id_, metadata=dict(t.metadata) if t else {}, route_team=id_)
     if kind == "user":
         u = directory.users.get(id_)
         team = u.team_id if u else None
-        return Subject(label=id_, team_id=team, user_id=id_, metadata=dict(u.metadata) if u else {},
+        return Subject(label=label, team_id=team, user_id=id_, metadata=dict(u.metadata) if u else {},
                        route_team=team)
-    return Subject(label="global")
+    return Subject(label=label)
 
 
 class RuntimeContext:

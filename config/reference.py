@@ -7,6 +7,7 @@ documentation cannot drift from what the loader accepts.
 
 from __future__ import annotations
 
+import enum
 import json
 import types
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -115,6 +116,8 @@ def _type(annotation: Any, metadata: list[Any] = ()) -> str:  # type: ignore[ass
         return f"mapping of {_type(args[0])} → {_type(args[1])}"
     if _is_model(annotation):
         return "mapping (below)"
+    if isinstance(annotation, type) and issubclass(annotation, enum.StrEnum):
+        return "one of " + _choices(tuple(annotation))
     return _BASE_NAMES[annotation] + bounds
 
 

@@ -27,14 +27,17 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from config.durations import Duration
+from core.vocab import ApiStyle
+from providers.registry import config_names
 
 Secret = SecretStr
 """A credential (or a URL embedding one): prints as `**********`; `.get_secret_value()` reads it."""
 
 MASK = "**********"
 
-BUILTIN_PROVIDERS = frozenset({"openai", "azure", "anthropic", "gemini", "google"})
-"""Provider names spendgate recognises by their public API hosts; any other name is custom."""
+BUILTIN_PROVIDERS = config_names()
+"""Provider names spendgate recognises by their public API hosts (providers/registry.py);
+any other name under `providers:` is a custom provider."""
 
 
 def _check_email(value: str) -> str:
@@ -78,6 +81,7 @@ EmailAddress = Annotated[str, AfterValidator(_check_email)]
 Host = Annotated[str, AfterValidator(_check_host)]
 Destination = Annotated[str, AfterValidator(_check_destination)]
 TokenCount = Annotated[int, Field(ge=1)]
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 class _Model(BaseModel):
@@ -301,6 +305,13 @@ class GeneralSettings(_Model):
     """Calls to a model with no known price (neither genai-prices nor `pricing` knows it):
     `allow` forwards them and records their tokens with unknown cost; `block` rejects them."""
 
+    unmetered_endpoints: Literal["track", "block"] = "track"
+    """Requests to a recognised provider's host that spendgate cannot meter (an endpoint it
+    has no usage parser for, a batch job; docs/providers.md lists what is metered): `track`
+    forwards them and records each as a ledger row with status `unmetered` (its cost
+    unknown, never $0); `block` refuses them with 403 `endpoint_not_metered` before the
+    provider sees them. Free reads (GET, token counts, moderations) pass either way."""
+
     unknown_keys: Literal["track", "block"] = "track"
     """Requests whose API key spendgate has no record of: `track` forwards them and meters
     their spend under that key; `block` rejects them."""
@@ -329,6 +340,12 @@ class GeneralSettings(_Model):
     `fail_open` forwards it without budget checks. Either way the calls that were served are
     recorded: a settlement that can't be written is spooled (in memory and in
     `<confdir>/spendgate-spool`) and recorded once the database is back."""
+
+    upstream_idle_timeout: Seconds = 600.0
+    """Seconds a provider may send nothing (no response headers, no stream bytes) on a metered
+    call before spendgate cuts it: the connection is closed, the client gets an error, and the
+    call is settled at once from what was seen, its row saying why. 600 matches the OpenAI and
+    Anthropic SDKs' own timeout; `providers.<name>.idle_timeout` sets one provider's."""
 
     default_max_output_tokens: TokenCount = 16384
     """Output tokens to reserve budget for when a call sets no `max_tokens` and its model has
@@ -365,15 +382,16 @@ class GeneralSettings(_Model):
 
 
 class ProviderConfig(_Model):
-    """An upstream LLM API. Built-in names (openai, azure, anthropic, gemini, google) are
-    recognised by their public hosts; any other name is a custom provider (a vLLM, Ollama or
-    internal gateway) and needs `host` and `api_style`."""
+    """An upstream LLM API. Built-in names (every provider in docs/providers.md: openai,
+    azure, anthropic, gemini, groq, mistral, ...) are recognised by their public hosts; any
+    other name is a custom provider (a vLLM, Ollama or internal gateway) and needs `host`
+    and `api_style`."""
 
     host: Host | None = None
     """Host (with optional port) whose requests belong to this provider, e.g.
     `llm.internal.example.com` or `localhost:11434`. Required for a custom provider."""
 
-    api_style: Literal["openai", "anthropic"] | None = None
+    api_style: ApiStyle | None = None
     """Wire format the host speaks, which decides how requests and usage are read. Required
     for a custom provider; built-in providers use their own."""
 
@@ -383,6 +401,10 @@ class ProviderConfig(_Model):
     price_provider: str | None = None
     """genai-prices provider id whose prices apply to this host's models (e.g. `openai` for a
     host serving OpenAI models). Unset: only `pricing` entries price its models."""
+
+    idle_timeout: Seconds | None = None
+    """Seconds this provider may send nothing on a call before it is cut. Unset:
+    `general_settings.upstream_idle_timeout`."""
 
 
 class ModelPricing(_Model):

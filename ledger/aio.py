@@ -42,9 +42,18 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from .background import Background
-from .model import BudgetSpec, CallRecord, Denial, Reservation, ScopeRef, ScopeState, SpendChange, parse_iso
-from .spool import Entry, Spool, record_from_json, refs_from_json, reservation_from_json
 from .leases import LEASE_PREFIX, LeaseBook
+from .model import (
+    BudgetSpec,
+    CallRecord,
+    Denial,
+    Reservation,
+    ScopeRef,
+    ScopeState,
+    SpendChange,
+    parse_iso,
+)
+from .spool import Entry, Spool, record_from_json, refs_from_json, reservation_from_json
 from .store import Settlement, Store
 
 T = TypeVar("T")
@@ -470,6 +479,10 @@ class AsyncLedger:
 
     async def set_spend(self, ref: ScopeRef, now: datetime) -> ScopeState | None:
         return await self._write(self._writer.set_spend, ref, now)
+
+    async def retire(self, instance_id: str) -> int:
+        """Release the holds of an instance known to be gone (see Store.retire)."""
+        return await self._write(self._writer.retire, instance_id)
 
     async def heartbeat(self, now: datetime, stale_after: timedelta) -> int:
         """Beat, and release the holds of instances silent for `stale_after`."""

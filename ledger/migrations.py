@@ -286,6 +286,18 @@ _V4_CALL_UID = [
     "CREATE UNIQUE INDEX calls_uid ON calls (uid)",
 ]
 
+# v5, portable: what a call row says beyond tokens and money — the usage it was also billed
+# for beyond the five token classes (JSON `{unit: count}`), how it travelled (http,
+# websocket), the client application that made it, the service tier that served it, and the
+# reported figures spendgate did not believe (JSON, as reported). Older rows keep NULL.
+_V5_CALL_DETAILS = [
+    "ALTER TABLE calls ADD COLUMN units TEXT",
+    "ALTER TABLE calls ADD COLUMN transport TEXT",
+    "ALTER TABLE calls ADD COLUMN client TEXT",
+    "ALTER TABLE calls ADD COLUMN service_tier TEXT",
+    "ALTER TABLE calls ADD COLUMN anomaly TEXT",
+]
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -312,6 +324,7 @@ MIGRATIONS: list[Migration] = [
     Migration(2, "directory", sqlite=_v2_directory, postgresql=_PG_V2),
     Migration(3, "alerts", sqlite=_v3_alerts, postgresql=_PG_V3),
     Migration(4, "call uid", sql=_V4_CALL_UID),
+    Migration(5, "call details", sql=_V5_CALL_DETAILS),
 ]
 
 

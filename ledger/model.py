@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+from core.usage import TOKEN_CLASSES, TokenUsage
+from core.vocab import CallStatus, Transport, UsageSource
 
 NANOS_PER_USD = 1_000_000_000
 
@@ -117,7 +120,7 @@ class SpendChange:
 
 @dataclass(slots=True)
 class CallRecord:
-    """One metered call, as the `calls` table stores it."""
+    """One metered call, as the `calls` table stores it: `row()` is its columns."""
 
     started_at: datetime
     provider: str
@@ -125,15 +128,11 @@ class CallRecord:
     path: str
     model: str | None = None
     streamed: bool = False
-    input_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    output_tokens: int = 0
-    reasoning_tokens: int = 0
+    usage: TokenUsage = field(default_factory=TokenUsage)  # the token columns, and `units`
     cost_nanos: int | None = None  # None: unpriced, never a silent 0
     price_source: str = "unpriced"
-    usage_source: str = "reported"  # reported | estimated | none
-    status: str = "ok"  # ok | unpriced | partial | error | blocked | upstream_error
+    usage_source: UsageSource = UsageSource.REPORTED
+    status: CallStatus = CallStatus.OK
     http_status: int | None = None
     latency_ms: float | None = None
     key_hash: str | None = None
@@ -144,38 +143,67 @@ class CallRecord:
     metadata: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     finished_at: datetime | None = None
+    transport: Transport = Transport.HTTP
+    client: str | None = None  # the client application, from its User-Agent (`claude-code/2.1`)
+    service_tier: str | None = None  # the tier that served the call, as the provider reports it
+    anomaly: dict[str, Any] | None = None  # reported figures spendgate did not believe, as reported
     # Names the call for good: a settlement retried (replayed from the spool after the
     # database was away) is recognised by it and never charged twice.
     uid: str = field(default_factory=lambda: call_uid())
 
     def row(self) -> dict[str, Any]:
-        return {
-            "uid": self.uid,
-            "started_at": iso(self.started_at),
-            "ts": iso(self.finished_at or datetime.now(UTC)),
-            "provider": self.provider,
-            "endpoint": self.endpoint,
-            "path": self.path,
-            "model": self.model,
-            "streamed": int(self.streamed),
-            "input_tokens": self.input_tokens,
-            "cache_read_tokens": self.cache_read_tokens,
-            "cache_write_tokens": self.cache_write_tokens,
-            "output_tokens": self.output_tokens,
-            "reasoning_tokens": self.reasoning_tokens,
-            "cost_nanos": self.cost_nanos,
-            "cost_usd": nanos_to_usd(self.cost_nanos),
-            "priced": int(self.cost_nanos is not None),
-            "price_source": self.price_source,
-            "usage_source": self.usage_source,
-            "status": self.status,
-            "http_status": self.http_status,
-            "latency_ms": self.latency_ms,
-            "key_hash": self.key_hash,
-            "key_masked": self.key_masked,
-            "key_alias": self.key_alias,
-            "user_id": self.user_id,
-            "team_id": self.team_id,
-            "metadata": json.dumps(self.metadata, sort_keys=True) if self.metadata else None,
-            "error": self.error,
-        }
+        """The `calls` row: each field in its column (`finished_at` is `ts`, the usage its
+        token columns and `units`), plus the derived `cost_usd` and `priced`."""
+        out: dict[str, Any] = {}
+        for name in _RECORD_FIELDS:
+            value = getattr(self, name)
+            if name == "usage":
+                out.update(value.tokens())
+                out["units"] = _json_or_null(dict(value.units))
+            elif name in _TIMES:
+                out[_COLUMN.get(name, name)] = iso(value or (datetime.now(UTC) if name == "finished_at" else None))
+            elif isinstance(value, bool):
+                out[name] = int(value)
+            elif isinstance(value, dict) or value is None and name in _JSON:
+                out[name] = _json_or_null(value)
+            else:
+                out[name] = value
+        out["cost_usd"] = nanos_to_usd(self.cost_nanos)
+        out["priced"] = int(self.cost_nanos is not None)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as JSON values (the spool and the journal keep it so)."""
+        out = {}
+        for name in _RECORD_FIELDS:
+            value = getattr(self, name)
+            if name == "usage":
+                value = {**value.tokens(), "units": dict(value.units)}
+            elif name in _TIMES:
+                value = iso(value)
+            out[name] = value
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CallRecord:
+        values = {k: v for k, v in data.items() if k in _RECORD_FIELDS}
+        for name in _TIMES:
+            if name in values:
+                values[name] = parse_iso(values[name])
+        usage = values.get("usage")
+        if isinstance(usage, dict):
+            values["usage"] = TokenUsage(**{k: v for k, v in usage.items() if k in _USAGE_FIELDS})
+        elif usage is None:  # a spool line written before records held a TokenUsage
+            values["usage"] = TokenUsage(**{k: data[k] for k in TOKEN_CLASSES if k in data})
+        return cls(**values)
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(CallRecord))
+_USAGE_FIELDS = frozenset(f.name for f in fields(TokenUsage))
+_TIMES = frozenset({"started_at", "finished_at"})
+_JSON = frozenset({"metadata", "anomaly"})
+_COLUMN = {"finished_at": "ts"}  # when the call was settled: the period it is charged to
+
+
+def _json_or_null(value: dict[str, Any] | None) -> str | None:
+    return json.dumps(value, sort_keys=True) if value else None

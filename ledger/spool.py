@@ -25,25 +25,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .model import CallRecord, Reservation, ScopeRef, iso, parse_iso
+from .model import CallRecord, Reservation, ScopeRef, iso
 
 log = logging.getLogger("spendgate")
 
-_RECORD_TIMES = {"started_at", "finished_at"}
-
-
 def record_to_json(record: CallRecord) -> dict[str, Any]:
-    out = {}
-    for f in dataclasses.fields(record):
-        value = getattr(record, f.name)
-        out[f.name] = iso(value) if f.name in _RECORD_TIMES else value
-    return out
+    return record.to_json()
 
 
 def record_from_json(data: dict[str, Any]) -> CallRecord:
-    known = {f.name for f in dataclasses.fields(CallRecord)}
-    values = {k: (parse_iso(v) if k in _RECORD_TIMES else v) for k, v in data.items() if k in known}
-    return CallRecord(**values)
+    return CallRecord.from_json(data)
 
 
 def reservation_to_json(r: Reservation | None) -> list | None:

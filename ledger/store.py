@@ -400,7 +400,7 @@ class Store(DirectoryOps, LeaseOps):
                 held = self._given_back(it.reservation, leases)
                 changes = []
                 for ref in it.refs:
-                    before = states[ref] or self._ensure(ref, now)
+                    before = states[ref] or self._ensure(ref, min(it.record.finished_at, now))
                     after = _charged(before, cost, held.pop(ref, 0), moved)
                     states[ref] = after
                     changes.append(SpendChange(after, before.spend_nanos))
@@ -532,12 +532,15 @@ class Store(DirectoryOps, LeaseOps):
 
         return self._tx(work)
 
-    def retire(self) -> int:
-        """A clean shutdown: give back this instance's remaining holds and leave."""
+    def retire(self, instance_id: str | None = None) -> int:
+        """Give back an instance's remaining holds and remove it: this one at a clean
+        shutdown, or one known to be gone (its journal's lock is free) without waiting for
+        its heartbeat to go stale."""
+        instance = instance_id or self.instance_id
 
         def work() -> int:
-            released = self._release_where("instance_id = ?", (self.instance_id,))
-            self.conn.execute("DELETE FROM instances WHERE id = ?", (self.instance_id,))
+            released = self._release_where("instance_id = ?", (instance,))
+            self.conn.execute("DELETE FROM instances WHERE id = ?", (instance,))
             return released
 
         return self._tx(work)

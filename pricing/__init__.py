@@ -1,6 +1,6 @@
 """Pricing: what a call cost (`PriceBook.cost`) and the most it can cost (`estimate_max_cost`)."""
 
-from .estimate import estimate_max_cost, max_tokens_bound
+from .estimate import estimate_max_cost, token_bounds
 from .prices import (
     CONFIG_SOURCE,
     GENAI_PRICES_SOURCE,
@@ -22,5 +22,5 @@ __all__ = (
     "PriceBook",
     "ResolvedPrice",
     "estimate_max_cost",
-    "max_tokens_bound",
+    "token_bounds",
 )

@@ -4,30 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from providers.endpoint import CallRequest
+from providers.base import CallRequest
 
 from .prices import UNPRICED, Cost, PriceBook, ResolvedPrice
 
-__all__ = ("estimate_max_cost", "max_tokens_bound")
+__all__ = ("estimate_max_cost", "token_bounds")
 
 
-def max_tokens_bound(
-    book: PriceBook,
-    price_provider: str | None,
-    request: CallRequest,
-    endpoint_kind: str,
-    default_max_output_tokens: int,
-    *,
-    model: str | None = None,
-) -> tuple[int, int] | None:
-    """Upper bounds on (input tokens, output tokens) for the call, None if unpriced."""
-    resolved = book.resolve(price_provider, model or request.model)
-    if resolved is None:
-        return None
-    return _token_bounds(resolved, request, endpoint_kind, default_max_output_tokens)
-
-
-def _token_bounds(
+def token_bounds(
     resolved: ResolvedPrice, request: CallRequest, endpoint_kind: str, default_max_output_tokens: int
 ) -> tuple[int, int]:
     """Input: the body's size in bytes (no token is shorter than one byte), capped at the
@@ -62,7 +46,7 @@ def estimate_max_cost(
 ) -> Cost:
     """The most this call can cost; `Cost(None, "unpriced")` for an unpriced model.
 
-    Tokens are bounded as `max_tokens_bound` says, then priced with the same resolution and
+    Tokens are bounded as `token_bounds` says, then priced with the same resolution and
     rates as `PriceBook.cost`, every input token in the dearest input class (plain input,
     or cache write where that costs more, as at Anthropic) and every output token in the
     dearest output class, at the tier the input bound falls in, plus any per-request fee
@@ -74,5 +58,5 @@ def estimate_max_cost(
     resolved = book.resolve(price_provider, model or request.model)
     if resolved is None:
         return UNPRICED
-    input_tokens, output_tokens = _token_bounds(resolved, request, endpoint_kind, default_max_output_tokens)
+    input_tokens, output_tokens = token_bounds(resolved, request, endpoint_kind, default_max_output_tokens)
     return book.max_price(resolved, input_tokens, output_tokens, at)

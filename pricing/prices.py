@@ -15,7 +15,7 @@ import re
 import threading
 from bisect import bisect_left
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -26,7 +26,7 @@ from genai_prices import types as _gp
 from genai_prices.data_units import unit_data as _gp_units
 from genai_prices.types import calc_unit_price as _gp_unit_price
 
-from providers.usage import TokenUsage
+from core.usage import TOKEN_CLASSES, TokenUsage
 
 __all__ = (
     "CONFIG_SOURCE",
@@ -171,23 +171,22 @@ def _consistent(usage: TokenUsage) -> TokenUsage:
     cache_read = max(usage.cache_read_tokens, 0)
     cache_write = max(usage.cache_write_tokens, 0)
     reasoning = max(usage.reasoning_tokens, 0)
-    input_tokens = max(usage.input_tokens, cache_read + cache_write)
-    output_tokens = max(usage.output_tokens, reasoning)
-    if (input_tokens, cache_read, cache_write, output_tokens, reasoning) == (
-        usage.input_tokens,
-        usage.cache_read_tokens,
-        usage.cache_write_tokens,
-        usage.output_tokens,
-        usage.reasoning_tokens,
-    ):
+    fixed = dict(
+        input_tokens=max(usage.input_tokens, cache_read + cache_write),
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        output_tokens=max(usage.output_tokens, reasoning),
+        reasoning_tokens=reasoning,
+    )
+    if fixed == usage.tokens():
         return usage
-    return TokenUsage(input_tokens, cache_read, cache_write, output_tokens, reasoning)
+    return replace(usage, **fixed)
 
 
-# The genai-prices usage keys a TokenUsage fills in.
-_REPORTED_KEYS = frozenset(
-    {"input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "output_reasoning_tokens"}
-)
+#: genai-prices' name of each TokenUsage token class (the others are the same).
+_GENAI_NAMES = {"reasoning_tokens": "output_reasoning_tokens"}
+# The genai-prices usage keys a TokenUsage's token classes fill in.
+_REPORTED_KEYS = frozenset(_GENAI_NAMES.get(name, name) for name in TOKEN_CLASSES)
 
 
 def _genai_usage(usage: TokenUsage, unreported: Mapping[str, int]) -> genai_prices.Usage:
@@ -196,15 +195,11 @@ def _genai_usage(usage: TokenUsage, unreported: Mapping[str, int]) -> genai_pric
     # changes the result for a model with its own reasoning price (`output_reasoning_mtok`,
     # e.g. Perplexity's sonar-deep-research); otherwise it stays billed as output, once.
     # `unreported` zeroes the other keys the model prices (web searches, audio tokens...):
-    # what genai-prices would infer for them anyway, without its costly inference.
-    return genai_prices.Usage(
-        input_tokens=usage.input_tokens,
-        cache_read_tokens=usage.cache_read_tokens,
-        cache_write_tokens=usage.cache_write_tokens,
-        output_tokens=usage.output_tokens,
-        output_reasoning_tokens=usage.reasoning_tokens,
-        **unreported,
-    )
+    # what genai-prices would infer for them anyway, without its costly inference; the
+    # usage's own `units` (genai-prices names) replace those zeroes.
+    tokens = {_GENAI_NAMES.get(name, name): value for name, value in usage.tokens().items()}
+    units = {name: value for name, value in usage.units.items() if name in _gp_units}
+    return genai_prices.Usage(**tokens, **{**unreported, **units})
 
 
 def _price_sets(model: _gp.ModelInfo) -> list[_gp.ModelPrice]:
@@ -419,7 +414,7 @@ class ResolvedPrice:
         wherever it is used (tests/test_pricing.py checks every model of the snapshot).
         """
         plan = self._plan(at)
-        if plan.linear:
+        if plan.linear and (not usage.units or self.override is not None):
             return plan.rates_for(usage.input_tokens).usd(usage)
         return self._calc_price(usage, at)
 
@@ -507,11 +502,6 @@ class PriceBook:
         self._resolved: dict[tuple[str | None, str | None], ResolvedPrice | None] = {}
         self._unpriced_seen: set[tuple[str | None, str | None]] = set()
         self._lock = threading.Lock()
-
-    @classmethod
-    def from_overrides(cls, mapping: Mapping[str, Any] | None) -> PriceBook:
-        """From the config's `pricing:` mapping: model name -> dict or `ModelPricing`-like object."""
-        return cls(mapping)
 
     # ---- public API
 

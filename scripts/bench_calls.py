@@ -104,7 +104,7 @@ async def run(calls: int, warmup: int) -> dict[str, float]:
         await call_hook(addons, "running")
         for _ in range(warmup):  # caches, price lookups, leases (not counted)
             await one_call(addons, make_flow(), {"request": 0.0, "response": 0.0})
-        runtime = addons[-1].runtime
+        runtime = addons[-1].state.runtime
         await runtime.ledger.drain()
         await asyncio.sleep(0.2)
         gc.collect()

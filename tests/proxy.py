@@ -11,8 +11,9 @@ What the subprocess gets:
   --set budget_config=<path>        (only when given)
   --set upstream_cert=false         (never resolve / connect to the real host for its cert)
   --set connection_strategy=lazy    (connect upstream only for a request that goes through)
-  --map-remote |^https?://api\\.openai\\.com(?::\\d+)?/|http://127.0.0.1:<fake port>/  (and Anthropic,
-                                    Gemini, *.openai.azure.com, extra hosts)
+  --map-remote #(?i)^https?://(?:api\\.openai\\.com|...)(?::\\d+)?/#http://127.0.0.1:<fake port>/
+                                    (every built-in provider's hosts, from providers/registry.py;
+                                    extra hosts)
   --set block_list=...              (loopback_only=True: any host that is not mapped or
                                     loopback gets an empty 502 from the proxy, so nothing can
                                     reach the internet)
@@ -23,8 +24,9 @@ upstream at `requestheaders`, before map_remote rewrote the host (a DNS lookup o
 host, then 502). To see stream chunks as they come with bare mitmdump use
 script=STREAM_ADDON (tests/e2e_stream_addon.py).
 
-The map-remote spec is "|regex|replacement" (two parts). A trailing "|" would make it a
-three-part "|filter|regex|replacement" spec, so the replacement must not end with "|".
+The map-remote spec is "#regex#replacement" (two parts; its first character is the
+separator). A trailing "#" would make it a three-part "#filter#regex#replacement" spec, so
+the replacement must not end with "#".
 """
 
 from __future__ import annotations
@@ -41,24 +43,21 @@ import sys
 import tempfile
 import time
 import uuid
+from pathlib import Path
+from typing import Any, Iterable, Mapping
 
 import httpx
-from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+
+from providers.registry import BUILTIN
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SCRIPT = REPO_ROOT / "addon" / "budget.py"
 #: Pass-through addon that streams un-sized responses (SSE) instead of buffering them.
 STREAM_ADDON = Path(__file__).resolve().parent / "e2e_stream_addon.py"
 
-#: Hosts sent to the fake provider by default (regexes matched against the host).
-DEFAULT_HOSTS: tuple[str, ...] = (
-    "api.openai.com",
-    "api.anthropic.com",
-    "generativelanguage.googleapis.com",
-)
-#: Azure OpenAI: any resource name.
-AZURE_HOST_RE = r"[A-Za-z0-9-]+\.openai\.azure\.com"
+#: Hosts sent to the fake provider by default: every built-in provider's (a regex), from
+#: the provider registry, so a provider added there is reachable in the tests at once.
+PROVIDER_HOSTS_RE = "|".join(p.host_pattern for p in BUILTIN)
 LOOPBACK_HOST_RE = r"^(127\.0\.0\.1|localhost|::1|\[::1\])$"
 
 
@@ -89,12 +88,13 @@ def _opt_value(v: Any) -> str:
 
 
 def map_remote_spec(host_regex: str, target: str) -> str:
-    """`|^https?://HOST(:port)?/|TARGET/` for a host regex (no anchors, no '|')."""
-    subject = f"^https?://{host_regex}(?::\\d+)?/"
+    """`#^https?://HOST(:port)?/#TARGET/` for a host regex (no anchors, no '#'): the first
+    character is the spec's separator, and '#' leaves '|' free for the regex's alternatives."""
+    subject = f"(?i)^https?://{host_regex}(?::\\d+)?/"
     replacement = target.rstrip("/") + "/"
-    if "|" in subject or "|" in replacement:
-        raise ValueError("map-remote parts must not contain '|' (the spec separator)")
-    return f"|{subject}|{replacement}"
+    if "#" in subject or "#" in replacement:
+        raise ValueError("map-remote parts must not contain '#' (the spec separator)")
+    return f"#{subject}#{replacement}"
 
 
 class MitmProxy:
@@ -174,8 +174,7 @@ class MitmProxy:
         return self.confdir / "mitmproxy-ca-cert.pem"
 
     def host_regexes(self) -> list[str]:
-        out = [re.escape(h) for h in DEFAULT_HOSTS]
-        out.append(AZURE_HOST_RE)
+        out = [f"(?:{PROVIDER_HOSTS_RE})"]
         for h in self.extra_hosts:
             out.append(h[3:] if h.startswith("re:") else re.escape(h))
         return out

@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from addon.credentials import key_hash
+from metering.credentials import key_hash
 from admin import endpoints  # noqa: F401  (registers the routes)
 from admin.api import ROUTES
 from conftest import write_config

@@ -423,7 +423,7 @@ def test_config_alerting(proxy):
 def test_provider_key_spend_equals_the_sum_of_its_ledger_rows(proxy, admin):
     dev = "sk-dev-abcdefghijklmnop1234"
     chat(proxy, dev, 3)
-    from addon.credentials import key_hash
+    from metering.credentials import key_hash
 
     token = key_hash(dev)
     rows = settled(proxy, 3, key_hash=token)

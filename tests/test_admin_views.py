@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from core.usage import TokenUsage
 from ledger import views
 from ledger.directory import KeyRecord, TeamRecord, UserRecord
 from ledger.model import BudgetSpec, CallRecord, ScopeRef
@@ -23,7 +24,7 @@ def call(cost_nanos, at=T0, *, model="gpt-4o", key="k1", team=None, user=None, m
     return CallRecord(started_at=at, finished_at=at, provider=provider, endpoint="chat",
                       path="/v1/chat/completions", model=model, cost_nanos=cost_nanos, price_source="test",
                       key_hash=key, key_masked=f"sk-{key}...", team_id=team, user_id=user,
-                      metadata=metadata or {}, status=status, input_tokens=100, output_tokens=50)
+                      metadata=metadata or {}, status=status, usage=TokenUsage(input_tokens=100, output_tokens=50))
 
 
 def settle(store, rec, at=None):

@@ -1,19 +1,20 @@
-"""What a call is charged when its usage is incomplete (addon.call.settlement_usage)."""
+"""What a call is charged when its usage is incomplete (metering.call.settlement_usage)."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
 
-from addon.call import MeteredCall, settlement_usage
-from providers.endpoint import CallRequest
-from providers.recognize import Recognizer
+from core.usage import TokenUsage
+from metering.call import MeteredCall, settlement_usage
+from providers.base import CallRequest
+from providers.registry import Registry
 
 TEXT = "0123456789"  # 10 characters: 2.5 tokens at 4 bytes per token
 
 
 def call_for(host: str, path: str, input_bytes: int = 400) -> MeteredCall:
-    endpoint = Recognizer().recognize(host, path)
+    endpoint = Registry().provider(host).route("POST", path)
     request = CallRequest(model="m", stream=True, max_output_tokens=100, input_bytes=input_bytes)
     call = MeteredCall(endpoint=endpoint, request=request, started_at=datetime.now(UTC), path=path)
     call.streamed = True
@@ -74,7 +75,7 @@ def test_a_call_that_never_reached_the_provider_is_not_charged():
 def test_reached_upstream_is_told_by_the_server_connection():
     from mitmproxy.test import tflow
 
-    from addon.meter import _reached_upstream
+    from addon.http import _reached_upstream
 
     answered = tflow.tflow(resp=True)
     assert _reached_upstream(answered)
@@ -87,3 +88,41 @@ def test_reached_upstream_is_told_by_the_server_connection():
     tls_failed.server_conn.tls = True
     tls_failed.server_conn.timestamp_tls_setup = None
     assert not _reached_upstream(tls_failed)
+
+
+# --- what a response may claim --------------------------------------------------------
+
+from metering.bounds import FALLBACK_TOKENS, MAX_COST_NANOS, bound_cost, bound_usage  # noqa: E402
+from pricing.prices import PriceBook  # noqa: E402
+
+
+def test_a_report_beyond_the_context_window_is_clamped_and_kept_as_an_anomaly():
+    request = CallRequest(model="gpt-4o", stream=False, max_output_tokens=100, input_bytes=100)
+    usage, anomaly = bound_usage(TokenUsage(input_tokens=9 * 10**15, cache_read_tokens=2**63, output_tokens=50),
+                                 request, context_window=128_000)
+    assert (usage.input_tokens, usage.cache_read_tokens, usage.output_tokens) == (128_000, 128_000, 50)
+    assert anomaly == {"input_tokens": 9 * 10**15, "cache_read_tokens": 2**63}
+
+
+def test_plausible_usage_is_untouched_and_server_side_input_is_allowed():
+    # previous_response_id: the input is larger than the 10-byte body, but within the context
+    request = CallRequest(model="gpt-4o", stream=False, max_output_tokens=None, input_bytes=10)
+    usage = TokenUsage(input_tokens=100_000, output_tokens=20_000, units={"web_searches": 3})
+    assert bound_usage(usage, request, 128_000) == (usage, {})
+    # no context window known: a generous fallback, still far below any overflow
+    big = TokenUsage(input_tokens=10**30, units={"web_searches": 10**9, "input_audio_tokens": 10**12})
+    bounded, anomaly = bound_usage(big, request, None)
+    assert bounded.input_tokens == FALLBACK_TOKENS and bounded.units["input_audio_tokens"] == FALLBACK_TOKENS
+    assert set(anomaly) == {"input_tokens", "units.web_searches", "units.input_audio_tokens"}
+    assert bound_cost(MAX_COST_NANOS * 10) == (MAX_COST_NANOS, {"cost_nanos": MAX_COST_NANOS * 10})
+
+
+def test_an_impossible_report_is_recorded_clamped_with_its_raw_figure():
+    call = call_for("api.openai.com", "/v1/chat/completions", input_bytes=100)
+    call.streamed = False
+    call.parser.feed_body(json.dumps({"model": "gpt-4o", "choices": [], "usage": {
+        "prompt_tokens": 9_000_000_000_000_000, "completion_tokens": 5}}))
+    record = call.record(PriceBook(), 200, None)
+    assert record.usage.input_tokens == 128_000 and record.anomaly == {"input_tokens": 9_000_000_000_000_000}
+    # 128_000 x $2.50/M + 5 x $10/M: what gpt-4o could cost at most for its input, not $22.5 billion
+    assert record.cost_nanos == 320_000_000 + 50_000 and record.status == "ok"

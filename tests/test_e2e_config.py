@@ -2,8 +2,8 @@
 
 mitmdump is started directly (the command line MitmProxy would use), so the test sees
 its exit code and output rather than a fixture's start-up failure. One case is enough
-here: every config problem takes the same path (ConfigError → OptionsError in
-`configure`); tests/test_config.py checks the messages one by one.
+here: every config problem takes the same path (ConfigLoader._refuse); tests/test_config.py
+checks the messages one by one.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ def test_a_bad_duration_stops_mitmdump_with_the_key_path(tmp_path, fake_provider
     done = subprocess.run(proxy.command(free_port()), capture_output=True, text=True, timeout=60,
                           stdin=subprocess.DEVNULL, cwd=DEFAULT_SCRIPT.parents[1])
     output = done.stdout + done.stderr
-    assert done.returncode != 0, output
+    assert done.returncode == 2, output
     assert ("litellm_settings.budget_duration: '30x' is not a duration "
             "(use 30s, 15m, 12h, 1d, 7d, 30d, 1mo)") in output
+    assert "Traceback" not in output and "listening" not in output  # the message only
     assert not (tmp_path / "ledger.db").exists()  # stopped before opening the ledger

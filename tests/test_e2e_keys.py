@@ -74,6 +74,15 @@ def test_a_virtual_key_is_swapped_for_the_real_credential(proxy, admin, fake):
     assert key not in proxy.log_text()
 
 
+def test_a_virtual_key_sent_in_two_headers_is_taken_out_of_both(proxy, admin, fake):
+    key = generate(admin)
+    proxy.openai_client(api_key=key, default_headers={"x-api-key": key, "api-key": key}).chat.completions.create(
+        model="gpt-4o", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+    [seen] = fake.requests()
+    assert seen["headers"]["authorization"] == f"Bearer {REAL_OPENAI}"
+    assert key not in json.dumps(seen["headers"]) and "x-api-key" not in seen["headers"]
+
+
 def test_a_gemini_virtual_key_in_the_query_is_moved_to_the_header(proxy, admin, fake):
     key = generate(admin)
     out = proxy.curl(
@@ -216,10 +225,14 @@ def test_unknown_keys_block_refuses_provider_keys(fake_provider_session, tmp_pat
     p = start_proxy(fake_provider_session.url, tmp_path / "strict",
                     {**CONFIG, "general_settings": {**CONFIG["general_settings"], "unknown_keys": "block"}})
     try:
+        fake_provider_session.reset()
         with pytest.raises(openai.AuthenticationError):
             chat(p, "sk-developer-own-key")
+        assert fake_provider_session.requests() == []  # refused before upstream
         key = generate(p.admin_client(MASTER))
         chat(p, key)
+        [seen] = fake_provider_session.requests()  # an issued key passes, as the real credential
+        assert seen["headers"]["authorization"] == f"Bearer {REAL_OPENAI}" and key not in json.dumps(seen)
     finally:
         p.stop()
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import multiprocessing
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
-
 from backends import open_store
+
 from ledger.model import BudgetSpec, CallRecord, Denial, Reservation, ScopeRef
 
 USD = 1_000_000_000
@@ -204,3 +205,20 @@ def test_work_given_to_settle_commits_with_the_settlement_or_not_at_all(store):
         store.settle(None, [GLOBAL], call(USD), T0, failing)
     assert store.scope(GLOBAL).spend_nanos == USD  # the second charge was rolled back...
     assert len(store.conn.execute("SELECT * FROM budget_events WHERE event = 'probe'").fetchall()) == 1  # ...and its work
+
+
+def test_docs_ledger_lists_every_call_status():
+    from core.vocab import CallStatus
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "ledger.md").read_text()
+    assert [s for s in CallStatus if f"| `{s}` |" not in text] == []
+
+
+def test_a_new_keys_first_call_is_inside_the_period_it_starts(store):
+    """The scope is created by the call's own settlement, a batch window after the call
+    ended: its period starts no later than that call, so the period's spend is its rows."""
+    settled_at = T0 + timedelta(milliseconds=25)
+    store.settle(None, [GLOBAL, KEY], call(1_234, at=T0), settled_at)
+    key = store.scope(KEY)
+    assert key.period_start <= T0
+    assert spend_in_rows(store, key.period_start) == key.spend_nanos == 1_234

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-from types import SimpleNamespace
 
-from addon.meter import Meter
+from metering.runtime import Denied, ProcessState
 
 
 class Broken:
-    def denied(self, *args):
+    def denied(self, event):
         raise TypeError("denied() takes 3 positional arguments but 4 were given")
 
 
@@ -17,14 +16,16 @@ class Recorder:
     def __init__(self):
         self.calls = []
 
-    def denied(self, *args):
-        self.calls.append(args)
+    def denied(self, event):
+        self.calls.append(event)
 
 
 def test_a_failing_listener_is_logged_and_the_others_still_hear(caplog):
     recorder = Recorder()
-    meter = Meter(SimpleNamespace(listeners=[Broken(), recorder]))
+    state = ProcessState()
+    state.listeners += [Broken(), recorder]
+    event = Denied("rt", "record", "denial")
     with caplog.at_level(logging.ERROR, logger="spendgate"):
-        meter._notify("denied", "rt", "record", "denial")  # must not raise into the request hook
-    assert recorder.calls == [("rt", "record", "denial")]
+        state.tell(event)  # must not raise into the request hook
+    assert recorder.calls == [event]
     assert "denied listener Broken failed" in caplog.text

@@ -18,7 +18,7 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 
-from addon.credentials import key_hash, mask
+from metering.credentials import key_hash, mask
 from alert_receivers import HttpReceiver
 from e2e_helpers import start_proxy, wait_for
 from ledger import BudgetSpec, usd_to_nanos

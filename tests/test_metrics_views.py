@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from core.usage import TokenUsage
 from ledger import views_metrics as vm
 from ledger import views_ui as vu
 from ledger.directory import KeyRecord, TeamRecord, UserRecord
@@ -24,7 +25,7 @@ def call(cost, at=T0, *, model="gpt-4o", key="k1", alias=None, team=None, user=N
     return CallRecord(started_at=at, finished_at=at, provider="openai", endpoint="chat", path="/v1/chat/completions",
                       model=model, cost_nanos=cost, key_hash=key, key_masked=f"sk-{key}...", key_alias=alias,
                       team_id=team, user_id=user, status=status, error=error, metadata=metadata or {},
-                      input_tokens=100, cache_read_tokens=20, output_tokens=50, reasoning_tokens=10)
+                      usage=TokenUsage(input_tokens=100, cache_read_tokens=20, output_tokens=50, reasoning_tokens=10))
 
 
 def settle(store, rec):

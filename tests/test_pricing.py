@@ -15,6 +15,7 @@ import genai_prices
 import pytest
 from genai_prices import data_snapshot
 
+from core.usage import TokenUsage
 from pricing import (
     CONFIG_SOURCE,
     GENAI_PRICES_SOURCE,
@@ -23,10 +24,9 @@ from pricing import (
     ModelPrice,
     PriceBook,
     estimate_max_cost,
-    max_tokens_bound,
+    token_bounds,
 )
-from providers.endpoint import CallRequest
-from providers.usage import TokenUsage
+from providers.base import CallRequest
 
 AT = datetime(2025, 9, 1, 12, 0, tzinfo=UTC)
 
@@ -235,7 +235,7 @@ ACME_USAGE = TokenUsage(
 
 
 def test_override_formula_with_cache_and_reasoning():
-    book = PriceBook.from_overrides({"acme-llm": ACME})
+    book = PriceBook({"acme-llm": ACME})
     # 10_000 in (4_000 cache read, 1_000 cache write); 2_000 out (500 reasoning):
     #   (10_000 - 4_000 - 1_000) x $1/M    = $0.005
     #    4_000 x $0.10/M                    = $0.0004
@@ -264,7 +264,7 @@ def test_override_wins_over_genai_prices_with_date_and_prefix_stripped():
         max_output_tokens = None
         max_input_tokens = None
 
-    book = PriceBook.from_overrides({"gpt-4o": ModelPricing()})
+    book = PriceBook({"gpt-4o": ModelPricing()})
     # 1000 x $5/M + 1000 x $15/M = $0.02 (genai-prices would say $0.0125)
     usage = TokenUsage(input_tokens=1000, output_tokens=1000)
     for model in ("gpt-4o", "GPT-4o", "gpt-4o-2024-08-06", "openai/gpt-4o-2024-08-06"):
@@ -323,7 +323,7 @@ def test_estimate_caps_at_context_window(book):
     # gpt-4o's context window is 128_000 tokens: a 1 MB body and max_tokens 200_000 are capped.
     #   128_000 x $2.50/M + 128_000 x $10/M = $0.32 + $1.28 = $1.60
     req = request("gpt-4o", 1_000_000, 200_000)
-    assert max_tokens_bound(book, "openai", req, "chat", 4096) == (128_000, 128_000)
+    assert token_bounds(book.resolve("openai", "gpt-4o"), req, "chat", 4096) == (128_000, 128_000)
     assert estimate_max_cost(book, "openai", req, "chat", AT, 4096).nanos == usd("1.6")
 
 

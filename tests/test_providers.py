@@ -10,55 +10,74 @@ import json
 
 import pytest
 
-from providers.endpoint import CallRequest, Endpoint
-from providers.parsers import (
-    AnthropicMessagesParser,
-    GeminiParser,
+from core.vocab import ApiStyle, Framing
+from providers.anthropic import MESSAGES, AnthropicMessagesParser
+from providers.base import FREE, CallRequest, Endpoint
+from providers.custom import CustomProvider
+from providers.gemini import GENERATE, GeminiParser
+from providers.openai import (
+    CHAT,
+    COMPLETIONS,
+    EMBEDDINGS,
+    RESPONSES,
     OpenAIChatParser,
     OpenAIEmbeddingsParser,
     OpenAIResponsesParser,
-    parser_for,
+    request_stream_usage,
 )
-from providers.recognize import CustomHost, Recognizer
-from providers.request import parse_request, request_stream_usage, wants_stream_usage_injection
-from providers.usage import TokenUsage
+from providers.registry import Registry
+from core.usage import TokenUsage
 
 # --- recognition --------------------------------------------------------------------
 
-RECOGNIZER = Recognizer(
-    {
-        "ollama": CustomHost(name="ollama", host="localhost:11434", api_style="openai"),
-        "vllm": CustomHost(name="vllm", host="VLLM.internal", api_style="openai", price_provider="openai"),
-        "gateway": CustomHost(name="gateway", host="llm.corp.example", api_style="anthropic", price_provider="anthropic"),
-    }
-)
+CUSTOM = {
+    "ollama": CustomProvider("ollama", "localhost:11434", ApiStyle.OPENAI),
+    "vllm": CustomProvider("vllm", "VLLM.internal", ApiStyle.OPENAI, price_provider="openai"),
+    "gateway": CustomProvider("gateway", "llm.corp.example", ApiStyle.ANTHROPIC, price_provider="anthropic"),
+}
+REGISTRY = Registry(CUSTOM)
+UNKNOWN = "unknown host"  # not a provider's: the request passes untouched
+UNMETERED = None  # a provider's, but no route names it
 
 
-def ep(provider, style, kind, price, **kw) -> Endpoint:
-    return Endpoint(provider=provider, style=style, kind=kind, price_provider=price, **kw)
+def recognize(host, path, port=None, method="POST", registry=REGISTRY):
+    provider = registry.provider(host, port)
+    return UNKNOWN if provider is None else provider.route(method, path)
 
 
-OPENAI = lambda kind: ep("openai", "openai", kind, "openai")  # noqa: E731
-AZURE = lambda kind, dep=None: ep("azure", "openai", kind, "azure", url_model=dep)  # noqa: E731
-ANTHROPIC = ep("anthropic", "anthropic", "messages", "anthropic")
+KINDS = {"chat": CHAT, "completions": COMPLETIONS, "responses": RESPONSES, "embeddings": EMBEDDINGS}
+
+
+def ep(provider, api, price, **kw) -> Endpoint:
+    credential = REGISTRY.named(provider).credential
+    return Endpoint(provider=provider, api=api, price_provider=price, credential=credential, **kw)
+
+
+OPENAI = lambda kind: ep("openai", KINDS[kind], "openai")  # noqa: E731
+AZURE = lambda kind, dep=None: ep("azure", KINDS[kind], "azure", url_model=dep)  # noqa: E731
+ANTHROPIC = ep("anthropic", MESSAGES, "anthropic")
 GEMINI = lambda model, streaming=False, sse=True: ep(  # noqa: E731
-    "google", "gemini", "generate", "google", url_model=model, url_streaming=streaming, sse=sse
+    "google", GENERATE, "google", url_model=model, url_streaming=streaming,
+    framing=Framing.SSE if sse else Framing.JSON_ARRAY,
 )
+CUSTOM_EP = lambda name, kind, price=None: ep(name, MESSAGES if kind == "messages" else KINDS[kind], price)  # noqa: E731
 
 RECOGNITION_TABLE = [
-    # (host, path, port) -> Endpoint | None
-    # OpenAI: four metered endpoints, nothing else on the host
+    # (host, path, port) -> Endpoint | FREE | UNMETERED | UNKNOWN (for a POST)
+    # OpenAI: four metered endpoints; free ones; any other write is unmetered
     (("api.openai.com", "/v1/chat/completions", 443), OPENAI("chat")),
     (("api.openai.com", "/v1/responses", 443), OPENAI("responses")),
     (("api.openai.com", "/v1/completions", 443), OPENAI("completions")),
     (("api.openai.com", "/v1/embeddings", 443), OPENAI("embeddings")),
     (("API.OpenAI.com", "/v1/chat/completions?foo=1", None), OPENAI("chat")),
-    (("api.openai.com", "/v1/models", 443), None),
-    (("api.openai.com", "/v1/files", 443), None),
-    (("api.openai.com", "/v1/responses/resp_123", 443), None),
-    (("api.openai.com", "/v1/responses/resp_123/cancel", 443), None),
-    (("api.openai.com", "/v1/chat/completions/chatcmpl-1", 443), None),
-    (("api.openai.com", "/v2/chat/completions", 443), None),
+    (("api.openai.com", "/v1/models", 443), UNMETERED),
+    (("api.openai.com", "/v1/files", 443), FREE),
+    (("api.openai.com", "/v1/moderations", 443), FREE),
+    (("api.openai.com", "/v1/responses/resp_123", 443), UNMETERED),
+    (("api.openai.com", "/v1/responses/resp_123/cancel", 443), FREE),
+    (("api.openai.com", "/v1/chat/completions/chatcmpl-1", 443), FREE),
+    (("api.openai.com", "/v2/chat/completions", 443), UNMETERED),
+    (("api.openai.com", "/v1/batches", 443), UNMETERED),
     # Azure OpenAI: deployments (model from URL) and the v1 API (model in the body)
     (
         ("myres.openai.azure.com", "/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21", 443),
@@ -71,16 +90,17 @@ RECOGNITION_TABLE = [
     (("myres.openai.azure.com", "/openai/v1/responses", None), AZURE("responses")),
     (("myres.openai.azure.com", "/openai/responses?api-version=2025-04-01-preview", None), AZURE("responses")),
     (("myres.openai.azure.com", "/openai/v1/embeddings", None), AZURE("embeddings")),
-    (("myres.openai.azure.com", "/openai/deployments/gpt4o/images/generations", None), None),
-    (("myres.openai.azure.com", "/openai/deployments", None), None),
-    (("myres.openai.azure.com", "/openai/v1/models", None), None),
-    (("openai.azure.com.evil.example", "/openai/v1/chat/completions", None), None),
-    # Anthropic: messages only
+    (("myres.openai.azure.com", "/openai/deployments/gpt4o/images/generations", None), UNMETERED),
+    (("myres.openai.azure.com", "/openai/deployments", None), UNMETERED),
+    (("myres.openai.azure.com", "/openai/v1/models", None), UNMETERED),
+    (("openai.azure.com.evil.example", "/openai/v1/chat/completions", None), UNKNOWN),
+    (("openai.azure.com", "/openai/v1/chat/completions", None), UNKNOWN),
+    # Anthropic: messages; token counting is free; batches are not metered
     (("api.anthropic.com", "/v1/messages", 443), ANTHROPIC),
     (("api.anthropic.com", "/v1/messages?beta=true", 443), ANTHROPIC),
-    (("api.anthropic.com", "/v1/messages/count_tokens", 443), None),
-    (("api.anthropic.com", "/v1/messages/batches", 443), None),
-    (("api.anthropic.com", "/v1/complete", 443), None),
+    (("api.anthropic.com", "/v1/messages/count_tokens", 443), FREE),
+    (("api.anthropic.com", "/v1/messages/batches", 443), UNMETERED),
+    (("api.anthropic.com", "/v1/complete", 443), UNMETERED),
     # Gemini: model from the URL; streaming from the method; SSE only with alt=sse
     (
         ("generativelanguage.googleapis.com", "/v1beta/models/gemini-2.5-flash:generateContent", 443),
@@ -102,74 +122,85 @@ RECOGNITION_TABLE = [
         ("generativelanguage.googleapis.com", "/v1beta/tunedModels/my-tune-42:generateContent", 443),
         GEMINI("tunedModels/my-tune-42"),
     ),
-    (("generativelanguage.googleapis.com", "/v1beta/models/gemini-2.5-flash:countTokens", 443), None),
-    (("generativelanguage.googleapis.com", "/v1beta/models/gemini-2.5-flash", 443), None),
-    (("generativelanguage.googleapis.com", "/v1beta/models", 443), None),
-    (("generativelanguage.googleapis.com", "/v2/models/gemini-2.5-flash:generateContent", 443), None),
+    (("generativelanguage.googleapis.com", "/v1beta/models/gemini-2.5-flash:countTokens", 443), FREE),
+    (("generativelanguage.googleapis.com", "/v1beta/models/gemini-2.5-flash", 443), UNMETERED),
+    (("generativelanguage.googleapis.com", "/v1beta/models", 443), UNMETERED),
+    (("generativelanguage.googleapis.com", "/v2/models/gemini-2.5-flash:generateContent", 443), UNMETERED),
     # Custom hosts: port-aware when configured with a port; any prefix before the endpoint
-    (("localhost", "/v1/chat/completions", 11434), ep("ollama", "openai", "chat", None)),
-    (("localhost:11434", "/v1/chat/completions", None), ep("ollama", "openai", "chat", None)),
-    (("localhost", "/v1/chat/completions", 8080), None),
-    (("localhost", "/v1/chat/completions", None), None),
-    (("vllm.internal", "/v1/completions", 8000), ep("vllm", "openai", "completions", "openai")),
-    (("vllm.internal", "/api/openai/v1/chat/completions", 443), ep("vllm", "openai", "chat", "openai")),
-    (("vllm.internal", "/v1/responses", None), ep("vllm", "openai", "responses", "openai")),
-    (("vllm.internal", "/embeddings", None), ep("vllm", "openai", "embeddings", "openai")),
-    (("vllm.internal", "/v1/models", None), None),
-    (("vllm.internal", "/v1/messages", None), None),
-    (("llm.corp.example", "/anthropic/v1/messages", None), ep("gateway", "anthropic", "messages", "anthropic")),
-    (("llm.corp.example", "/messages", None), ep("gateway", "anthropic", "messages", "anthropic")),
-    (("llm.corp.example", "/v1/messages/count_tokens", None), None),
-    (("llm.corp.example", "/v1/chat/completions", None), None),
+    (("localhost", "/v1/chat/completions", 11434), CUSTOM_EP("ollama", "chat")),
+    (("localhost:11434", "/v1/chat/completions", None), CUSTOM_EP("ollama", "chat")),
+    (("localhost", "/v1/chat/completions", 8080), UNKNOWN),
+    (("localhost", "/v1/chat/completions", None), UNKNOWN),
+    (("vllm.internal", "/v1/completions", 8000), CUSTOM_EP("vllm", "completions", "openai")),
+    (("vllm.internal", "/api/openai/v1/chat/completions", 443), CUSTOM_EP("vllm", "chat", "openai")),
+    (("vllm.internal", "/v1/responses", None), CUSTOM_EP("vllm", "responses", "openai")),
+    (("vllm.internal", "/embeddings", None), CUSTOM_EP("vllm", "embeddings", "openai")),
+    (("vllm.internal", "/v1/models", None), UNMETERED),
+    (("vllm.internal", "/v1/messages", None), UNMETERED),
+    (("llm.corp.example", "/anthropic/v1/messages", None), CUSTOM_EP("gateway", "messages", "anthropic")),
+    (("llm.corp.example", "/messages", None), CUSTOM_EP("gateway", "messages", "anthropic")),
+    (("llm.corp.example", "/v1/messages/count_tokens", None), FREE),
+    (("llm.corp.example", "/v1/chat/completions", None), UNMETERED),
     # Unknown hosts
-    (("example.com", "/v1/chat/completions", 443), None),
-    (("api.openai.com.example.com", "/v1/chat/completions", 443), None),
+    (("example.com", "/v1/chat/completions", 443), UNKNOWN),
+    (("api.openai.com.example.com", "/v1/chat/completions", 443), UNKNOWN),
 ]
 
 
 @pytest.mark.parametrize(("where", "expected"), RECOGNITION_TABLE, ids=[f"{h}{p}" for (h, p, _), _ in RECOGNITION_TABLE])
 def test_recognition_table(where, expected):
     host, path, port = where
-    assert RECOGNIZER.recognize(host, path, port) == expected
+    assert recognize(host, path, port) == expected
+
+
+def test_reads_on_a_provider_host_are_free():
+    assert recognize("api.openai.com", "/v1/models", method="GET") is FREE
+    assert recognize("api.anthropic.com", "/api/claude_code/settings", method="GET") is FREE
+    assert recognize("api.openai.com", "/v1/files/file-1", method="DELETE") is FREE
 
 
 def test_builtin_hosts_need_no_configuration():
-    assert Recognizer().recognize("api.anthropic.com", "/v1/messages") == ANTHROPIC
-    assert Recognizer().recognize("localhost", "/v1/chat/completions", 11434) is None
+    assert recognize("api.anthropic.com", "/v1/messages", registry=Registry()) == ANTHROPIC
+    assert recognize("localhost", "/v1/chat/completions", 11434, registry=Registry()) == UNKNOWN
 
 
 def test_custom_host_overrides_a_builtin_host():
-    r = Recognizer({"proxy": CustomHost(name="corp-openai", host="api.openai.com", api_style="openai")})
-    assert r.recognize("api.openai.com", "/v1/chat/completions") == ep("corp-openai", "openai", "chat", None)
+    r = Registry({"corp-openai": CustomProvider("corp-openai", "api.openai.com", ApiStyle.OPENAI)})
+    assert recognize("api.openai.com", "/v1/chat/completions", registry=r) == Endpoint("corp-openai", CHAT, None)
 
 
 def test_custom_hosts_with_ipv6_and_trailing_dot():
-    r = Recognizer({"v6": CustomHost(name="v6", host="[::1]:8000", api_style="openai")})
-    assert r.recognize("::1", "/v1/chat/completions", 8000) == ep("v6", "openai", "chat", None)
-    assert r.recognize("[::1]:8000", "/v1/chat/completions") == ep("v6", "openai", "chat", None)
-    assert r.recognize("::1", "/v1/chat/completions", 9000) is None
-    assert Recognizer().recognize("api.openai.com.", "/v1/embeddings") == OPENAI("embeddings")
+    r = Registry({"v6": CustomProvider("v6", "[::1]:8000", ApiStyle.OPENAI)})
+    assert recognize("::1", "/v1/chat/completions", 8000, registry=r) == Endpoint("v6", CHAT, None)
+    assert recognize("[::1]:8000", "/v1/chat/completions", registry=r) == Endpoint("v6", CHAT, None)
+    assert recognize("::1", "/v1/chat/completions", 9000, registry=r) == UNKNOWN
+    assert recognize("api.openai.com.", "/v1/embeddings", registry=Registry()) == OPENAI("embeddings")
 
 
 def test_custom_host_given_as_a_base_url():
-    r = Recognizer({"o": CustomHost(name="o", host="http://LocalHost:11434/v1", api_style="openai")})
-    assert r.recognize("localhost", "/v1/embeddings", 11434) == ep("o", "openai", "embeddings", None)
+    r = Registry({"o": CustomProvider("o", "http://LocalHost:11434/v1", ApiStyle.OPENAI)})
+    assert recognize("localhost", "/v1/embeddings", 11434, registry=r) == Endpoint("o", EMBEDDINGS, None)
 
 
 @pytest.mark.parametrize(
-    "custom",
+    "make",
     [
-        {"x": CustomHost(name="x", host="h", api_style="gemini")},  # type: ignore[arg-type]
-        {"x": CustomHost(name="x", host="", api_style="openai")},
-        {"a": CustomHost(name="a", host="h:1", api_style="openai"), "b": CustomHost(name="b", host="H:1", api_style="anthropic")},
+        lambda: {"x": CustomProvider("x", "h", "gemini")},
+        lambda: {"x": CustomProvider("x", "", ApiStyle.OPENAI)},
+        lambda: Registry({"a": CustomProvider("a", "h:1", ApiStyle.OPENAI),
+                          "b": CustomProvider("b", "H:1", ApiStyle.ANTHROPIC)}),
     ],
 )
-def test_bad_custom_host_configuration_is_rejected_up_front(custom):
+def test_bad_custom_host_configuration_is_rejected_up_front(make):
     with pytest.raises(ValueError):
-        Recognizer(custom)
+        make()
 
 
 # --- request parsing ----------------------------------------------------------------
+
+
+def read(endpoint: Endpoint, raw: bytes) -> CallRequest:
+    return endpoint.api.read_request(endpoint, raw)
 
 
 def body(**fields) -> bytes:
@@ -177,7 +208,7 @@ def body(**fields) -> bytes:
 
 
 def test_chat_request_prefers_max_completion_tokens_and_reads_stream_options():
-    r = parse_request(
+    r = read(
         OPENAI("chat"),
         body(model="gpt-4o", stream=True, max_tokens=50, max_completion_tokens=100, stream_options={"include_usage": True}),
     )
@@ -187,47 +218,47 @@ def test_chat_request_prefers_max_completion_tokens_and_reads_stream_options():
 
 
 def test_chat_request_with_only_max_tokens_and_n_choices():
-    r = parse_request(OPENAI("chat"), body(model="gpt-4o-mini", max_tokens=64, n=3, messages=[]))
+    r = read(OPENAI("chat"), body(model="gpt-4o-mini", max_tokens=64, n=3, messages=[]))
     assert (r.model, r.stream, r.max_output_tokens, r.stream_usage_requested) == ("gpt-4o-mini", False, 192, False)
 
 
 def test_chat_request_without_cap():
-    r = parse_request(OPENAI("chat"), body(model="gpt-4o", messages=[{"role": "user", "content": "hi"}]))
+    r = read(OPENAI("chat"), body(model="gpt-4o", messages=[{"role": "user", "content": "hi"}]))
     assert r.max_output_tokens is None and r.parse_error is None
 
 
 def test_responses_request():
-    r = parse_request(OPENAI("responses"), body(model="o4-mini", input="hi", stream=True, max_output_tokens=2000))
+    r = read(OPENAI("responses"), body(model="o4-mini", input="hi", stream=True, max_output_tokens=2000))
     assert (r.model, r.stream, r.max_output_tokens, r.stream_usage_requested) == ("o4-mini", True, 2000, False)
 
 
 def test_completions_request_counts_best_of():
-    r = parse_request(OPENAI("completions"), body(model="gpt-3.5-turbo-instruct", prompt="x", max_tokens=16, best_of=4,
+    r = read(OPENAI("completions"), body(model="gpt-3.5-turbo-instruct", prompt="x", max_tokens=16, best_of=4,
                                                    stream=True, stream_options={"include_usage": False}))
     assert (r.max_output_tokens, r.stream, r.stream_usage_requested) == (64, True, False)
 
 
 def test_embeddings_request_has_no_output():
-    r = parse_request(OPENAI("embeddings"), body(model="text-embedding-3-small", input=["a", "b"]))
+    r = read(OPENAI("embeddings"), body(model="text-embedding-3-small", input=["a", "b"]))
     assert (r.model, r.stream, r.max_output_tokens) == ("text-embedding-3-small", False, 0)
 
 
 def test_anthropic_request():
-    r = parse_request(ANTHROPIC, body(model="claude-sonnet-4-5", max_tokens=1024, stream=True, messages=[]))
+    r = read(ANTHROPIC, body(model="claude-sonnet-4-5", max_tokens=1024, stream=True, messages=[]))
     assert (r.model, r.stream, r.max_output_tokens, r.stream_usage_requested) == ("claude-sonnet-4-5", True, 1024, False)
 
 
 def test_azure_body_model_wins_over_deployment():
     dep = AZURE("chat", "prod-gpt4o")
-    assert parse_request(dep, body(model="gpt-4o", messages=[])).model == "gpt-4o"
-    assert parse_request(dep, body(messages=[])).model == "prod-gpt4o"
+    assert read(dep, body(model="gpt-4o", messages=[])).model == "gpt-4o"
+    assert read(dep, body(messages=[])).model == "prod-gpt4o"
 
 
 def test_gemini_request_model_and_stream_come_from_the_url():
     g = GEMINI("gemini-2.5-flash", streaming=True, sse=False)
-    r = parse_request(g, body(model="ignored", contents=[], generationConfig={"maxOutputTokens": 500, "candidateCount": 2}))
+    r = read(g, body(model="ignored", contents=[], generationConfig={"maxOutputTokens": 500, "candidateCount": 2}))
     assert (r.model, r.stream, r.max_output_tokens) == ("gemini-2.5-flash", True, 1000)
-    r = parse_request(GEMINI("gemini-2.5-pro"), body(contents=[], generation_config={"max_output_tokens": 10}))
+    r = read(GEMINI("gemini-2.5-pro"), body(contents=[], generation_config={"max_output_tokens": 10}))
     assert (r.model, r.stream, r.max_output_tokens) == ("gemini-2.5-pro", False, 10)
 
 
@@ -237,27 +268,26 @@ def test_gemini_request_model_and_stream_come_from_the_url():
      (b"\xff\xfe\x00garbage", "invalid JSON in request body")],
 )
 def test_unreadable_request_is_still_a_call(raw, error):
-    r = parse_request(AZURE("chat", "dep1"), raw)
+    r = read(AZURE("chat", "dep1"), raw)
     assert r == CallRequest(model="dep1", stream=False, max_output_tokens=None, input_bytes=len(raw), parse_error=error)
-    g = parse_request(GEMINI("gemini-2.5-flash", streaming=True), raw)
+    g = read(GEMINI("gemini-2.5-flash", streaming=True), raw)
     assert (g.model, g.stream, g.parse_error) == ("gemini-2.5-flash", True, error)
 
 
 def test_odd_field_types_are_ignored_not_trusted():
-    r = parse_request(OPENAI("chat"), body(model=42, stream="yes", max_tokens="100", n=True, stream_options="x"))
+    r = read(OPENAI("chat"), body(model=42, stream="yes", max_tokens="100", n=True, stream_options="x"))
     assert (r.model, r.stream, r.max_output_tokens, r.stream_usage_requested, r.parse_error) == (None, False, None, False, None)
-    r = parse_request(OPENAI("chat"), body(model="m", max_tokens=-5))
+    r = read(OPENAI("chat"), body(model="m", max_tokens=-5))
     assert r.max_output_tokens is None
 
 
 def test_wants_stream_usage_injection():
     chat = OPENAI("chat")
-    assert wants_stream_usage_injection(chat, parse_request(chat, body(model="m", stream=True)))
-    assert not wants_stream_usage_injection(
-        chat, parse_request(chat, body(model="m", stream=True, stream_options={"include_usage": True})))
-    assert not wants_stream_usage_injection(chat, parse_request(chat, body(model="m")))
+    assert CHAT.wants_stream_usage(read(chat, body(model="m", stream=True)))
+    assert not CHAT.wants_stream_usage(read(chat, body(model="m", stream=True, stream_options={"include_usage": True})))
+    assert not CHAT.wants_stream_usage(read(chat, body(model="m")))
     responses = OPENAI("responses")
-    assert not wants_stream_usage_injection(responses, parse_request(responses, body(model="m", stream=True)))
+    assert not RESPONSES.wants_stream_usage(read(responses, body(model="m", stream=True)))
 
 
 def test_request_stream_usage_splices_without_touching_the_rest():
@@ -290,6 +320,11 @@ def test_request_stream_usage_leaves_other_bodies_alone(raw):
 
 # --- usage in whole (non-streamed) bodies ------------------------------------------
 
+
+def new_parser(endpoint: Endpoint):
+    return endpoint.api.new_parser(endpoint)
+
+
 OPENAI_CHAT_BODY = {
     "id": "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG",
     "object": "chat.completion",
@@ -321,7 +356,7 @@ OPENAI_CHAT_BODY = {
 
 
 def test_openai_chat_body_cached_and_reasoning_are_inside_the_totals():
-    p = parser_for(OPENAI("chat"))
+    p = new_parser(OPENAI("chat"))
     assert isinstance(p, OpenAIChatParser)
     p.feed_body(json.dumps(OPENAI_CHAT_BODY).encode())
     assert p.usage == TokenUsage(input_tokens=1117, cache_read_tokens=1024, output_tokens=46, reasoning_tokens=30)
@@ -330,14 +365,14 @@ def test_openai_chat_body_cached_and_reasoning_are_inside_the_totals():
 
 
 def test_azure_uses_openai_shapes():
-    p = parser_for(AZURE("chat", "prod"))
+    p = new_parser(AZURE("chat", "prod"))
     azure = dict(OPENAI_CHAT_BODY, model="gpt-4o-2024-11-20", prompt_filter_results=[{"prompt_index": 0}])
     p.feed_body(json.dumps(azure))
     assert p.usage.input_tokens == 1117 and p.model == "gpt-4o-2024-11-20"
 
 
 def test_openai_completions_body():
-    p = parser_for(OPENAI("completions"))
+    p = new_parser(OPENAI("completions"))
     p.feed_body(json.dumps({
         "id": "cmpl-1", "object": "text_completion", "model": "gpt-3.5-turbo-instruct",
         "choices": [{"text": "\n\nHello there", "index": 0, "logprobs": None, "finish_reason": "length"}],
@@ -348,7 +383,7 @@ def test_openai_completions_body():
 
 
 def test_openai_embeddings_body():
-    p = parser_for(OPENAI("embeddings"))
+    p = new_parser(OPENAI("embeddings"))
     assert isinstance(p, OpenAIEmbeddingsParser)
     p.feed_body(json.dumps({
         "object": "list",
@@ -387,7 +422,7 @@ RESPONSES_BODY = {
 
 
 def test_openai_responses_body():
-    p = parser_for(OPENAI("responses"))
+    p = new_parser(OPENAI("responses"))
     assert isinstance(p, OpenAIResponsesParser)
     p.feed_body(json.dumps(RESPONSES_BODY))
     assert p.usage == TokenUsage(input_tokens=2000, cache_read_tokens=1536, output_tokens=300, reasoning_tokens=256)
@@ -414,7 +449,7 @@ ANTHROPIC_BODY = {
 
 
 def test_anthropic_body_cache_tokens_are_added_to_input():
-    p = parser_for(ANTHROPIC)
+    p = new_parser(ANTHROPIC)
     assert isinstance(p, AnthropicMessagesParser)
     p.feed_body(json.dumps(ANTHROPIC_BODY).encode())
     assert p.usage == TokenUsage(
@@ -447,7 +482,7 @@ GEMINI_BODY = {
 
 
 def test_gemini_body_thoughts_are_output_and_cache_is_inside_prompt():
-    p = parser_for(GEMINI("gemini-2.5-flash"))
+    p = new_parser(GEMINI("gemini-2.5-flash"))
     assert isinstance(p, GeminiParser)
     p.feed_body(json.dumps(GEMINI_BODY))
     assert p.usage == TokenUsage(input_tokens=1500, cache_read_tokens=1024, output_tokens=106, reasoning_tokens=100)
@@ -490,25 +525,22 @@ def test_gemini_blocked_prompt_is_complete_with_input_only():
     ],
 )
 def test_bad_bodies_give_an_error_not_an_exception(endpoint, raw, error):
-    p = parser_for(endpoint)
+    p = new_parser(endpoint)
     p.feed_body(raw)
     assert (p.usage, p.complete, p.error) == (None, False, error)
 
 
 def test_unexpected_nested_shapes_do_not_raise():
-    p = parser_for(OPENAI("chat"))
+    p = new_parser(OPENAI("chat"))
     p.feed_body(b'{"choices": [null, 3, {"message": [1]}, {"message": {"tool_calls": [null, {"function": 5}]}}],'
                 b' "usage": {"prompt_tokens": 3, "completion_tokens": 1, "prompt_tokens_details": null}}')
     assert p.usage == TokenUsage(input_tokens=3, output_tokens=1) and p.error is None
 
 
 def test_parser_for_every_kind():
-    assert type(parser_for(OPENAI("chat"))) is OpenAIChatParser
-    assert type(parser_for(OPENAI("completions"))) is OpenAIChatParser
-    assert type(parser_for(OPENAI("responses"))) is OpenAIResponsesParser
-    assert type(parser_for(OPENAI("embeddings"))) is OpenAIEmbeddingsParser
-    assert type(parser_for(ANTHROPIC)) is AnthropicMessagesParser
-    assert type(parser_for(GEMINI("g"))) is GeminiParser
-    odd = parser_for(ep("x", "anthropic", "chat", None))
-    odd.feed_body(b"{}")
-    assert odd.usage is None and odd.error.startswith("no usage parser")
+    assert type(new_parser(OPENAI("chat"))) is OpenAIChatParser
+    assert type(new_parser(OPENAI("completions"))) is OpenAIChatParser
+    assert type(new_parser(OPENAI("responses"))) is OpenAIResponsesParser
+    assert type(new_parser(OPENAI("embeddings"))) is OpenAIEmbeddingsParser
+    assert type(new_parser(ANTHROPIC)) is AnthropicMessagesParser
+    assert type(new_parser(GEMINI("g"))) is GeminiParser

@@ -17,19 +17,30 @@ import brotli
 import pytest
 import zstandard
 
-from providers.endpoint import Endpoint
-from providers.parsers import OpenAIChatParser, UsageParser, parser_for
+from core.vocab import Framing
+from providers import anthropic, gemini, openai
+from providers.base import Endpoint
+from providers.openai import OpenAIChatParser
+from providers.parsing import UsageParser
 from providers.stream import StreamTap, feed_stream_body
-from providers.usage import TokenUsage
+from core.usage import TokenUsage
 
-CHAT = Endpoint(provider="openai", style="openai", kind="chat", price_provider="openai")
-COMPLETIONS = Endpoint(provider="openai", style="openai", kind="completions", price_provider="openai")
-RESPONSES = Endpoint(provider="openai", style="openai", kind="responses", price_provider="openai")
-ANTHROPIC = Endpoint(provider="anthropic", style="anthropic", kind="messages", price_provider="anthropic")
-GEMINI_SSE = Endpoint(provider="google", style="gemini", kind="generate", price_provider="google",
-                      url_model="gemini-2.5-flash", url_streaming=True, sse=True)
-GEMINI_ARRAY = Endpoint(provider="google", style="gemini", kind="generate", price_provider="google",
-                        url_model="gemini-2.5-flash", url_streaming=True, sse=False)
+CHAT = Endpoint(provider="openai", api=openai.CHAT, price_provider="openai")
+COMPLETIONS = Endpoint(provider="openai", api=openai.COMPLETIONS, price_provider="openai")
+RESPONSES = Endpoint(provider="openai", api=openai.RESPONSES, price_provider="openai")
+ANTHROPIC = Endpoint(provider="anthropic", api=anthropic.MESSAGES, price_provider="anthropic")
+GEMINI_SSE = Endpoint(provider="google", api=gemini.GENERATE, price_provider="google",
+                      url_model="gemini-2.5-flash", url_streaming=True, framing=Framing.SSE)
+GEMINI_ARRAY = Endpoint(provider="google", api=gemini.GENERATE, price_provider="google",
+                        url_model="gemini-2.5-flash", url_streaming=True, framing=Framing.JSON_ARRAY)
+
+
+def parser_for(endpoint: Endpoint) -> UsageParser:
+    return endpoint.api.new_parser(endpoint)
+
+
+def framing(sse_: bool) -> Framing:
+    return Framing.SSE if sse_ else Framing.JSON_ARRAY
 
 
 def sse(*events: tuple[str | None, object], eol: str = "\n") -> bytes:
@@ -196,7 +207,7 @@ def collect(out: bytes | tuple[bytes, ...]) -> bytes:
 def run(endpoint: Endpoint, sse_: bool, chunks: list[bytes], encoding: str | None = None,
         drop: bool = False) -> tuple[UsageParser, StreamTap, bytes]:
     parser = parser_for(endpoint)
-    tap = StreamTap(parser, sse=sse_, content_encoding=encoding, drop_usage_only_events=drop)
+    tap = StreamTap(parser, framing=framing(sse_), content_encoding=encoding, drop_usage_only_events=drop)
     forwarded = b""
     for chunk in chunks:
         out = tap(chunk)
@@ -230,7 +241,7 @@ def test_stream_usage_is_the_same_at_every_split(name):
 @pytest.mark.parametrize("name", STREAMS)
 def test_buffered_stream_body_gives_the_same_usage(name):
     endpoint, is_sse, data, usage, model, _ = STREAMS[name]
-    parser = feed_stream_body(parser_for(endpoint), data, sse=is_sse)
+    parser = feed_stream_body(parser_for(endpoint), data, framing=framing(is_sse))
     assert (parser.usage, parser.complete, parser.model) == (usage, True, model)
 
 
@@ -345,7 +356,7 @@ def test_drop_removes_only_the_usage_chunk_and_keeps_done(eol):
 
 def test_drop_forwards_each_complete_event_at_once():
     parser = parser_for(CHAT)
-    tap = StreamTap(parser, sse=True, content_encoding=None, drop_usage_only_events=True)
+    tap = StreamTap(parser, framing=Framing.SSE, content_encoding=None, drop_usage_only_events=True)
     first, rest = CHAT_BODY.split(b"\n\n", 1)
     assert tap(first[:20]) == ()  # incomplete: held back (an empty tuple, not b"")
     assert tap(first[20:] + b"\n\n" + rest[:5]) == first + b"\n\n"
@@ -535,7 +546,7 @@ def test_event_name_is_used_when_data_has_no_type():
 
 def test_calls_after_the_end_pass_through():
     parser = parser_for(CHAT)
-    tap = StreamTap(parser, sse=True, content_encoding=None)
+    tap = StreamTap(parser, framing=Framing.SSE, content_encoding=None)
     tap(CHAT_STREAM)
     assert tap(b"") == b""
     assert tap(b"late") == b"late"
@@ -543,7 +554,7 @@ def test_calls_after_the_end_pass_through():
 
 def test_oversized_event_stops_parsing_but_not_forwarding(monkeypatch):
     """The limit bounds what is *buffered* while an event is incomplete."""
-    import providers.stream as stream_mod
+    import providers.framing.base as stream_mod
 
     monkeypatch.setattr(stream_mod, "MAX_EVENT_BYTES", 1000)
     long_line = b'data: {"choices":[{"delta":{"content":"' + b"x" * 5000 + b'"}}]}\n\n'

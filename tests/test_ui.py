@@ -18,13 +18,14 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-
-from addon.credentials import key_hash, mask
 from alert_receivers import HttpReceiver
 from e2e_helpers import start_proxy, wait_for
+
+from core.usage import TokenUsage
 from ledger import BudgetSpec, CallRecord, ScopeRef, usd_to_nanos
 from ledger.directory import KeyRecord, TeamRecord, UserRecord
 from ledger.sqlite import SQLiteStore
+from metering.credentials import key_hash, mask
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -110,7 +111,7 @@ def seed(path: Path, now: datetime) -> None:
                 tokens_in, tokens_out = rnd.randint(800, 6000), rnd.randint(200, 1500)
                 rec = CallRecord(
                     started_at=at - timedelta(seconds=2), finished_at=at, provider=provider, endpoint="chat",
-                    path="/v1/chat/completions", model=model, input_tokens=tokens_in, output_tokens=tokens_out,
+                    path="/v1/chat/completions", model=model, usage=TokenUsage(input_tokens=tokens_in, output_tokens=tokens_out),
                     cost_nanos=usd_to_nanos(round(rnd.uniform(lo, hi) * ramp, 6)), price_source="genai-prices",
                     status="ok", http_status=200, latency_ms=rnd.uniform(400, 4000), key_hash=key_hash(RAW[alias]),
                     key_masked=mask(RAW[alias]), key_alias=alias, user_id=user, team_id=team)

@@ -13,7 +13,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from addon.credentials import key_hash
+from metering.credentials import key_hash
 from admin.api import AdminContext, ApiError, not_found
 from admin.schemas import BudgetFields, soft_above_max
 from ledger import views

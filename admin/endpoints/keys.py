@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from addon.credentials import key_hash, mask
+from metering.credentials import key_hash, mask
 from admin.api import AdminContext, ApiError, route
 from admin.endpoints.common import (
     HASH,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.vocab import ScopeKind
 from ledger import AsyncLedger, Store
 from ledger.directory import KeyRecord, TeamRecord, UserRecord
 
@@ -44,14 +45,13 @@ class DirectoryCache:
                 self.keys[hash_] = found
         return found
 
-    def team_by_alias(self, alias: str) -> TeamRecord | None:
-        return next((t for t in self.teams.values() if t.team_alias == alias), None)
-
     def label(self, kind: str, id_: str) -> str:
-        """How a person knows a scope: a team's alias, a key's alias or masked form."""
-        if kind == "team" and id_ in self.teams:
-            return self.teams[id_].team_alias or id_
-        if kind == "key" and id_ in self.keys:
-            k = self.keys[id_]
-            return k.key_alias or k.key_masked
+        """How a person knows a scope: a team's alias, a key's alias or masked form (a key
+        hash the directory doesn't know is shortened: never shown in full)."""
+        if kind == ScopeKind.TEAM:
+            team = self.teams.get(id_)
+            return (team.team_alias if team else None) or id_
+        if kind == ScopeKind.KEY:
+            k = self.keys.get(id_)
+            return (k.key_alias or k.key_masked) if k else id_[:12]
         return id_

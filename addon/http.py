@@ -1,0 +1,151 @@
+"""The request path over HTTP, as mitmproxy hooks: an adapter over the metering core.
+
+request → recognise the provider and endpoint from the host the client asked for →
+admit (identify, estimate, reserve — metering/meter.py) or answer in the provider's
+place → forward → tap the stream without buffering → settle (after the response is on
+its way: the end of a stream is never held up by the ledger).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from mitmproxy import http
+
+from addon.proxyauth import PROXY_USER
+from addon.replies import refusal_response
+from core.vocab import Framing
+from metering.call import MeteredCall
+from metering.meter import Meter
+from providers.base import FREE, UNMETERED, Endpoint
+from providers.openai import request_stream_usage
+from providers.stream import StreamTap
+
+if TYPE_CHECKING:
+    from metering.runtime import ProcessState, Runtime
+
+__all__ = ["HttpMeter", "METADATA_KEY"]
+
+METADATA_KEY = "spendgate"  # flow.metadata: the flow's MeteredCall
+
+
+class HttpMeter:
+    """Meters and enforces every recognised LLM call over HTTP; every other flow is untouched."""
+
+    def __init__(self, state: ProcessState, meter: Meter):
+        self.state = state
+        self.meter = meter
+        # Told how long the hooks held a metered call up ("request": identity, estimate,
+        # reservation or refusal; "response": reading a buffered reply's usage): the metrics.
+        self.observe_latency: Callable[[str, float], None] | None = None
+
+    # -- hooks ------------------------------------------------------------------------------
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        rt = self.state.runtime
+        if rt is None:
+            return
+        req = flow.request
+        provider = rt.registry.provider(req.pretty_host, req.port)
+        if provider is None:
+            return
+        endpoint = provider.route(req.method, req.path)
+        if endpoint is FREE:
+            return
+        if endpoint is None:  # the provider's, but nothing spendgate can price: on the record
+            endpoint = provider.unmetered()
+        t0 = time.perf_counter()
+        await self._meter(rt, flow, endpoint)
+        if self.observe_latency is not None:
+            self.observe_latency("request", time.perf_counter() - t0)
+
+    async def _meter(self, rt: Runtime, flow: http.HTTPFlow, endpoint: Endpoint) -> None:
+        req = flow.request
+        call = MeteredCall(
+            endpoint=endpoint,
+            request=endpoint.api.read_request(endpoint, req.get_content(strict=False) or b"",
+                                              req.headers.get("content-type", "")),
+            started_at=datetime.now(UTC),
+            path=flow.request.path,
+            method=flow.request.method,
+        )
+        refused = await self.meter.admit(rt, call, flow.request, flow.metadata.get(PROXY_USER))
+        if refused is not None:
+            flow.response = refusal_response(refused)
+        elif not flow.live:  # the client left while we waited for the ledger
+            self.meter.abandon(rt, call)
+        else:
+            self._forward(rt, flow, call)
+
+    def _forward(self, rt: Runtime, flow: http.HTTPFlow, call: MeteredCall) -> None:
+        """The call goes upstream, metered."""
+        if call.endpoint.api.wants_stream_usage(call.request):
+            flow.request.content = request_stream_usage(flow.request.get_content(strict=False) or b"")
+            flow.request.headers["accept-encoding"] = "identity"  # so the tap can drop the usage event
+            call.drop_usage_event = True
+        flow.metadata[METADATA_KEY] = call
+        self.meter.forwarded(rt, call)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        call: MeteredCall | None = flow.metadata.get(METADATA_KEY)
+        if call is None or flow.response is None:
+            return
+        headers = flow.response.headers
+        sse = "text/event-stream" in headers.get("content-type", "")
+        if not (sse or (call.endpoint.url_streaming and flow.response.status_code < 300)):
+            return  # an ordinary body: buffered by mitmproxy, read in `response`
+        call.streamed = True
+        flow.response.stream = StreamTap(
+            call.parser,
+            framing=Framing.SSE if sse else _unlabelled_framing(call.endpoint),
+            content_encoding=headers.get("content-encoding"),
+            drop_usage_only_events=call.drop_usage_event and "content-length" not in headers,
+        )
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        call: MeteredCall | None = flow.metadata.get(METADATA_KEY)
+        if call is None or call.done:
+            return
+        if not call.streamed and call.endpoint.api is not UNMETERED:
+            t0 = time.perf_counter()
+            try:
+                call.parser.feed_body(flow.response.get_content(strict=False) or b"")
+            except Exception as e:  # the parser reports problems itself; belt and braces
+                call.parser.note_error(f"unreadable response: {type(e).__name__}: {e}")
+            if self.observe_latency is not None:
+                self.observe_latency("response", time.perf_counter() - t0)
+        self.meter.finish(call, flow.response.status_code, None)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        call: MeteredCall | None = flow.metadata.get(METADATA_KEY)
+        if call is None or call.done:
+            return
+        status = flow.response.status_code if flow.response else None
+        call.reached_upstream = _reached_upstream(flow)
+        self.meter.finish(call, status, call.abort_reason or (flow.error.msg if flow.error else "error"))
+
+    async def done(self) -> None:
+        await self.meter.done()
+
+
+def _unlabelled_framing(endpoint: Endpoint) -> Framing:
+    """The framing of a stream whose content type does not say text/event-stream: the
+    endpoint's own (Gemini's JSON array), SSE not being it."""
+    return Framing.JSON_ARRAY if endpoint.framing is Framing.SSE else endpoint.framing
+
+
+def _reached_upstream(flow: http.HTTPFlow) -> bool:
+    """False when the request cannot have left the proxy: no response came back and no
+    connection to the provider was ever set up (refused, unresolvable, TLS handshake
+    failed). A reused or established connection counts as reached: the provider may bill."""
+    if flow.response is not None:
+        return True
+    conn = flow.server_conn
+    if conn.timestamp_tcp_setup is None:
+        return False
+    return conn.tls_established or not conn.tls

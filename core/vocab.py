@@ -1,0 +1,93 @@
+"""spendgate's vocabularies: every set of words the code, the config schema, the ledger and
+the docs share, one `StrEnum` each, defined here and nowhere else.
+
+A `StrEnum` member *is* its string (`CallStatus.OK == "ok"`), so rows, JSON and YAML keep
+plain text while code gets a name it can't misspell. Adding a word means adding it here;
+the generated docs (docs/providers.md, docs/config-reference.md) and docs/ledger.md's
+tables are checked against these lists by tests.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class CallStatus(StrEnum):
+    """How a metered call ended: the `calls.status` column."""
+
+    OK = "ok"
+    """The provider reported usage and it was priced."""
+    UNPRICED = "unpriced"
+    """Usage reported, but nobody knows the model's price: `cost_nanos` is NULL, never 0."""
+    PARTIAL = "partial"
+    """The response was cut off (client or upstream hung up): charged for what was seen."""
+    PARSE_ERROR = "parse_error"
+    """The response could not be read: charged an estimate from the request and the text seen."""
+    ERROR = "error"
+    """The request never reached the provider (connection refused, DNS, TLS): not charged."""
+    BLOCKED = "blocked"
+    """spendgate refused the call (budget, key, model, unpriced model): never forwarded."""
+    UPSTREAM_ERROR = "upstream_error"
+    """The provider answered with an error and reported no usage: providers don't bill these."""
+    UNMETERED = "unmetered"
+    """A call to a recognised provider that spendgate cannot price (no parser for the
+    endpoint): recorded so it is never invisible (`general_settings.unmetered_endpoints`)."""
+    INTERRUPTED = "interrupted"
+    """The proxy was killed while the call was in flight: recorded at the next start from the
+    local journal, charged what was held for it."""
+
+
+class UsageSource(StrEnum):
+    """Where a call row's token counts come from: the `calls.usage_source` column."""
+
+    REPORTED = "reported"
+    """The provider's own usage report."""
+    ESTIMATED = "estimated"
+    """Estimated from the request's size and the text seen (the report never arrived)."""
+    NONE = "none"
+    """No usage: the call was refused, never reached the provider, or is not billed."""
+
+
+class ScopeKind(StrEnum):
+    """Budget scopes, widest first: the `budgets.kind` column."""
+
+    GLOBAL = "global"
+    TEAM = "team"
+    USER = "user"
+    KEY = "key"
+
+
+class EndpointKind(StrEnum):
+    """What a metered endpoint does: the `calls.endpoint` column."""
+
+    CHAT = "chat"
+    RESPONSES = "responses"
+    COMPLETIONS = "completions"
+    EMBEDDINGS = "embeddings"
+    MESSAGES = "messages"
+    GENERATE = "generate"
+    UNMETERED = "unmetered"
+    """Not a metered endpoint: a call the ledger records as `unmetered`."""
+
+
+class ApiStyle(StrEnum):
+    """The wire formats a custom provider host can speak (`providers.<name>.api_style`)."""
+
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+
+
+class Framing(StrEnum):
+    """How a streamed response is cut into events."""
+
+    SSE = "sse"
+    """text/event-stream: `data:` lines, blank-line separated."""
+    JSON_ARRAY = "json_array"
+    """One JSON array whose elements arrive one by one (Gemini without `alt=sse`)."""
+
+
+class Transport(StrEnum):
+    """How a metered call travelled: the `calls.transport` column."""
+
+    HTTP = "http"
+    WEBSOCKET = "websocket"

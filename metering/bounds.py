@@ -1,0 +1,69 @@
+"""What a response may claim: reported usage is bounded by what the request could produce.
+
+A provider (or anything impersonating one on the wire) can report any number: `2**63`
+prompt tokens overflowed SQLite and left the call's hold in place; `9e15` for a 100-byte
+request was recorded as a $1.35 billion call that blocked every later one. A reported
+count above what the call could possibly have used is clamped to that limit, and the
+raw figure is kept in the row's `anomaly` (and logged) for the operator to look at.
+
+The limits are generous on purpose — they catch the impossible, not the unusual: input
+can't exceed the model's context window (server-side state such as `previous_response_id`
+or uploaded files makes input larger than the request body, never larger than the
+context), nor can output; with no context window known, `FALLBACK_TOKENS` applies. Every
+unit inside a total (cached, reasoning, audio tokens...) is at most that total, and count
+units (web searches, images, seconds) at most `FALLBACK_COUNT`. Money is bounded as well:
+a cost above `MAX_COST_NANOS` (a million dollars) is clamped and flagged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from core.usage import TokenUsage
+from providers.base import CallRequest
+
+__all__ = ["FALLBACK_COUNT", "FALLBACK_TOKENS", "MAX_COST_NANOS", "bound_cost", "bound_usage"]
+
+FALLBACK_TOKENS = 10_000_000  # above any model's context, far below an integer overflow
+FALLBACK_COUNT = 100_000  # web searches, images, audio seconds... in one call
+MAX_COST_NANOS = 1_000_000 * 1_000_000_000  # $1M: no single call costs this
+
+# Units that are a part of input or output tokens (genai-prices names): bounded by that total.
+_INPUT_PARTS = ("cache_read_tokens", "cache_write_tokens")
+_OUTPUT_PARTS = ("reasoning_tokens",)
+
+
+def bound_usage(usage: TokenUsage, request: CallRequest, context_window: int | None) -> tuple[TokenUsage, dict[str, Any]]:
+    """`usage` with every count clamped to what the call could produce, and the raw
+    figures that were clamped ({} when nothing was)."""
+    window = context_window or FALLBACK_TOKENS
+    limits = {
+        "input_tokens": max(request.input_bytes, window),
+        "output_tokens": max(request.max_output_tokens or 0, window),
+    }
+    raw = usage.tokens()
+    fixed = dict(raw)
+    for name, limit in limits.items():
+        fixed[name] = min(max(raw[name], 0), limit)
+    for name in _INPUT_PARTS:
+        fixed[name] = min(max(raw[name], 0), fixed["input_tokens"])
+    for name in _OUTPUT_PARTS:
+        fixed[name] = min(max(raw[name], 0), fixed["output_tokens"])
+    units = {}
+    for name, value in usage.units.items():
+        total = fixed["input_tokens"] if name.startswith(("input_", "cache_")) else (
+            fixed["output_tokens"] if name.startswith("output_") else FALLBACK_COUNT)
+        units[name] = min(max(value, 0), total)
+    anomaly = {name: raw[name] for name in raw if raw[name] != fixed[name]}
+    anomaly.update({f"units.{name}": usage.units[name] for name in units if units[name] != usage.units[name]})
+    if not anomaly:
+        return usage, {}
+    return replace(usage, **fixed, units=units), anomaly
+
+
+def bound_cost(nanos: int | None) -> tuple[int | None, dict[str, Any]]:
+    """The cost, clamped to `MAX_COST_NANOS`, and the raw figure if it was."""
+    if nanos is not None and nanos > MAX_COST_NANOS:
+        return MAX_COST_NANOS, {"cost_nanos": nanos}
+    return nanos, {}

@@ -1,0 +1,225 @@
+"""One metered call from admission to settlement, kept in `flow.metadata`.
+
+`settlement_usage` decides what a call is charged for when the provider's final
+usage never arrived (a stream cut off by the client or upstream, an unreadable body):
+what was reported, completed by estimates from what was seen, and flagged as such.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from core.usage import TokenUsage
+from core.vocab import CallStatus, UsageSource
+from ledger import CallRecord, Reservation
+from ledger.model import call_uid, iso, parse_iso
+from metering.bounds import bound_cost, bound_usage
+from metering.identity import Identity
+from pricing.prices import UNPRICED, PriceBook
+from providers.base import UNMETERED, CallRequest, Endpoint
+from providers.parsing import UsageParser
+
+NOT_BILLED = "not billed"  # the price_source of a call the provider does not bill
+UNMETERED_SOURCE = "unmetered"  # the price_source of a call spendgate cannot price
+HELD = "held"  # the price_source of a call charged what was held for it (its pricing failed)
+BYTES_PER_TOKEN_GUESS = 4  # only for estimating calls whose usage never arrived
+
+
+@dataclass
+class MeteredCall:
+    endpoint: Endpoint
+    request: CallRequest
+    started_at: datetime
+    path: str
+    method: str = "POST"
+    uid: str = field(default_factory=call_uid)  # the ledger row's, from the start: the journal names it
+    identity: Identity = field(default_factory=Identity)
+    reservation: Reservation | None = None
+    drop_usage_event: bool = False  # spendgate asked for stream usage on the client's behalf
+    reached_upstream: bool = True  # False: the request never left the proxy (no connection)
+    streamed: bool = False
+    done: bool = False
+    abort_reason: str | None = None  # why spendgate cut the call short (an upstream gone quiet)
+    parser: UsageParser = field(init=False)
+    t0: float = field(default_factory=time.perf_counter)
+
+    def __post_init__(self) -> None:
+        self.parser = self.endpoint.api.new_parser(self.endpoint)
+
+    @property
+    def model(self) -> str | None:
+        return self.parser.model or self.request.model
+
+    def base_record(self, http_status: int | None, **fields) -> CallRecord:
+        """The ledger row's identity part, shared by settled and refused calls."""
+        ident = self.identity
+        return CallRecord(
+            uid=self.uid,
+            started_at=self.started_at,
+            finished_at=datetime.now(UTC),
+            provider=self.endpoint.provider,
+            endpoint=self.endpoint.kind,
+            path=self.path.split("?", 1)[0],
+            model=self.model,
+            streamed=self.streamed or self.request.stream,
+            http_status=http_status,
+            latency_ms=round((time.perf_counter() - self.t0) * 1000, 3),
+            key_hash=ident.key.hash if ident.key else None,
+            key_masked=ident.key.masked if ident.key else None,
+            key_alias=ident.key_alias,
+            user_id=ident.user_id,
+            team_id=ident.team_id,
+            metadata=ident.metadata,
+            **fields,
+        )
+
+    def opening(self) -> dict[str, Any]:
+        """What the journal keeps of the call when it is forwarded: enough to record it if
+        the process dies before it ends (an `interrupted` row, charged what was held)."""
+        return {
+            "record": self.base_record(None).to_json(),
+            "refs": [[ref.kind, ref.id] for ref in self.identity.scopes()],
+            "held": self.reservation.amount_nanos if self.reservation else None,
+            "price_provider": self.endpoint.price_provider,
+            "input_bytes": self.request.input_bytes,
+            "max_output_tokens": self.request.max_output_tokens,
+        }
+
+    def ending(self, http_status: int | None, error: str | None) -> Ending:
+        """How the call ended: what its settlement is built from besides who made it."""
+        usage, usage_source, status = settlement_usage(self, http_status, error)
+        return Ending(http_status, error or self.parser.error, status, usage_source, usage, self.model,
+                      self.streamed or self.request.stream, round((time.perf_counter() - self.t0) * 1000, 3),
+                      datetime.now(UTC))
+
+    def record(self, prices: PriceBook, http_status: int | None, error: str | None) -> CallRecord:
+        """The ledger row for this call, priced at the time the request was made."""
+        return settled_record(prices, self.base_record(http_status), self.ending(http_status, error),
+                              self.endpoint.price_provider, self.request.input_bytes, self.request.max_output_tokens)
+
+    def unpriceable_record(self, http_status: int | None, error: str) -> CallRecord:
+        """The row of a call whose pricing failed: charged what was held for it (the most it
+        could cost), flagged as a parse error, so nothing is lost and nothing stays held."""
+        rec = self.base_record(http_status, usage_source=UsageSource.NONE, status=CallStatus.PARSE_ERROR,
+                               error=error)
+        rec.cost_nanos = self.reservation.amount_nanos if self.reservation else None
+        rec.price_source = HELD  # NULL cost when nothing was held (an unpriced model)
+        return rec
+
+
+@dataclass(slots=True)
+class Ending:
+    """How a call ended. Journaled before the end of its response is released (a kill right
+    after can't lose it), and turned into its ledger row by `settled_record`."""
+
+    http_status: int | None
+    error: str | None
+    status: CallStatus
+    usage_source: UsageSource
+    usage: TokenUsage | None
+    model: str | None
+    streamed: bool
+    latency_ms: float
+    finished_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        usage = self.usage
+        return {
+            "http_status": self.http_status, "error": self.error, "status": self.status,
+            "usage_source": self.usage_source, "model": self.model, "streamed": self.streamed,
+            "latency_ms": self.latency_ms, "finished_at": iso(self.finished_at),
+            "usage": None if usage is None else {**usage.tokens(), "units": dict(usage.units)},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Ending:
+        usage = data.get("usage")
+        return cls(
+            data.get("http_status"), data.get("error"), CallStatus(data["status"]),
+            UsageSource(data["usage_source"]), None if usage is None else TokenUsage(**usage),
+            data.get("model"), bool(data.get("streamed")), data.get("latency_ms") or 0.0,
+            parse_iso(data["finished_at"]),
+        )
+
+
+def settled_record(prices: PriceBook, record: CallRecord, ending: Ending, price_provider: str | None,
+                   input_bytes: int, max_output_tokens: int | None) -> CallRecord:
+    """`record` (who made the call) completed by how it ended, its usage bounded by what the
+    call could have used and priced at the time the request was made. The one way a row is
+    priced: for a live call and for a call replayed from the journal alike."""
+    record.http_status, record.error, record.status = ending.http_status, ending.error, ending.status
+    record.usage_source, record.model, record.streamed = ending.usage_source, ending.model, ending.streamed
+    record.latency_ms, record.finished_at = ending.latency_ms, ending.finished_at
+    if ending.status == CallStatus.UNMETERED:
+        record.cost_nanos, record.price_source = None, UNMETERED_SOURCE
+        return record
+    if ending.usage is None:
+        record.cost_nanos, record.price_source = 0, NOT_BILLED
+        return record
+    resolved = prices.resolve(price_provider, ending.model)
+    request = CallRequest(ending.model, ending.streamed, max_output_tokens, input_bytes)
+    usage, anomaly = bound_usage(ending.usage, request, resolved.context_window if resolved else None)
+    record.usage = usage
+    cost = prices.price(resolved, usage, record.started_at) if resolved is not None else UNPRICED
+    nanos, cost_anomaly = bound_cost(cost.nanos)
+    record.cost_nanos, record.price_source = nanos, cost.source
+    record.anomaly = {**anomaly, **cost_anomaly} or None
+    if cost.nanos is None and ending.status == CallStatus.OK:
+        record.status = CallStatus.UNPRICED
+    return record
+
+
+def interrupted_record(record: CallRecord, held: int | None) -> CallRecord:
+    """The row of a call the proxy was killed in the middle of (found open in the journal
+    at the next start): charged what was held for it — the most it could have cost — since
+    the provider may bill it; NULL when nothing was held (an unpriced or unmetered call)."""
+    record.status, record.usage_source = CallStatus.INTERRUPTED, UsageSource.NONE
+    record.cost_nanos, record.price_source = held, HELD
+    record.error = "the proxy stopped while the call was in flight"
+    return record
+
+
+def _guess_tokens(size: int) -> int:
+    return math.ceil(size / BYTES_PER_TOKEN_GUESS) if size else 0
+
+
+def settlement_usage(call: MeteredCall, http_status: int | None,
+                     error: str | None) -> tuple[TokenUsage | None, UsageSource, CallStatus]:
+    """(usage to charge, usage_source, status).
+
+    - an endpoint spendgate cannot meter: no usage, status `unmetered` (cost unknown);
+    - complete usage from the provider: charged as reported;
+    - an upstream error reply without usage: not billed by providers, so not charged;
+    - a request that never reached the provider (connection refused...): not charged;
+    - anything else (cut-off stream, unreadable body): what was reported, with input
+      guessed from the request size where missing, and output no less than the text
+      seen (a stream's early counts are placeholders: Anthropic's `message_start`
+      reports 1 output token, the real count comes in the `message_delta` at the end).
+    """
+    if call.endpoint.api is UNMETERED:
+        return None, UsageSource.NONE, CallStatus.UNMETERED
+    parser = call.parser
+    if parser.complete and parser.usage is not None:
+        # The provider's final usage arrived: the call is whole even if a side hung up
+        # right after it (SDKs close the stream as soon as they read the last event).
+        return parser.usage, UsageSource.REPORTED, CallStatus.OK
+    if http_status is not None and http_status >= 400 and parser.usage is None:
+        return None, UsageSource.NONE, CallStatus.UPSTREAM_ERROR
+    if not call.reached_upstream:
+        return None, UsageSource.NONE, CallStatus.ERROR
+    known = parser.usage or TokenUsage()
+    output = max(known.output_tokens, _guess_tokens(parser.output_chars))
+    usage = TokenUsage(
+        input_tokens=known.input_tokens or _guess_tokens(call.request.input_bytes),
+        cache_read_tokens=known.cache_read_tokens,
+        cache_write_tokens=known.cache_write_tokens,
+        output_tokens=output,
+        reasoning_tokens=min(known.reasoning_tokens, output),
+        units=known.units,
+    )
+    status = CallStatus.PARTIAL if error or call.streamed else CallStatus.PARSE_ERROR
+    return usage, UsageSource.ESTIMATED, status

@@ -1,0 +1,376 @@
+"""What a provider module declares, and what recognising a request hands to metering.
+
+A provider is mostly data (`Provider`): its name, the genai-prices provider whose prices
+apply, the hosts it answers for, its routes (method + path template → the `Api` that
+meters it, or free), and where its API key lives (`Credential`). An `Api` is one
+operation of a wire format — OpenAI chat, Anthropic messages, Gemini generateContent —
+and knows how to read its request (`read_request`) and its usage (`new_parser`). Several
+providers share an `Api`: Groq, Mistral and Azure speak OpenAI chat; Vertex speaks Gemini
+and Anthropic.
+
+`providers/registry.py` lists the built-in providers; recognition, the `--allow-hosts`
+pattern, the config schema's provider names, docs/providers.md and the tests' provider
+tables are derived from that list.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, ClassVar
+from urllib.parse import unquote
+
+from core.auth import bearer_token
+from core.vocab import EndpointKind, Framing
+from providers.parsing import UsageParser
+
+if TYPE_CHECKING:
+    from mitmproxy import http
+
+__all__ = [
+    "FREE",
+    "Free",
+    "Api",
+    "CallRequest",
+    "Credential",
+    "Endpoint",
+    "KeyPlace",
+    "Provider",
+    "Route",
+    "UNMETERED",
+    "strip_path",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CallRequest:
+    """What the request body says about the call, read before forwarding."""
+
+    model: str | None
+    stream: bool
+    max_output_tokens: int | None  # max_tokens / max_completion_tokens / maxOutputTokens, if set
+    input_bytes: int  # size of the request body: an upper bound on input tokens
+    stream_usage_requested: bool = False  # OpenAI stream_options.include_usage already set by the client
+    parse_error: str | None = None  # why the body could not be read (the call is still metered)
+
+
+class Api:
+    """One metered operation of a wire format. Subclasses are stateless singletons.
+
+    `read_request` never raises: a body it cannot read gives a `CallRequest` with
+    `parse_error` set, and the call is still metered (estimated). `content_type` is the
+    request's (multipart uploads need its boundary); JSON APIs ignore it.
+    """
+
+    kind: ClassVar[EndpointKind]
+    #: What the ledger gets from it, for docs/providers.md.
+    meters: ClassVar[str] = "input, cached and output tokens"
+    def wants_stream_usage(self, request: CallRequest) -> bool:
+        """Whether spendgate must ask for this call's stream usage on the client's behalf
+        (OpenAI chat reports it only with `stream_options.include_usage`; spendgate asks
+        and hides the extra event from the client)."""
+        return False
+
+    def read_request(self, endpoint: Endpoint, body: bytes, content_type: str = "") -> CallRequest:
+        raise NotImplementedError
+
+    def new_parser(self, endpoint: Endpoint) -> UsageParser:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.kind}>"
+
+
+class UnmeteredApi(Api):
+    """A request to a provider's host that no route names and that is not a read: spendgate
+    can't price it, so it is recorded as `unmetered` (never invisible) or refused, as
+    `general_settings.unmetered_endpoints` says. The model is read if the body names one."""
+
+    kind = EndpointKind.UNMETERED
+    meters = "nothing: recorded as unmetered"
+
+    def read_request(self, endpoint: Endpoint, body: bytes, content_type: str = "") -> CallRequest:
+        model = None
+        if body[:1] == b"{":  # a JSON body may name it; multipart uploads and the like don't
+            try:
+                model = json.loads(body).get("model")
+            except (ValueError, UnicodeDecodeError, RecursionError, AttributeError):
+                pass
+        return CallRequest(model=model if isinstance(model, str) and model else None, stream=False,
+                           max_output_tokens=None, input_bytes=len(body))
+
+    def new_parser(self, endpoint: Endpoint) -> UsageParser:
+        return UsageParser()
+
+
+UNMETERED = UnmeteredApi()
+
+
+class KeyPlace:
+    """A place in a request where an API key can be: a header, or a query parameter."""
+
+    __slots__ = ("name", "query", "bearer")
+
+    def __init__(self, name: str, *, query: bool = False, bearer: bool = False) -> None:
+        self.name, self.query, self.bearer = name, query, bearer
+
+    def read(self, request: http.Request) -> str | None:
+        if self.query:
+            return request.query.get(self.name) or None
+        value = request.headers.get(self.name)
+        if self.bearer:
+            return bearer_token(value)
+        return value.strip() or None if value else None
+
+    def remove(self, request: http.Request) -> None:
+        if self.query:
+            if self.name in request.query:
+                del request.query[self.name]
+        elif self.name in request.headers:
+            del request.headers[self.name]
+
+    def put(self, request: http.Request, key: str) -> None:
+        if self.query:
+            request.query[self.name] = key
+        else:
+            request.headers[self.name] = f"Bearer {key}" if self.bearer else key
+
+    def __repr__(self) -> str:
+        return f"KeyPlace({'?' if self.query else ''}{self.name})"
+
+
+KeyPlace.BEARER = KeyPlace("authorization", bearer=True)  # type: ignore[attr-defined]
+KeyPlace.X_API_KEY = KeyPlace("x-api-key")  # type: ignore[attr-defined]
+KeyPlace.API_KEY = KeyPlace("api-key")  # type: ignore[attr-defined]
+KeyPlace.GOOG_API_KEY = KeyPlace("x-goog-api-key")  # type: ignore[attr-defined]
+KeyPlace.QUERY_KEY = KeyPlace("key", query=True)  # type: ignore[attr-defined]
+#: Every place any provider reads a key from: a virtual key is removed from all of them
+#: before the real one is put in, so it can never reach upstream by a second header.
+KeyPlace.ALL = (KeyPlace.BEARER, KeyPlace.X_API_KEY, KeyPlace.API_KEY,  # type: ignore[attr-defined]
+                KeyPlace.GOOG_API_KEY, KeyPlace.QUERY_KEY)
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """Where a provider reads its API key: `reads`, in the order it looks; a virtual key's
+    real replacement goes to `place`."""
+
+    reads: tuple[KeyPlace, ...]
+    place: KeyPlace
+
+    def find(self, request: http.Request) -> tuple[str, KeyPlace] | None:
+        """(raw key, where it was), the first the provider would read; None without one."""
+        for where in self.reads:
+            value = where.read(request)
+            if value:
+                return value, where
+        return None
+
+    def swap(self, request: http.Request, real_key: str) -> None:
+        """Take every key out of the request and put the real one where the provider reads it."""
+        for where in KeyPlace.ALL:  # type: ignore[attr-defined]
+            where.remove(request)
+        self.place.put(request, real_key)
+
+
+BEARER = Credential((KeyPlace.BEARER,), KeyPlace.BEARER)  # type: ignore[attr-defined]
+
+
+class Free:
+    """The route of a call that costs nothing (a read, a token count, a moderation)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "FREE"
+
+
+FREE = Free()
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A recognised, metered request: which provider, which operation, and what the URL
+    itself says (the model, for Gemini, Azure deployments, Bedrock; whether it streams)."""
+
+    provider: str  # the provider's name (the ledger's `provider` column)
+    api: Api
+    price_provider: str | None  # genai-prices provider id (None: only `pricing:` prices it)
+    credential: Credential = BEARER
+    url_model: str | None = None
+    url_streaming: bool = False  # the URL itself asks for a stream (Gemini streamGenerateContent)
+    framing: Framing = Framing.SSE  # of a streamed response
+
+    @property
+    def kind(self) -> EndpointKind:
+        return self.api.kind
+
+
+# --- routes ---------------------------------------------------------------------------
+
+_PARAM = re.compile(r"\{(\w+)\}")
+#: Methods that only read (or delete what was stored): never billed by any provider.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
+
+
+@dataclass(frozen=True)
+class Route:
+    """`method template` → the `Api` that meters it, or `FREE`.
+
+    A template is a path with `{name}` segments (`/openai/deployments/{model}/chat/completions`,
+    `/v1beta/models/{model}:generateContent`); `{model}` becomes the endpoint's `url_model`
+    (percent-decoded: Bedrock's model ids arrive as `…-v1%3A0`). A `:` in a template also
+    matches `%3A`, which some clients send. `choices` limits a segment's values.
+    """
+
+    template: str
+    api: Api | Free
+    method: str = "POST"
+    stream: bool = False  # the URL asks for a stream
+    framing: Framing = Framing.SSE
+    sse_query: bool = False  # framed as SSE only with `?alt=sse`, else a JSON array (Gemini)
+    choices: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    price_provider: str | None = None  # instead of the provider's (Claude on Vertex...)
+    model_prefix: str = ""  # put before the URL's model (`tunedModels/`)
+    note: str = ""  # for docs/providers.md
+
+    @property
+    def literal(self) -> bool:
+        return "{" not in self.template
+
+    def pattern(self) -> re.Pattern[str]:
+        out, pos = [], 0
+        for m in _PARAM.finditer(self.template):
+            out.append(_literal(self.template[pos:m.start()]))
+            name = m.group(1)
+            allowed = self.choices.get(name)
+            body = "|".join(map(re.escape, allowed)) if allowed else "[^/]+?"
+            out.append(f"(?P<{name}>{body})")
+            pos = m.end()
+        out.append(_literal(self.template[pos:]))
+        return re.compile("".join(out) + r"\Z")
+
+
+def _literal(text: str) -> str:
+    return re.escape(text).replace(":", "(?::|%3[aA])")
+
+
+def strip_path(path: str) -> str:
+    """The path without query or fragment, and without a trailing slash."""
+    for sep in ("?", "#"):
+        i = path.find(sep)
+        if i >= 0:
+            path = path[:i]
+    if len(path) > 1 and path.endswith("/"):
+        path = path.rstrip("/") or "/"
+    return path
+
+
+def query_has(path: str, pair: str) -> bool:
+    """Whether the query string of `path` contains `pair` (`alt=sse`) as one of its items."""
+    i = path.find("?")
+    if i < 0:
+        return False
+    q = path[i + 1:].partition("#")[0]
+    return any(kv.strip() == pair for kv in q.split("&"))
+
+
+# --- providers ------------------------------------------------------------------------
+
+
+class Provider:
+    """A built-in or configured LLM API: what recognition needs to know about it.
+
+    `hosts` are exact names; `host_suffixes` match a family of hosts (`.openai.azure.com`
+    for every Azure resource). Routes are tried exactly first (a dict), then as templates.
+    A request on the provider's host that no route names is *unmetered* for a write
+    (`route` returns None) and free for a read.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        price_provider: str | None,
+        routes: tuple[Route, ...],
+        hosts: tuple[str, ...] = (),
+        host_suffixes: tuple[str, ...] = (),
+        host_pattern: str | None = None,
+        credential: Credential = BEARER,
+        config_names: tuple[str, ...] = (),
+        title: str | None = None,
+    ) -> None:
+        self.name = name
+        self.price_provider = price_provider
+        self.routes = routes
+        self.hosts = tuple(h.lower() for h in hosts)
+        self.host_suffixes = tuple(s.lower() for s in host_suffixes)
+        #: the hosts as one regex, for `--allow-hosts` (derived from hosts and suffixes unless given)
+        self.host_pattern = host_pattern or _hosts_regex(self.hosts, self.host_suffixes)
+        self.credential = credential
+        #: names under `providers:` in the config that set this provider's options
+        self.config_names = config_names or (name,)
+        self.title = title or name
+        self._exact: dict[tuple[str, str], Endpoint | Free] = {}
+        self._templated: list[tuple[re.Pattern[str], Route]] = []
+        for route in routes:
+            if route.literal:
+                self._exact[(route.method, route.template)] = self._endpoint(route, None)
+            else:
+                self._templated.append((route.pattern(), route))
+
+    def _endpoint(self, route: Route, model: str | None, path: str = "") -> Endpoint | Free:
+        if route.api is FREE:
+            return FREE
+        framing = route.framing
+        if route.sse_query:
+            framing = Framing.SSE if query_has(path, "alt=sse") else Framing.JSON_ARRAY
+        return Endpoint(
+            provider=self.name,
+            api=route.api,  # type: ignore[arg-type]
+            price_provider=route.price_provider or self.price_provider,
+            credential=self.credential,
+            url_model=model,
+            url_streaming=route.stream,
+            framing=framing,
+        )
+
+    def unmetered(self) -> Endpoint:
+        """The endpoint of a request no route names (`route` said None): recorded as unmetered."""
+        return Endpoint(self.name, UNMETERED, self.price_provider, self.credential)
+
+    def route(self, method: str, path: str) -> Endpoint | Free | None:
+        """The endpoint `method path` calls: metered (an `Endpoint`), `FREE`, or None
+        (a write no route names: unmetered)."""
+        p = strip_path(path)
+        hit = self._exact.get((method, p))
+        if hit is not None:
+            return hit
+        for pattern, route in self._templated:
+            if route.method != method:
+                continue
+            m = pattern.match(p)
+            if m is not None:
+                model = m.groupdict().get("model")
+                if model:
+                    model = route.model_prefix + self.url_model(unquote(model))
+                return self._endpoint(route, model, path)
+        if method in READ_METHODS:
+            return FREE
+        return None
+
+    def url_model(self, model: str) -> str:
+        """The model named in a URL, as pricing should see it (a provider may normalise it)."""
+        return model
+
+    def __repr__(self) -> str:
+        return f"<Provider {self.name}>"
+
+
+def _hosts_regex(hosts: tuple[str, ...], suffixes: tuple[str, ...]) -> str:
+    parts = [re.escape(h) for h in hosts]
+    parts += ["[a-z0-9-]+" + re.escape(s) for s in suffixes]
+    return "|".join(parts)

@@ -1,0 +1,413 @@
+"""OpenAI: its wire format (chat, legacy completions, Responses, embeddings), which
+Azure and every OpenAI-compatible provider speak too, and the OpenAI provider itself.
+
+Usage conventions (kept as genai-prices has them): `prompt_tokens` includes
+`prompt_tokens_details.cached_tokens`, `completion_tokens` includes
+`completion_tokens_details.reasoning_tokens`. A chat stream reports usage only when the
+request asked (`stream_options.include_usage`); spendgate asks on the client's behalf
+(`request_stream_usage`) and drops the extra chunk before the client sees it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from core.usage import TokenUsage
+from core.vocab import EndpointKind
+from providers.base import FREE, Api, CallRequest, Endpoint, Provider, Route
+from providers.parsing import (
+    JSON_ERRORS,
+    UsageParser,
+    count_at,
+    get_path,
+    is_done,
+    slen,
+)
+from providers.reading import choices, load_object, read_json_request
+from providers.values import count
+
+__all__ = [
+    "CHAT",
+    "COMPLETIONS",
+    "EMBEDDINGS",
+    "OPENAI",
+    "RESPONSES",
+    "OpenAIChatParser",
+    "OpenAIEmbeddingsParser",
+    "OpenAIResponsesParser",
+    "openai_routes",
+    "request_stream_usage",
+]
+
+# --- usage parsers --------------------------------------------------------------------
+
+def _openai_usage(u: Any) -> TokenUsage | None:
+    """Chat/completions usage: prompt_tokens already includes cached tokens,
+    completion_tokens already includes reasoning tokens."""
+    if not isinstance(u, dict):
+        return None
+    prompt = count(u.get("prompt_tokens"))
+    completion = count(u.get("completion_tokens"))
+    if prompt is None and completion is None:
+        total = count(u.get("total_tokens"))
+        if total is None:
+            return None
+        prompt = total  # embeddings-like shape: no split reported
+    return TokenUsage(
+        input_tokens=prompt or 0,
+        cache_read_tokens=count_at(u, "prompt_tokens_details", "cached_tokens"),
+        # some OpenAI-compatible gateways report cache writes here, inside prompt_tokens
+        cache_write_tokens=count_at(u, "prompt_tokens_details", "cache_write_tokens"),
+        output_tokens=completion or 0,
+        reasoning_tokens=count_at(u, "completion_tokens_details", "reasoning_tokens"),
+    )
+
+
+def _chat_delta_chars(delta: Any) -> int:
+    if not isinstance(delta, dict):
+        return 0
+    chars = (
+        slen(delta.get("content"))
+        + slen(delta.get("refusal"))
+        + slen(delta.get("reasoning_content"))  # DeepSeek, vLLM
+        + slen(delta.get("reasoning"))  # OpenRouter, Ollama
+    )
+    calls = delta.get("tool_calls")
+    if isinstance(calls, list):
+        for call in calls:
+            fn = get_path(call, "function")
+            chars += slen(get_path(fn, "name")) + slen(get_path(fn, "arguments"))
+    fn = delta.get("function_call")
+    if isinstance(fn, dict):
+        chars += slen(fn.get("name")) + slen(fn.get("arguments"))
+    return chars
+
+
+class OpenAIChatParser(UsageParser):
+    """OpenAI chat/completions and legacy completions (also Azure, vLLM, Ollama...).
+
+    A stream reports usage only when `stream_options.include_usage` was set, in
+    a last chunk with `choices: []`, followed by `data: [DONE]`.
+    """
+
+    def __init__(self, legacy_completions: bool = False) -> None:
+        super().__init__()
+        self._legacy = legacy_completions
+        self._usage: TokenUsage | None = None
+        self._last_data: bytes | str | None = None
+        self._last_usage_only = False
+
+    @property
+    def usage(self) -> TokenUsage | None:
+        return self._usage
+
+    def _on_body(self, obj: Any) -> None:
+        self._take_model(obj.get("model"))
+        choices = obj.get("choices")
+        if isinstance(choices, list):
+            for choice in choices:
+                if self._legacy:
+                    self.output_chars += slen(get_path(choice, "text"))
+                else:
+                    self.output_chars += _chat_delta_chars(get_path(choice, "message"))
+        usage = _openai_usage(obj.get("usage"))
+        if usage is None:
+            self.note_error("no usage in response body")
+            return
+        self._usage = usage
+        self.complete = True
+
+    def feed_event(self, data: bytes | str, event: str | None = None) -> None:
+        self._last_data = data
+        self._last_usage_only = False
+        super().feed_event(data, event)
+
+    def _on_event(self, obj: dict[str, Any], event: str | None) -> None:
+        self._take_model(obj.get("model"))
+        choices = obj.get("choices")
+        finished = False
+        if isinstance(choices, list):
+            for choice in choices:
+                if not isinstance(choice, dict):
+                    continue
+                if self._legacy:
+                    self.output_chars += slen(choice.get("text"))
+                else:
+                    self.output_chars += _chat_delta_chars(choice.get("delta"))
+                if choice.get("finish_reason"):
+                    finished = True
+        raw = obj.get("usage")
+        if raw is None:
+            return
+        usage = _openai_usage(raw)
+        if usage is None:
+            self.note_error("unexpected usage shape in stream event")
+            return
+        self._usage = usage
+        no_choices = not choices
+        self._last_usage_only = no_choices
+        if no_choices or finished:
+            self.complete = True
+
+    def _on_done(self) -> None:
+        # Whatever usage came before [DONE] was the last the provider will send.
+        if self._usage is not None:
+            self.complete = True
+
+    def is_usage_only_event(self, data: bytes | str) -> bool:
+        """The trailing chunk with usage and no choices, which spendgate asks for
+        on the client's behalf and may hide from clients that index choices[0]."""
+        if data is self._last_data:
+            return self._last_usage_only
+        if is_done(data):
+            return False
+        try:
+            obj = json.loads(data)
+        except JSON_ERRORS:
+            return False
+        return (
+            isinstance(obj, dict)
+            and not obj.get("choices")
+            and isinstance(obj.get("usage"), dict)
+        )
+
+
+class OpenAIEmbeddingsParser(UsageParser):
+    """Embeddings: `usage.prompt_tokens`, no output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._usage: TokenUsage | None = None
+
+    @property
+    def usage(self) -> TokenUsage | None:
+        return self._usage
+
+    def _on_event(self, obj: dict[str, Any], event: str | None) -> None:
+        self._take_model(obj.get("model"))
+        u = obj.get("usage")
+        tokens = count(get_path(u, "prompt_tokens"))
+        if tokens is None:
+            tokens = count(get_path(u, "total_tokens"))
+        if tokens is None:
+            self.note_error("no usage in response body")
+            return
+        self._usage = TokenUsage(input_tokens=tokens)
+        self.complete = True
+
+
+_RESPONSES_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+def _responses_usage(u: Any) -> TokenUsage | None:
+    if not isinstance(u, dict):
+        return None
+    inp = count(u.get("input_tokens"))
+    out = count(u.get("output_tokens"))
+    if inp is None and out is None:
+        return None
+    return TokenUsage(
+        input_tokens=inp or 0,
+        cache_read_tokens=count_at(u, "input_tokens_details", "cached_tokens"),
+        cache_write_tokens=count_at(u, "input_tokens_details", "cache_write_tokens"),
+        output_tokens=out or 0,
+        reasoning_tokens=count_at(u, "output_tokens_details", "reasoning_tokens"),
+    )
+
+
+def _responses_output_chars(output: Any) -> int:
+    chars = 0
+    if not isinstance(output, list):
+        return 0
+    for item in output:
+        if not isinstance(item, dict):
+            continue
+        chars += slen(item.get("arguments")) + slen(item.get("input"))
+        for key in ("content", "summary"):
+            parts = item.get(key)
+            if isinstance(parts, list):
+                for part in parts:
+                    chars += slen(get_path(part, "text")) + slen(get_path(part, "refusal"))
+    return chars
+
+
+class OpenAIResponsesParser(UsageParser):
+    """OpenAI Responses API: usage at `usage` in a body, or at `response.usage`
+    in the terminal stream event (completed, incomplete or failed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._usage: TokenUsage | None = None
+
+    @property
+    def usage(self) -> TokenUsage | None:
+        return self._usage
+
+    def _on_body(self, obj: Any) -> None:
+        self._take_model(obj.get("model"))
+        self.output_chars += _responses_output_chars(obj.get("output"))
+        usage = _responses_usage(obj.get("usage"))
+        if usage is None:
+            self.note_error("no usage in response body")
+            return
+        self._usage = usage
+        self.complete = True
+
+    def _on_event(self, obj: dict[str, Any], event: str | None) -> None:
+        etype = obj.get("type")
+        if not isinstance(etype, str):
+            etype = event or ""
+        if etype.endswith(".delta"):
+            if "audio" not in etype:  # audio deltas are base64, not text
+                self.output_chars += slen(obj.get("delta"))
+            return
+        response = obj.get("response")
+        if not isinstance(response, dict):
+            return
+        model = response.get("model")
+        if isinstance(model, str) and model:
+            self.model = model
+        usage = _responses_usage(response.get("usage"))
+        if usage is not None:
+            self._usage = usage
+        if etype in _RESPONSES_TERMINAL:
+            self.ended = True
+            if usage is not None:
+                self.complete = True
+
+
+# --- the operations -------------------------------------------------------------------
+
+
+def _wants_usage(body: dict[str, Any]) -> bool:
+    opts = body.get("stream_options")
+    return isinstance(opts, dict) and opts.get("include_usage") is True
+
+
+class ChatApi(Api):
+    """`/chat/completions`: output capped by `max_completion_tokens` (or the older
+    `max_tokens`) for each of `n` choices."""
+
+    kind = EndpointKind.CHAT
+    meters = "input, cached, output and reasoning tokens"
+
+    def read_request(self, endpoint: Endpoint, body: bytes, content_type: str = "") -> CallRequest:
+        return read_json_request(endpoint, body, self._max_output, stream_usage_requested=_wants_usage)
+
+    def wants_stream_usage(self, request: CallRequest) -> bool:
+        return request.stream and not request.stream_usage_requested and request.parse_error is None
+
+    @staticmethod
+    def _max_output(body: dict[str, Any]) -> int | None:
+        cap = count(body.get("max_completion_tokens"))
+        if cap is None:
+            cap = count(body.get("max_tokens"))
+        return None if cap is None else cap * choices(body.get("n"))
+
+    def new_parser(self, endpoint: Endpoint) -> UsageParser:
+        return OpenAIChatParser()
+
+
+class CompletionsApi(ChatApi):
+    """Legacy `/completions`: `best_of` candidates are generated (and billed) server-side."""
+
+    kind = EndpointKind.COMPLETIONS
+    meters = "input and output tokens"
+
+    @staticmethod
+    def _max_output(body: dict[str, Any]) -> int | None:
+        cap = count(body.get("max_tokens"))
+        n_ = max(choices(body.get("n")), choices(body.get("best_of")))
+        return None if cap is None else cap * n_
+
+    def new_parser(self, endpoint: Endpoint) -> UsageParser:
+        return OpenAIChatParser(legacy_completions=True)
+
+
+class ResponsesApi(Api):
+    """`/responses`: output capped by `max_output_tokens`; usage in the body or in the
+    terminal stream event."""
+
+    kind = EndpointKind.RESPONSES
+    meters = "input, cached, output and reasoning tokens"
+
+    def read_request(self, endpoint: Endpoint, body: bytes, content_type: str = "") -> CallRequest:
+        return read_json_request(endpoint, body, lambda b: count(b.get("max_output_tokens")))
+
+    def new_parser(self, endpoint: Endpoint) -> UsageParser:
+        return OpenAIResponsesParser()
+
+
+class EmbeddingsApi(Api):
+    """`/embeddings`: input tokens only."""
+
+    kind = EndpointKind.EMBEDDINGS
+    meters = "input tokens"
+
+    def read_request(self, endpoint: Endpoint, body: bytes, content_type: str = "") -> CallRequest:
+        return read_json_request(endpoint, body, lambda b: 0)
+
+    def new_parser(self, endpoint: Endpoint) -> UsageParser:
+        return OpenAIEmbeddingsParser()
+
+
+CHAT, COMPLETIONS, RESPONSES, EMBEDDINGS = ChatApi(), CompletionsApi(), ResponsesApi(), EmbeddingsApi()
+
+
+def request_stream_usage(body: bytes) -> bytes:
+    """The body with `stream_options.include_usage = true` merged in.
+
+    Returned unchanged if it is not a JSON object with `"stream": true` (OpenAI
+    rejects `stream_options` on non-streamed calls) or already asks for usage.
+    When the client sent no `stream_options`, the member is spliced in after the
+    opening brace so the rest of the body (possibly megabytes of images) keeps
+    its exact bytes; otherwise the body is re-serialised.
+    """
+    obj, error = load_object(body)
+    if obj is None or obj.get("stream") is not True:
+        return body
+    opts = obj.get("stream_options")
+    if isinstance(opts, dict) and opts.get("include_usage") is True:
+        return body
+    if "stream_options" not in obj:
+        start = body.find(b"{")
+        if start >= 0 and body[:start].strip() in (b"", b"\xef\xbb\xbf"):  # UTF-8, maybe with BOM
+            # The object has at least "stream", so a comma always follows.
+            return body[: start + 1] + b'"stream_options":{"include_usage":true},' + body[start + 1 :]
+    merged = dict(opts) if isinstance(opts, dict) else {}
+    merged["include_usage"] = True
+    obj["stream_options"] = merged
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+# --- the provider ---------------------------------------------------------------------
+
+
+def openai_routes(base: str, *, responses: bool = True, completions: bool = True,
+                  embeddings: bool = True) -> tuple[Route, ...]:
+    """The OpenAI-style endpoints under `base` (`/v1`, `/openai/v1`, `/inference/v1`...):
+    what an OpenAI-compatible provider is, as far as recognition goes."""
+    routes = [Route(f"{base}/chat/completions", CHAT)]
+    if responses:
+        routes.append(Route(f"{base}/responses", RESPONSES))
+    if completions:
+        routes.append(Route(f"{base}/completions", COMPLETIONS))
+    if embeddings:
+        routes.append(Route(f"{base}/embeddings", EMBEDDINGS))
+    return tuple(routes)
+
+
+OPENAI = Provider(
+    "openai",
+    title="OpenAI",
+    price_provider="openai",
+    hosts=("api.openai.com",),
+    routes=openai_routes("/v1") + (
+        Route("/v1/moderations", FREE, note="free"),
+        Route("/v1/responses/input_tokens", FREE, note="token count"),
+        Route("/v1/responses/{id}/cancel", FREE),
+        Route("/v1/chat/completions/{id}", FREE, note="updates a stored completion's metadata"),
+        Route("/v1/files", FREE, note="file upload"),
+    ),
+)

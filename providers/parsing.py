@@ -1,0 +1,131 @@
+"""The machinery every usage parser shares: feeding, JSON reading, and never raising.
+
+A parser keeps the best usage known so far, so a stream cut off half-way still yields what
+the provider had said (Anthropic's input counts arrive first, OpenAI's only at the very
+end), plus a count of generated characters to estimate output that was never reported.
+Each wire format's parser lives with its provider (providers/openai.py, anthropic.py, ...).
+
+Provider input is untrusted: nothing here raises. The first problem is kept in `error`
+and parsing carries on with whatever else is readable.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from core.usage import TokenUsage
+from providers.values import count
+
+__all__ = ["JSON_ERRORS", "UsageParser", "count_at", "get_path", "is_done", "slen"]
+
+JSON_ERRORS = (ValueError, UnicodeDecodeError, RecursionError, TypeError)
+
+
+def get_path(obj: Any, *keys: str) -> Any:
+    """obj[k1][k2]... or None when any step is missing or not an object."""
+    for key in keys:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def count_at(obj: Any, *keys: str) -> int:
+    return count(get_path(obj, *keys)) or 0
+
+
+def slen(value: Any) -> int:
+    return len(value) if isinstance(value, str) else 0
+
+
+def is_done(data: bytes | str) -> bool:
+    return len(data) < 16 and data.strip() in (b"[DONE]", "[DONE]")
+
+
+class UsageParser:
+    """Accumulates model, usage and generated-text size for one response.
+
+    Feed either one whole body (`feed_body`) or the stream's events in order
+    (`feed_event`). Read `usage` at any time: it is the provider's latest
+    report, possibly partial; `complete` says the final report was seen.
+    """
+
+    def __init__(self) -> None:
+        self.model: str | None = None
+        self.complete: bool = False
+        #: The provider's end-of-stream marker was seen ([DONE], message_stop, a
+        #: terminal Responses event, a Gemini finishReason). With `complete`
+        #: False it means "ended normally but reported no usage".
+        self.ended: bool = False
+        #: Characters of generated text (content, reasoning, tool arguments) seen,
+        #: to estimate output a cut-off stream never reported.
+        self.output_chars: int = 0
+        self.error: str | None = None
+        self.events: int = 0  # stream events fed (blank `data:` lines excluded)
+
+    # -- public interface --------------------------------------------------------
+
+    @property
+    def usage(self) -> TokenUsage | None:
+        return None
+
+    def feed_body(self, body: bytes | str) -> None:
+        """A complete, already-decoded, non-streamed response body."""
+        obj = self._load(body, "response body")
+        if obj is not None:
+            self._guarded(self._on_body, obj, "response body")
+
+    def feed_event(self, data: bytes | str, event: str | None = None) -> None:
+        """One SSE event's data, or one element of Gemini's JSON-array stream."""
+        if not data or data.isspace():  # a bare `data:` line: nothing to read
+            return
+        self.events += 1
+        if is_done(data):
+            self.ended = True
+            self._on_done()
+            return
+        obj = self._load(data, "stream event")
+        if obj is not None:
+            self._guarded(self._on_event, obj, "stream event", event)
+
+    def is_usage_only_event(self, data: bytes | str) -> bool:
+        """True for an event that only carries usage spendgate asked for (see OpenAIChatParser)."""
+        return False
+
+    def note_error(self, message: str) -> None:
+        """Record a problem; the first one is kept."""
+        if self.error is None:
+            self.error = message
+
+    # -- for subclasses ----------------------------------------------------------
+
+    def _on_body(self, obj: Any) -> None:
+        self._on_event(obj, None)
+
+    def _on_event(self, obj: dict[str, Any], event: str | None) -> None:
+        pass
+
+    def _on_done(self) -> None:
+        pass
+
+    def _take_model(self, value: Any) -> None:
+        if self.model is None and isinstance(value, str) and value:
+            self.model = value
+
+    def _load(self, data: bytes | str, what: str, allow_list: bool = False) -> Any:
+        try:
+            obj = json.loads(data)
+        except JSON_ERRORS:
+            self.note_error(f"invalid JSON in {what}")
+            return None
+        if isinstance(obj, dict) or (allow_list and isinstance(obj, list)):
+            return obj
+        self.note_error(f"unexpected {what}: not a JSON object")
+        return None
+
+    def _guarded(self, fn: Any, obj: Any, what: str, *args: Any) -> None:
+        try:
+            fn(obj, *args)
+        except Exception as exc:  # a shape we did not foresee must not break the proxy
+            self.note_error(f"unexpected {what} shape: {type(exc).__name__}: {exc}")

@@ -1,0 +1,102 @@
+"""The built-in providers, in one tuple, and recognition derived from it.
+
+`BUILTIN` is the only list of providers spendgate knows without configuration. From it
+come: `Registry.provider()` (which host belongs to which provider), the recommended
+mitmproxy `--allow-hosts` pattern (`allow_hosts_pattern`, printed by `spendgate
+allow-hosts` and used by `make run`), the provider names the config accepts
+(`config_names`), docs/providers.md (`python -m providers.docs`) and the tests' tables.
+
+Recognition runs on every request through the proxy, so an unknown host costs one dict
+lookup and one `str.endswith` over a tuple of suffixes: no regex, no URL parsing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+
+from providers.anthropic import ANTHROPIC
+from providers.azure import AZURE
+from providers.base import Provider
+from providers.custom import CustomProvider, split_host_port
+from providers.gemini import GEMINI
+from providers.openai import OPENAI
+from providers.openai_compat import OPENAI_COMPATIBLE
+
+__all__ = ["BUILTIN", "Registry", "allow_hosts_pattern", "config_names"]
+
+BUILTIN: tuple[Provider, ...] = (OPENAI, AZURE, ANTHROPIC, GEMINI, *OPENAI_COMPATIBLE)
+
+
+def config_names(providers: Iterable[Provider] = BUILTIN) -> frozenset[str]:
+    """Every name under `providers:` in the config that means a built-in provider."""
+    return frozenset(name for p in providers for name in p.config_names)
+
+
+def allow_hosts_pattern(providers: Iterable[Provider] = BUILTIN) -> str:
+    """mitmproxy's `--allow-hosts` regex: decrypt the providers' traffic only, everything
+    else passes through as an opaque tunnel. A configured host with a port matches that
+    port only; every other host the HTTPS port."""
+    on_443, with_port = [], []
+    for provider in providers:
+        port = getattr(provider, "port", None)
+        if port:
+            with_port.append(f"{provider.host_pattern}:{port}")
+        else:
+            on_443.append(provider.host_pattern)
+    alternatives = [f"({'|'.join(on_443)})(:443)?"] if on_443 else []
+    return "^(" + "|".join(alternatives + with_port) + ")$"
+
+
+class Registry:
+    """Which provider a (host, port) belongs to: the built-ins, and the configured hosts,
+    which are looked at first (a configured entry may take over a built-in host, e.g. to
+    price `api.openai.com` as another provider)."""
+
+    __slots__ = ("_by_host", "_by_host_port", "_by_name", "_suffixes", "_by_suffix", "providers")
+
+    def __init__(self, custom: Mapping[str, CustomProvider] = MappingProxyType({}),
+                 builtin: Iterable[Provider] = BUILTIN) -> None:
+        self.providers: tuple[Provider, ...] = (*custom.values(), *builtin)
+        self._by_name = {p.name: p for p in reversed(self.providers)}
+        self._by_host: dict[str, Provider] = {}
+        self._by_host_port: dict[tuple[str, int], Provider] = {}
+        self._by_suffix: list[tuple[str, Provider]] = []
+        owners: dict[tuple[str, int | None], str] = {}
+        for provider in custom.values():
+            other = owners.setdefault((provider.host, provider.port), provider.name)
+            if other != provider.name:
+                raise ValueError(f"custom hosts {other!r} and {provider.name!r} both use {provider.host!r}")
+            if provider.port is None:
+                self._by_host[provider.host] = provider
+            else:
+                self._by_host_port[(provider.host, provider.port)] = provider
+        for provider in builtin:
+            for host in provider.hosts:
+                self._by_host.setdefault(host, provider)
+            self._by_suffix += [(suffix, provider) for suffix in provider.host_suffixes]
+        self._suffixes = tuple(suffix for suffix, _ in self._by_suffix)
+
+    def named(self, name: str) -> Provider:
+        """The provider called `name` (the `provider` of its endpoints)."""
+        return self._by_name[name]
+
+    def provider(self, host: str, port: int | None = None) -> Provider | None:
+        """The provider answering at `host` (as the client asked for it), or None."""
+        h = host.lower()
+        if ":" in h or h.endswith(".") or h.startswith("["):
+            h, host_port = split_host_port(h)
+            if port is None:
+                port = host_port
+        if self._by_host_port and port is not None:
+            found = self._by_host_port.get((h, port))
+            if found is not None:
+                return found
+        found = self._by_host.get(h)
+        if found is not None:
+            return found
+        if h.endswith(self._suffixes):
+            for suffix, provider in self._by_suffix:
+                if h.endswith(suffix) and len(h) > len(suffix):
+                    return provider
+        return None

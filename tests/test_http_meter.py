@@ -1,0 +1,235 @@
+"""The HTTP adapter's branches, in-process: mitmproxy's `taddons` and `tflow`, as mitmproxy
+tests its own addons — a real ledger (SQLite in a temporary directory), no proxy process,
+milliseconds each.
+
+Refusals, fail-open and fail-closed, stream usage injection, a call that never reached
+upstream, a client that left, the virtual-key swap, and the flows the meter must not touch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from mitmproxy import http
+from mitmproxy.test import taddons, tflow
+
+from addon.http import METADATA_KEY, HttpMeter
+from addon.loader import ConfigLoader
+from ledger import BudgetSpec, LedgerUnavailable, ScopeRef, Store
+from ledger.directory import KeyRecord
+from metering.credentials import key_hash, mask
+from metering.meter import Meter
+from metering.runtime import ProcessState
+
+CHAT_URL = "https://api.openai.com/v1/chat/completions"
+REPLY = {"id": "c1", "object": "chat.completion", "model": "gpt-4o",
+         "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+         "usage": {"prompt_tokens": 1000, "completion_tokens": 500}}
+VIRTUAL = "sk-virtual-1234567890abcdef"
+GLOBAL = ScopeRef.global_()
+
+
+def flow_for(url: str = CHAT_URL, body: dict | None = None, method: str = "POST", **headers: str) -> http.HTTPFlow:
+    flow = tflow.tflow()
+    content = json.dumps(body if body is not None else {"model": "gpt-4o", "messages": [], "max_tokens": 100})
+    flow.request = http.Request.make(method, url, content.encode() if method == "POST" else b"",
+                                     {"content-type": "application/json", **headers})
+    return flow
+
+
+class Harness:
+    """ConfigLoader + HttpMeter on one ProcessState, configured from a YAML dict."""
+
+    def __init__(self, tmp_path: Path, config: dict):
+        config.setdefault("general_settings", {})["database_url"] = f"sqlite:///{tmp_path / 'ledger.db'}"
+        path = tmp_path / "budget.yaml"
+        path.write_text(json.dumps(config))
+        self.path = path
+        self.state = ProcessState()
+        self.loader = ConfigLoader(self.state)
+        self.meter = HttpMeter(self.state, Meter(self.state))
+
+    @property
+    def rt(self):
+        return self.state.runtime
+
+    async def rows(self) -> list[dict]:
+        await self.meter.done()  # every settlement written
+        return await self.rt.ledger.read(Store.calls)
+
+
+def scenario(tmp_path: Path, config: dict):
+    """Run `body(harness)` inside a taddons context with the config loaded."""
+
+    def run(body):
+        async def main():
+            h = Harness(tmp_path, config)
+            with taddons.context(h.loader, h.meter) as tctx:
+                tctx.configure(h.loader, budget_config=str(h.path), budget_ledger_spool=str(tmp_path / "spool"))
+                try:
+                    return await body(h)
+                finally:
+                    await h.meter.done()
+                    h.loader.done()
+
+        return asyncio.run(main())
+
+    return run
+
+
+async def through(h: Harness, flow: http.HTTPFlow, reply: dict | None = REPLY) -> http.HTTPFlow:
+    """The hooks of one call in mitmproxy's order; `reply` None: no response."""
+    await h.meter.request(flow)
+    if flow.response is None and reply is not None:
+        flow.response = http.Response.make(200, json.dumps(reply).encode(), {"content-type": "application/json"})
+        h.meter.responseheaders(flow)
+        h.meter.response(flow)
+    return flow
+
+
+def test_a_metered_call_is_settled_from_its_usage(tmp_path):
+    async def body(h):
+        flow = await through(h, flow_for(authorization="Bearer sk-real-key-0000000001"))
+        assert flow.metadata[METADATA_KEY].reservation is not None
+        [row] = await h.rows()
+        # gpt-4o: 1000 x $2.50/M + 500 x $10/M
+        assert (row["status"], row["cost_nanos"], row["key_masked"]) == ("ok", 7_500_000, "sk-re...0001")
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}})(body)
+
+
+def test_over_budget_is_answered_429_in_the_providers_place_and_recorded(tmp_path):
+    async def body(h):
+        flow = await through(h, flow_for(), reply=None)
+        assert flow.response.status_code == 429
+        assert flow.response.headers["x-should-retry"] == "false"
+        assert json.loads(flow.response.content)["error"]["type"] == "budget_exceeded"
+        assert METADATA_KEY not in flow.metadata  # never forwarded
+        [row] = await h.rows()
+        assert (row["status"], row["error"], row["cost_nanos"]) == ("blocked", "budget_exceeded", 0)
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 0.0000001}})(body)
+
+
+@pytest.mark.parametrize("policy", ["fail_closed", "fail_open"])
+def test_an_unreachable_ledger_follows_on_ledger_error(tmp_path, policy):
+    async def body(h):
+        async def unreachable(*args, **kwargs):
+            raise LedgerUnavailable("the spend ledger's database is unreachable")
+
+        h.rt.ledger.reserve = unreachable
+        flow = await through(h, flow_for(authorization="Bearer sk-real-key-0000000001"), reply=None)
+        if policy == "fail_closed":
+            assert flow.response.status_code == 503
+            assert json.loads(flow.response.content)["error"]["type"] == "ledger_unavailable"
+        else:  # forwarded unchecked, and still metered
+            call = flow.metadata[METADATA_KEY]
+            assert flow.response is None and call.reservation is None and call.identity.key is not None
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0},
+                        "general_settings": {"on_ledger_error": policy}})(body)
+
+
+def test_a_stream_without_include_usage_gets_it_asked_for(tmp_path):
+    async def body(h):
+        flow = flow_for(body={"model": "gpt-4o", "stream": True, "messages": []})
+        await h.meter.request(flow)
+        sent = json.loads(flow.request.content)
+        assert sent["stream_options"] == {"include_usage": True} and sent["stream"] is True
+        assert flow.request.headers["accept-encoding"] == "identity"
+        assert flow.metadata[METADATA_KEY].drop_usage_event
+
+    scenario(tmp_path, {})(body)
+
+
+def test_a_call_that_never_reached_upstream_is_not_charged(tmp_path):
+    async def body(h):
+        flow = await through(h, flow_for(), reply=None)
+        flow.server_conn.timestamp_tcp_setup = None  # the connection was never set up
+        flow.error = tflow.terr("Connect call failed")
+        h.meter.error(flow)
+        [row] = await h.rows()
+        assert (row["status"], row["cost_nanos"], row["usage_source"]) == ("error", 0, "none")
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}})(body)
+
+
+def test_a_flow_already_gone_is_left_alone(tmp_path):
+    async def body(h):
+        flow = flow_for()
+        flow.live = False  # gone before the hook ran: the guard idiom
+        await h.meter.request(flow)
+        assert METADATA_KEY not in flow.metadata and flow.response is None
+        assert await h.rows() == []
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}})(body)
+
+
+def test_a_client_that_left_while_its_call_was_admitted_holds_nothing(tmp_path):
+    async def body(h):
+        await through(h, flow_for())  # leases granted: the next admission is from memory
+        global_ = h.rt.ledger.leases
+        credit = global_.credit(GLOBAL)
+        assert credit > 0
+        flow = flow_for()
+        reserve = h.rt.ledger.reserve
+
+        async def client_leaves(*args, **kwargs):
+            outcome = await reserve(*args, **kwargs)
+            flow.live = False
+            return outcome
+
+        h.rt.ledger.reserve = client_leaves
+        await h.meter.request(flow)
+        await h.meter.done()
+        assert METADATA_KEY not in flow.metadata and flow.response is None
+        assert global_.credit(GLOBAL) == credit  # the call's hold went back
+        assert len(await h.rows()) == 1  # the first call only
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}})(body)
+
+
+@pytest.mark.parametrize(("url", "method"), [
+    ("https://example.com/v1/chat/completions", "POST"),  # not a provider
+    ("https://api.openai.com/v1/models", "GET"),  # a free read
+    ("https://api.openai.com/v1/moderations", "POST"),  # a free endpoint
+])
+def test_flows_spendgate_does_not_meter_are_untouched(tmp_path, url, method):
+    async def body(h):
+        flow = flow_for(url, method=method)
+        before = flow.request.get_state()
+        await h.meter.request(flow)
+        assert METADATA_KEY not in flow.metadata and flow.response is None
+        assert flow.request.get_state() == before
+
+    scenario(tmp_path, {})(body)
+
+
+def test_an_unmetered_write_is_forwarded_and_recorded(tmp_path):
+    async def body(h):
+        flow = await through(h, flow_for("https://api.openai.com/v1/batches", {"input_file_id": "f"}),
+                             reply={"id": "batch_1"})
+        [row] = await h.rows()
+        assert (row["status"], row["cost_nanos"], row["endpoint"]) == ("unmetered", None, "unmetered")
+        assert flow.metadata[METADATA_KEY].reservation is None
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}})(body)
+
+
+def test_a_virtual_key_in_two_headers_never_reaches_upstream(tmp_path):
+    async def body(h):
+        rec = KeyRecord(hash=key_hash(VIRTUAL), key_masked=mask(VIRTUAL), issued=True)
+        await h.rt.ledger.write(Store.save, rec, BudgetSpec(), datetime.now(UTC))
+        assert await h.rt.directory.refresh(h.rt.ledger)
+        flow = flow_for(authorization=f"Bearer {VIRTUAL}", **{"x-api-key": VIRTUAL, "api-key": VIRTUAL})
+        await h.meter.request(flow)
+        headers = flow.request.headers
+        assert headers["authorization"] == "Bearer sk-the-real-openai-key"
+        assert "x-api-key" not in headers and "api-key" not in headers
+        assert VIRTUAL not in bytes(flow.request.content).decode() + str(headers)
+
+    scenario(tmp_path, {"providers": {"openai": {"api_key": "sk-the-real-openai-key"}}})(body)

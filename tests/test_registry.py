@@ -1,0 +1,115 @@
+"""The provider registry is the one list of providers: what is derived from it stays derived.
+
+Hosts agree with genai-prices' `api_pattern`; every route of every provider is recognised
+at its own path; the `--allow-hosts` pattern, the config's built-in names and
+docs/providers.md follow the registry.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from addon.cli import main as spendgate
+from config.load import parse_config
+from core.vocab import ApiStyle
+from providers.base import FREE, Endpoint, Provider
+from providers.custom import CustomProvider
+from providers.docs import render
+from providers.genai_hosts import api_pattern, hosts_of, matches_api_pattern
+from providers.registry import BUILTIN, Registry, allow_hosts_pattern, config_names
+
+REPO = Path(__file__).resolve().parents[1]
+PROVIDERS = {p.name: p for p in BUILTIN}
+
+
+def example_host(provider: Provider) -> str:
+    return provider.hosts[0] if provider.hosts else "example-resource" + provider.host_suffixes[0]
+
+
+def example_path(template: str) -> str:
+    """A concrete path for a route template: each `{name}` filled with a plausible value."""
+    return re.sub(r"\{(\w+)\}", lambda m: {"model": "some-model", "version": "v1beta"}.get(m.group(1), "x1"),
+                  template)
+
+
+ROUTES = [(p, r) for p in BUILTIN for r in p.routes]
+
+
+def test_provider_names_and_hosts_are_unique():
+    assert len(PROVIDERS) == len(BUILTIN)
+    hosts = [h for p in BUILTIN for h in p.hosts]
+    assert len(hosts) == len(set(hosts))
+
+
+@pytest.mark.parametrize("provider", BUILTIN, ids=[p.name for p in BUILTIN])
+def test_every_host_is_one_genai_prices_attributes_to_the_price_provider(provider):
+    if api_pattern(provider.price_provider) is None:
+        pytest.skip(f"genai-prices has no api_pattern for {provider.price_provider}")
+    for host in provider.hosts:
+        assert matches_api_pattern(provider.price_provider, host), host
+    for suffix in provider.host_suffixes:
+        assert matches_api_pattern(provider.price_provider, "res" + suffix), suffix
+
+
+def test_hosts_come_from_genai_prices_where_its_pattern_names_them():
+    assert hosts_of("groq") == ("api.groq.com",)
+    assert hosts_of("openrouter") == ("api.openrouter.ai", "openrouter.ai")
+    assert PROVIDERS["openrouter"].hosts == hosts_of("openrouter")
+    assert hosts_of("moonshotai") == ()  # `https://api\.moonshot\.` names no whole host
+    assert hosts_of("azure") == ()  # any resource name
+
+
+@pytest.mark.parametrize(("provider", "route"), ROUTES,
+                         ids=[f"{p.name}:{r.method} {r.template}" for p, r in ROUTES])
+def test_every_route_is_recognised_at_its_own_path(provider, route):
+    found = Registry().provider(example_host(provider), 443)
+    assert found is provider
+    endpoint = found.route(route.method, example_path(route.template))
+    if route.api is FREE:
+        assert endpoint is FREE
+    else:
+        assert isinstance(endpoint, Endpoint) and endpoint.api is route.api
+        assert endpoint.provider == provider.name
+        assert endpoint.price_provider == (route.price_provider or provider.price_provider)
+        if "{model}" in route.template:
+            assert endpoint.url_model.endswith("some-model")
+
+
+def test_allow_hosts_pattern_covers_every_provider_host_and_nothing_else():
+    pattern = re.compile(allow_hosts_pattern())
+    for provider in BUILTIN:
+        assert pattern.match(example_host(provider)), provider.name
+        assert pattern.match(example_host(provider) + ":443"), provider.name
+    for other in ("example.com", "api.openai.com.evil.example", "openai.azure.com", "github.com:443",
+                  "api.openai.com:8443"):
+        assert not pattern.match(other), other
+
+
+def test_custom_hosts_join_the_allow_hosts_pattern_with_their_port():
+    custom = CustomProvider("vllm", "llm.internal:8000", ApiStyle.OPENAI)
+    pattern = re.compile(allow_hosts_pattern((custom, *BUILTIN)))
+    assert pattern.match("llm.internal:8000") and not pattern.match("llm.internal:443")
+    assert pattern.match("api.openai.com")
+
+
+def test_spendgate_allow_hosts_prints_the_pattern(capsys, tmp_path):
+    assert spendgate(["allow-hosts"]) == 0
+    assert capsys.readouterr().out.strip() == allow_hosts_pattern()
+    config = tmp_path / "c.yaml"
+    config.write_text("providers: {gw: {host: 'gw.corp.example', api_style: anthropic}}\n")
+    assert spendgate(["allow-hosts", "--config", str(config)]) == 0
+    assert re.match(capsys.readouterr().out.strip(), "gw.corp.example")
+
+
+def test_every_builtin_config_name_sets_options_without_a_host():
+    for name in config_names():
+        config = parse_config({"providers": {name: {"api_key": "k"}}}, source="test")
+        assert config.providers[name].api_key.get_secret_value() == "k"
+
+
+def test_the_committed_providers_page_is_up_to_date():
+    assert (REPO / "docs" / "providers.md").read_text() == render(), "run `make docs`"
+
