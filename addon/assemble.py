@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from addon.clock import BudgetClock
+from addon.egress import Egress
 from addon.http import HttpMeter
 from addon.idle import UpstreamIdleWatch
 from addon.loader import ConfigLoader
 from addon.proxyauth import ProxyIdentity
+from addon.redact import LogRedaction
 from admin.metrics import Metrics
 from admin.server import AdminServer
 from alerts.addon import AlertDispatcher
@@ -18,9 +20,12 @@ def make_addons() -> list[object]:
     state = ProcessState()
     # mitmproxy calls `done` in chain order: the HTTP meter first lets in-flight
     # settlements reach the ledger, AlertDispatcher then queues their alerts (it
-    # must come after the meter), ConfigLoader last closes the ledger.
+    # must come after the meter), ConfigLoader last closes the ledger (scripts find it
+    # last). LogRedaction, first, leaves its filter on the log handlers for the rest of
+    # the process. Egress judges a request's destination before the meter reserves
+    # budget for it.
     metrics = Metrics(state)
     http_meter = HttpMeter(state, Meter(state))
     http_meter.observe_latency = metrics.observe_latency  # the latency spendgate adds, as a histogram
-    return [ProxyIdentity(state), http_meter, UpstreamIdleWatch(state), AlertDispatcher(state), BudgetClock(state),
-            AdminServer(state, metrics), metrics, ConfigLoader(state)]
+    return [LogRedaction(), ProxyIdentity(state), Egress(state), http_meter, UpstreamIdleWatch(state),
+            AlertDispatcher(state), BudgetClock(state), AdminServer(state, metrics), metrics, ConfigLoader(state)]

@@ -3,7 +3,9 @@
 Endpoints are plain async functions registered with `@route`; they receive an
 `AdminContext` and a validated pydantic body (or the query arguments), and return
 something JSON-serialisable. Whatever a client gets wrong comes back as a JSON error
-naming the problem — never a 500 — in LiteLLM's `{"error": {...}}` shape.
+naming the problem — never a 500 — in LiteLLM's `{"error": {...}}` shape: a body that is
+not JSON or nested past `MAX_DEPTH`, a query argument that is not UTF-8, a wrong field.
+Every request presenting a key takes its turn in the failure throttle (`admin.throttle`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import tornado.web
 from pydantic import BaseModel, ValidationError
 
-from admin.sessions import is_ui_session
+from admin.errors import ApiError, not_found, send_error
+from admin.guard import AdminNames, GuardedApplication
+from admin.sessions import SESSIONS, is_ui_session, session_cookie
+from admin.throttle import THROTTLE, Attempt
 
 if TYPE_CHECKING:
     from metering.runtime import ProcessState as BudgetConfig
@@ -28,18 +33,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("spendgate.admin")
 
 Access = Literal["master", "master_or_own_key", "public"]
+__all__ = ["ApiError", "not_found"]  # endpoints import them from here
 
-
-class ApiError(Exception):
-    """A client-facing error: status, type and a message that says what to fix."""
-
-    def __init__(self, status: int, message: str, type_: str = "invalid_request_error", param: str | None = None):
-        super().__init__(message)
-        self.status, self.message, self.type, self.param = status, message, type_, param
-
-
-def not_found(what: str) -> ApiError:
-    return ApiError(404, f"{what} not found", "not_found_error")
+MAX_DEPTH = 32  # levels of nested JSON arrays and objects in a request body
 
 
 @dataclass
@@ -104,6 +100,42 @@ def is_master_key(token: str | None, master: str | None) -> bool:
     return hmac.compare_digest(token.encode(), master.encode())
 
 
+def parse_json(raw: bytes) -> Any:
+    """A request body as JSON, or a 400 that says why not (never a RecursionError: a deeply
+    nested body is refused before pydantic or the ledger sees it)."""
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        data = None
+        depth = MAX_DEPTH + 1
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ApiError(400, f"request body is not valid JSON: {e}") from None
+    else:
+        depth = _depth(data)
+    if depth > MAX_DEPTH:
+        raise ApiError(400, f"request body is nested too deeply (at most {MAX_DEPTH} levels of arrays and objects)",
+                       param="body")
+    return data
+
+
+def _depth(data: Any) -> int:
+    """How deep arrays and objects nest in `data` (iteratively: no recursion to overflow)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, dict):
+            children = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            break
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
 def validation_message(e: ValidationError) -> tuple[str, str | None]:
     """`field.path: what is wrong` for each problem, and the first field's name."""
     parts, first = [], None
@@ -142,30 +174,61 @@ class ApiHandler(tornado.web.RequestHandler):
             r = self.routes.get(method)
             if r is None:
                 raise ApiError(405, f"{method} is not allowed on {self.request.path}; use {', '.join(self.routes)}")
-            caller = self._authenticate(r.access)
-            ctx = AdminContext(self.config, caller, {k: self.get_argument(k) for k in self.request.arguments})
-            args = [ctx]
-            if r.body is not None:
-                args.append(self._body(r.body))
-            result = await r.handler(*args)
-            self.write_json(200, result)
+            token = bearer_token(self.request) if r.access != "public" else None
+            if token is None:
+                await self._run(r, None)
+                return
+            async with THROTTLE.attempt(self.request.remote_ip) as attempt:
+                try:
+                    await self._run(r, token, attempt)
+                except ApiError as e:
+                    if e.status == 401 and attempt.outcome is None:
+                        attempt.failed()  # answered after the address's delay
+                    raise
         except ApiError as e:
             self.write_error_json(e)
         except Exception:
             log.exception("admin API: %s %s failed", method, self.request.path)
             self.write_error_json(ApiError(500, "internal error; see the proxy log", "internal_error"))
 
-    def _authenticate(self, access: Access) -> Caller:
+    async def _run(self, r: Route, token: str | None, attempt: Attempt | None = None) -> None:
+        caller = self._authenticate(r.access, token, attempt)
+        ctx = AdminContext(self.config, caller, self._query())
+        args = [ctx]
+        if r.body is not None:
+            args.append(self._body(r.body))
+        result = await r.handler(*args)
+        self.write_json(200, result)
+
+    def _query(self) -> dict[str, str]:
+        """The query arguments as text (tornado's decoding: control characters out,
+        whitespace stripped); one that is not UTF-8 is a 400 naming it."""
+        out = {}
+        for name in self.request.arguments:
+            try:
+                out[name] = self.get_argument(name)
+            except tornado.web.HTTPError:
+                shown = name.encode("latin-1", "replace").decode("utf-8", "replace")
+                raise ApiError(400, f"{shown}: the query argument is not valid UTF-8 (percent-encode UTF-8 text)",
+                               param=shown) from None
+        return out
+
+    def _authenticate(self, access: Access, token: str | None, attempt: Attempt | None) -> Caller:
         if access == "public":
             return Caller(is_master=False)
-        token = bearer_token(self.request)
         rt = self.config.runtime
         master = rt.config.general_settings.master_key if rt else None
         master_value = master.get_secret_value() if master else None
-        if is_master_key(token, master_value):
+        if token is not None and is_master_key(token, master_value):
+            if attempt is not None:
+                attempt.succeeded()
             return Caller(is_master=True)
-        if token is None and is_ui_session(self.request, master_value):  # the admin UI's cookie
-            return Caller(is_master=True)
+        if token is None:
+            if is_ui_session(self.request, master_value):  # the admin UI's cookie
+                return Caller(is_master=True)
+            if SESSIONS.valid(session_cookie(self.request), master_value):
+                raise ApiError(403, "a console session can change things only from the console's own page "
+                               "(its Origin and the X-Spendgate-UI header)", "permission_error")
         if token and access == "master_or_own_key":
             from metering.credentials import key_hash
 
@@ -177,11 +240,7 @@ class ApiHandler(tornado.web.RequestHandler):
                        "authentication_error")
 
     def _body(self, model: type[BaseModel]) -> BaseModel:
-        raw = self.request.body or b"{}"
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ApiError(400, f"request body is not valid JSON: {e}") from None
+        data = parse_json(self.request.body or b"{}")
         if not isinstance(data, dict):
             raise ApiError(400, "request body must be a JSON object")
         try:
@@ -195,8 +254,7 @@ class ApiHandler(tornado.web.RequestHandler):
         self.finish(json.dumps(payload, default=_json_default))
 
     def write_error_json(self, e: ApiError) -> None:
-        self.write_json(e.status, {"error": {"message": e.message, "type": e.type, "param": e.param,
-                                             "code": str(e.status)}})
+        send_error(self, e)
 
 
 class NotFoundHandler(ApiHandler):
@@ -215,15 +273,17 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def application(config: BudgetConfig, extra_handlers: list | None = None) -> tornado.web.Application:
-    """The tornado app for every registered route (import the endpoint modules first)."""
+def application(config: BudgetConfig, names: AdminNames, extra_handlers: list | None = None) -> GuardedApplication:
+    """The tornado app for every registered route (import the endpoint modules first),
+    answering to `names` only (`admin.guard`)."""
     by_path: dict[str, dict[str, Route]] = {}
     for r in ROUTES:
         by_path.setdefault(r.path, {})[r.method] = r
     handlers = [(path, ApiHandler, {"config": config, "routes": methods}) for path, methods in by_path.items()]
     handlers += extra_handlers or []
-    return tornado.web.Application(
+    return GuardedApplication(
         handlers,
+        names,
         default_handler_class=NotFoundHandler,
         default_handler_args={"config": config},
         compress_response=True,

@@ -1,14 +1,15 @@
 """`GET /metrics` on the admin listener: the Prometheus exposition of `admin.metrics`.
 
 Off (404 saying how to turn it on) unless `litellm_settings.success_callback` lists
-`prometheus`. With `general_settings.metrics_require_auth: true` it needs the master
-key (`Authorization: Bearer <master_key>`, or a logged-in admin UI session).
+`prometheus`. With `general_settings.require_auth_for_metrics_endpoint: true` (LiteLLM's
+name; `metrics_require_auth` is the same setting) it needs the master key
+(`Authorization: Bearer <master_key>`, or a logged-in admin UI session); a wrong key takes
+its address's turn in the failure throttle like any other.
 The Accept header picks the classic text format or OpenMetrics, as prometheus-client does.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING
 
@@ -16,8 +17,10 @@ import tornado.web
 from prometheus_client.exposition import choose_encoder
 
 from admin.api import bearer_token, is_master_key
+from admin.errors import ApiError, send_error
 from admin.metrics import CALLBACK, Metrics, enabled
 from admin.sessions import is_ui_session
+from admin.throttle import THROTTLE
 
 if TYPE_CHECKING:
     from metering.runtime import ProcessState as BudgetConfig
@@ -34,9 +37,7 @@ class MetricsHandler(tornado.web.RequestHandler):
         return
 
     def _fail(self, status: int, message: str, type_: str) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"error": {"message": message, "type": type_, "param": None, "code": str(status)}}))
+        send_error(self, ApiError(status, message, type_))
 
     async def get(self) -> None:
         rt = self.config.runtime
@@ -46,13 +47,11 @@ class MetricsHandler(tornado.web.RequestHandler):
             return self._fail(404, f"Prometheus metrics are off: add '{CALLBACK}' to "
                               "litellm_settings.success_callback", "not_found_error")
         settings = rt.config.general_settings
-        if settings.metrics_require_auth:
-            master = settings.master_key.get_secret_value() if settings.master_key else None
-            token = bearer_token(self.request)
-            if not (is_master_key(token, master) or (token is None and is_ui_session(self.request, master))):
-                self.set_header("WWW-Authenticate", 'Bearer realm="spendgate metrics"')
-                return self._fail(401, "metrics_require_auth is on: send Authorization: Bearer <master_key>",
-                                  "authentication_error")
+        if settings.require_auth_for_metrics_endpoint:
+            try:
+                await self._authenticate(settings.master_key.get_secret_value() if settings.master_key else None)
+            except ApiError as e:
+                return send_error(self, e)
         encoder, content_type = choose_encoder(self.request.headers.get("Accept", ""))
         gzipped = "gzip" in self.request.headers.get("Accept-Encoding", "")
         try:
@@ -66,6 +65,20 @@ class MetricsHandler(tornado.web.RequestHandler):
         self.set_header("Vary", "Accept, Accept-Encoding")
         self.set_header("Cache-Control", "no-store")
         self.finish(body)
+
+    async def _authenticate(self, master: str | None) -> None:
+        token = bearer_token(self.request)
+        if token is None and is_ui_session(self.request, master):
+            return
+        refused = ApiError(401, "require_auth_for_metrics_endpoint is on: send Authorization: Bearer <master_key>",
+                           "authentication_error", headers={"WWW-Authenticate": 'Bearer realm="spendgate metrics"'})
+        if token is None:
+            raise refused
+        async with THROTTLE.attempt(self.request.remote_ip) as attempt:
+            if not is_master_key(token, master):
+                attempt.failed()
+                raise refused
+            attempt.succeeded()
 
 
 def metrics_handlers(config: BudgetConfig, metrics: Metrics) -> list:

@@ -6,6 +6,10 @@ that is not a number, a duration that is not `30d`-style, a model list that is n
 of strings gets a 422 naming the field. Update bodies only change the fields they carry
 (`model_fields_set`); an explicit `null` clears a field (`"max_budget": null` removes the
 limit).
+
+Bounded, because what is stored is copied into every call's ledger row and every answer:
+ids and labels are at most 256 characters, lists at most `MAX_ITEMS` entries, `metadata`
+at most `MAX_METADATA_BYTES` as JSON (the whole body at most 1 MiB: `admin.guard`).
 """
 
 from __future__ import annotations
@@ -52,8 +56,21 @@ MAX_DURATION_DAYS = 100 * 366
 Money = Annotated[
     Annotated[float, Field(ge=0, le=MAX_USD, allow_inf_nan=False)] | None, BeforeValidator(_money)
 ]
+
+MAX_ITEMS = 1000  # entries of a list field: models, keys, aliases, members, ids
+MAX_METADATA_BYTES = 16 * 1024  # `metadata` as compact UTF-8 JSON
+
 Ident = Annotated[str, Field(min_length=1, max_length=256)]
 Label = Annotated[str, Field(max_length=256)]
+KeyName = Annotated[str, Field(min_length=1, max_length=512)]  # a raw key (explicit keys go to 512) or a token
+
+
+def _listed(item: Any) -> Any:
+    """A list of at most MAX_ITEMS `item`s."""
+    return Annotated[list[item], Field(max_length=MAX_ITEMS)]
+
+
+Models = _listed(Label)
 
 
 def _sane_duration(value: Duration) -> Duration:
@@ -71,12 +88,17 @@ Period = Annotated[Duration, AfterValidator(_sane_duration)]
 
 
 def _plain_json(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Metadata comes back in every response: no NaN/Infinity, which strict JSON lacks."""
+    """Metadata comes back in every response and is copied into every call's row: strict
+    JSON (no NaN/Infinity) of at most MAX_METADATA_BYTES."""
     if value is not None:
         try:
-            json.dumps(value, allow_nan=False)
+            text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
         except ValueError:
             raise PydanticCustomError("json", "must not contain NaN or Infinity") from None
+        size = len(text.encode())
+        if size > MAX_METADATA_BYTES:
+            raise PydanticCustomError("too_long", "is {size} bytes as JSON; at most {limit} (16 KB)",
+                                      {"size": size, "limit": MAX_METADATA_BYTES})
     return value
 
 
@@ -109,7 +131,7 @@ class BudgetFields(Body):
 
 class KeyFields(BudgetFields):
     key_alias: Label | None = None
-    models: list[Label] | None = None
+    models: Models | None = None
     team_id: Ident | None = None
     user_id: Ident | None = None
     metadata: Metadata = None
@@ -123,13 +145,13 @@ class GenerateKeyRequest(KeyFields):
 
 
 class UpdateKeyRequest(KeyFields):
-    key: Ident  # the raw key or its token (hash)
+    key: KeyName  # the raw key or its token (hash)
     spend: Annotated[float, Field(allow_inf_nan=False)] | None = None
 
 
 class DeleteKeyRequest(Body):
-    keys: list[str] | None = None
-    key_aliases: list[str] | None = None
+    keys: _listed(KeyName) | None = None
+    key_aliases: _listed(Label) | None = None
 
     @model_validator(mode="after")
     def _something(self):
@@ -158,14 +180,14 @@ class Member(Body):
 class TeamFields(BudgetFields):
     team_alias: Label | None = None
     metadata: Metadata = None
-    models: list[Label] | None = None
+    models: Models | None = None
     blocked: bool | None = None
 
 
 class NewTeamRequest(TeamFields):
     team_id: Ident | None = None
-    members: list[Member] = []
-    members_with_roles: list[Member] = []
+    members: _listed(Member) = []
+    members_with_roles: _listed(Member) = []
 
 
 class UpdateTeamRequest(TeamFields):
@@ -175,26 +197,30 @@ class UpdateTeamRequest(TeamFields):
 
 class TeamMemberAddRequest(Body):
     team_id: Ident
-    member: Member | list[Member]
+    member: Member | _listed(Member)
 
     def member_list(self) -> list[Member]:
         return self.member if isinstance(self.member, list) else [self.member]
 
 
 class DeleteTeamRequest(Body):
-    team_ids: list[Ident] = Field(min_length=1)
+    team_ids: list[Ident] = Field(min_length=1, max_length=MAX_ITEMS)
 
 
 class UserFields(BudgetFields):
     user_email: Label | None = None
     team_id: Ident | None = None
     metadata: Metadata = None
-    models: list[Label] | None = None
+    models: Models | None = None
+
+
+class TeamRef(Body):
+    team_id: Ident | None = None
 
 
 class NewUserRequest(UserFields):
     user_id: Ident | None = None
-    teams: list[Ident | dict[str, Any]] | None = None  # LiteLLM: more teams to join
+    teams: _listed(Ident | TeamRef) | None = None  # LiteLLM: more teams to join
     auto_create_key: bool = True
     key_alias: Label | None = None
     duration: Period | None = None  # expiry of the key created with the user
@@ -202,8 +228,8 @@ class NewUserRequest(UserFields):
     def team_ids(self) -> list[str]:
         out = [self.team_id] if self.team_id else []
         for t in self.teams or []:
-            tid = t if isinstance(t, str) else t.get("team_id")
-            if isinstance(tid, str) and tid and tid not in out:
+            tid = t if isinstance(t, str) else t.team_id
+            if tid and tid not in out:
                 out.append(tid)
         return out
 
@@ -220,4 +246,4 @@ class UpdateUserRequest(UserFields):
 
 
 class DeleteUserRequest(Body):
-    user_ids: list[Ident] = Field(min_length=1)
+    user_ids: list[Ident] = Field(min_length=1, max_length=MAX_ITEMS)

@@ -3,18 +3,24 @@
 It runs on mitmproxy's event loop, as mitmproxy's maintainers advise for an addon's
 own HTTP API: started in `running`, closed in `done`. Handlers only await the ledger's
 threads, so admin traffic never holds up proxied flows.
+
+At start it warns loudly when the example config's master key is used where other
+machines can reach the proxy or the listener.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import tornado.httpserver
 from mitmproxy import ctx
 
+from addon.egress import Reach, is_loopback_host, listeners
 from admin import endpoints  # noqa: F401  (registers the routes)
 from admin.api import application
+from admin.guard import HARD_HEADER_LIMIT, MAX_BODY, AdminNames
 from admin.ui_http import ui_handlers
 
 if TYPE_CHECKING:
@@ -22,6 +28,8 @@ if TYPE_CHECKING:
     from admin.metrics import Metrics
 
 log = logging.getLogger("spendgate.admin")
+
+EXAMPLE_MASTER_KEYS = frozenset({"sk-1234"})  # config/example.yaml's, and LiteLLM's docs'
 
 
 class AdminServer:
@@ -33,17 +41,25 @@ class AdminServer:
     def load(self, loader) -> None:
         loader.add_option("budget_admin_host", str, "127.0.0.1", "Address of spendgate's admin API and UI.")
         loader.add_option("budget_admin_port", int, 4000, "Port of spendgate's admin API and UI (0: disabled).")
+        loader.add_option(
+            "budget_admin_hostnames", Sequence[str], [],
+            "Host names the admin listener answers to besides localhost, IP addresses and budget_admin_host "
+            "(requests with any other Host header are refused: DNS rebinding), e.g. spendgate.internal.",
+        )
 
     def running(self) -> None:
         if self.server is not None or ctx.options.budget_admin_port == 0:
             return
         host, port = ctx.options.budget_admin_host, ctx.options.budget_admin_port
+        self._warn_example_key(host)
         extra = ui_handlers(self.config)
         if self.metrics is not None:
             from admin.metrics_http import metrics_handlers
 
             extra += metrics_handlers(self.config, self.metrics)
-        server = tornado.httpserver.HTTPServer(application(self.config, extra), xheaders=False)
+        names = AdminNames(host, ctx.options.budget_admin_hostnames)
+        server = tornado.httpserver.HTTPServer(application(self.config, names, extra), xheaders=False,
+                                               max_header_size=HARD_HEADER_LIMIT, max_body_size=MAX_BODY)
         try:
             server.listen(port, host)
         except OSError as e:
@@ -51,6 +67,22 @@ class AdminServer:
             return
         self.server = server
         log.info("spendgate: admin API listening at http://%s:%s", host, port)
+
+    def _warn_example_key(self, admin_host: str) -> None:
+        rt = self.config.runtime
+        master = rt.config.general_settings.master_key if rt else None
+        if master is None or master.get_secret_value() not in EXAMPLE_MASTER_KEYS:
+            return
+        reachable = listeners(Reach.EXPOSED)
+        if not is_loopback_host(admin_host):
+            reachable.append(f"the admin listener {admin_host or '*'}:{ctx.options.budget_admin_port}")
+        if reachable:
+            log.warning(
+                "\n" + "!" * 78 + "\n"
+                "spendgate: general_settings.master_key is the example config's well-known key, and other\n"
+                "machines can reach %s. Anyone who reaches the admin API with it is full admin.\n"
+                "Set a long random secret instead: master_key: os.environ/SPENDGATE_MASTER_KEY\n" + "!" * 78,
+                ", ".join(reachable))
 
     async def done(self) -> None:
         if self.server is not None:

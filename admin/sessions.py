@@ -5,8 +5,10 @@ an expiry and a fingerprint of the master key it was issued under, so rotating t
 master key (a config reload) ends every session. The cookie is HttpOnly (scripts
 can't read it), SameSite=Strict (other sites can't make the browser send it) and
 never carries the key. Requests that change something must also carry the
-`X-Spendgate-UI` header, which a cross-site form cannot add — a second guard against
-cross-site request forgery beside SameSite.
+`X-Spendgate-UI` header, which a cross-site form cannot add, and come from the console's
+own page (`Origin`, which browsers send with every such request, names this listener) —
+guards against cross-site request forgery beside SameSite, and against a page that made
+its own name resolve to this listener (DNS rebinding; the listener checks `Host` too).
 
 Sessions live in this process's memory: a restart asks the admin to log in again.
 """
@@ -17,6 +19,7 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import tornado.httputil
 
@@ -78,9 +81,20 @@ def session_cookie(request: tornado.httputil.HTTPServerRequest) -> str | None:
     return morsel.value if morsel is not None else None
 
 
+def same_origin(request: tornado.httputil.HTTPServerRequest) -> bool:
+    """The request comes from a page of this listener: its `Origin` names the host and
+    port the request was sent to. (The scheme may differ: a TLS-terminating proxy in front
+    of the listener makes the page https while the listener sees http.)"""
+    origin = request.headers.get("Origin")
+    if not origin:
+        return False
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and parts.netloc.lower() == request.host.lower()
+
+
 def is_ui_session(request: tornado.httputil.HTTPServerRequest, master_key: str | None) -> bool:
     """A request from a logged-in admin UI: a valid session cookie and, unless it only
-    reads, the UI's own header."""
+    reads, the UI's own header and an `Origin` on this listener."""
     if not SESSIONS.valid(session_cookie(request), master_key):
         return False
-    return request.method in SAFE_METHODS or request.headers.get(UI_HEADER) == "1"
+    return request.method in SAFE_METHODS or (request.headers.get(UI_HEADER) == "1" and same_origin(request))

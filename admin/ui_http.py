@@ -3,26 +3,33 @@
 The UI is plain HTML, CSS and JavaScript in `admin/ui/` (no build step, nothing
 fetched from elsewhere at run time); everything it shows comes from the JSON admin
 API, authenticated by the session cookie that logging in sets (`admin.sessions`).
+
+Login and logout change state, so they too must come from the console's own page
+(`Origin`); a login takes its address's turn in the failure throttle like any request
+presenting a key, and its body is JSON or a form — any other type (`text/plain`, which a
+cross-site form may send) is a 415.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 import tornado.web
 
-from admin.api import is_master_key
+from admin.api import is_master_key, parse_json
+from admin.errors import ApiError, send_error
 from admin.metrics import enabled as metrics_enabled
-from admin.sessions import COOKIE, LIFETIME, SESSIONS, session_cookie
+from admin.sessions import COOKIE, LIFETIME, SESSIONS, same_origin, session_cookie
+from admin.throttle import THROTTLE
 
 if TYPE_CHECKING:
     from metering.runtime import ProcessState as BudgetConfig
 
 UI_DIR = Path(__file__).resolve().parent / "ui"
-FAILED_LOGIN_DELAY = 0.5  # seconds: makes guessing the master key over HTTP slower still
+LOGIN_TYPES = ("application/json", "application/x-www-form-urlencoded")
 
 SECURITY_HEADERS = {
     # Everything the UI loads is its own: no inline script, no other origin.
@@ -57,35 +64,58 @@ class _UiHandler(tornado.web.RequestHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(payload))
 
-    def error(self, status: int, message: str, type_: str) -> None:
-        self.json(status, {"error": {"message": message, "type": type_, "param": None, "code": str(status)}})
+    def require_same_origin(self) -> None:
+        if not same_origin(self.request):
+            raise ApiError(403, "refused: this request must come from the admin console's own page (Origin)",
+                           "permission_error", "Origin")
 
 
 class LoginHandler(_UiHandler):
-    """POST /ui/login {"master_key": "..."} → a session cookie. The key travels in the
-    body only, never in a URL."""
+    """POST /ui/login {"master_key": "..."} (JSON, or a form) → a session cookie. The key
+    travels in the body only, never in a URL."""
 
     async def post(self) -> None:
-        master = _master_key(self.config)
-        if master is None:
-            return self.error(503, "no general_settings.master_key is configured; the admin UI is locked",
-                              "authentication_error")
         try:
-            body = json.loads(self.request.body or b"{}")
-            given = body.get("master_key") if isinstance(body, dict) else None
-        except (ValueError, UnicodeDecodeError):
-            given = None
-        if not isinstance(given, str) or not is_master_key(given.strip(), master):
-            await asyncio.sleep(FAILED_LOGIN_DELAY)
-            return self.error(401, "That is not the master key.", "authentication_error")
+            self.require_same_origin()
+            master = _master_key(self.config)
+            if master is None:
+                raise ApiError(503, "no general_settings.master_key is configured; the admin UI is locked",
+                               "authentication_error")
+            given = self._given_key()
+            async with THROTTLE.attempt(self.request.remote_ip) as attempt:
+                if not isinstance(given, str) or not is_master_key(given.strip(), master):
+                    attempt.failed()  # answered after the address's delay
+                    raise ApiError(401, "That is not the master key.", "authentication_error", "master_key")
+                attempt.succeeded()
+        except ApiError as e:
+            return send_error(self, e)
         token = SESSIONS.issue(master)
         self.set_cookie(COOKIE, token, path="/", httponly=True, samesite="Strict",
                         secure=self.request.protocol == "https", max_age=LIFETIME)
         self.json(200, {"logged_in": True})
 
+    def _given_key(self) -> Any:
+        kind = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if kind not in LOGIN_TYPES:
+            raise ApiError(415, f"send the master key as JSON ({LOGIN_TYPES[0]}) or a form ({LOGIN_TYPES[1]}), "
+                           f"not {kind or 'a body without a Content-Type'}", param="Content-Type")
+        raw = self.request.body or b""
+        if kind == LOGIN_TYPES[0]:
+            body = parse_json(raw or b"{}")
+            return body.get("master_key") if isinstance(body, dict) else None
+        try:
+            values = parse_qs(raw.decode("utf-8"), strict_parsing=False).get("master_key")
+        except UnicodeDecodeError:
+            raise ApiError(400, "the form is not valid UTF-8", param="master_key") from None
+        return values[0] if values else None
+
 
 class LogoutHandler(_UiHandler):
     def post(self) -> None:
+        try:
+            self.require_same_origin()
+        except ApiError as e:
+            return send_error(self, e)
         SESSIONS.revoke(session_cookie(self.request))
         self.clear_cookie(COOKIE, path="/", httponly=True, samesite="Strict")
         self.json(200, {"logged_in": False})

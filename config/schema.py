@@ -9,11 +9,13 @@ misspelt budget key that is silently ignored means no budget.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -55,11 +57,29 @@ def _check_host(value: str) -> str:
     return value.lower()
 
 
+def _check_destination(value: str) -> str:
+    """An IP address or network (`10.0.0.0/8`, `fd00::/8`), or a host name with an optional port."""
+    try:
+        return str(ipaddress.ip_network(value.strip("[]"), strict=False))
+    except ValueError:
+        pass
+    try:
+        return _check_host(value)
+    except PydanticCustomError:
+        raise PydanticCustomError(
+            "destination",
+            "expected an IP address, a network like 10.0.0.0/8, or a host name with an optional port "
+            "like ollama.lan:11434, got {value}",
+            {"value": repr(value)},
+        ) from None
+
+
 Money = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Threshold = Annotated[float, Field(gt=0, le=1)]
 Channel = Literal["slack", "webhook", "email"]
 EmailAddress = Annotated[str, AfterValidator(_check_email)]
 Host = Annotated[str, AfterValidator(_check_host)]
+Destination = Annotated[str, AfterValidator(_check_destination)]
 TokenCount = Annotated[int, Field(ge=1)]
 Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
@@ -300,8 +320,19 @@ class GeneralSettings(_Model):
     """Require clients to authenticate to the proxy itself (HTTP proxy authentication) before
     any request is forwarded."""
 
-    metrics_require_auth: bool = False
-    """Require the master key to read the Prometheus metrics endpoint."""
+    require_auth_for_metrics_endpoint: bool = Field(
+        default=False, validation_alias=AliasChoices("require_auth_for_metrics_endpoint", "metrics_require_auth"))
+    """Require the master key (`Authorization: Bearer <master_key>`) to read the Prometheus
+    metrics endpoint, `/metrics`. LiteLLM's name; `metrics_require_auth` (spendgate's earlier
+    name) sets the same thing."""
+
+    allowed_private_destinations: list[Destination] = []
+    """Loopback and private destinations (IP addresses, networks such as `10.0.0.0/8`, or host
+    names with an optional port) the proxy may relay to when it listens on an address other
+    machines can reach. Such a proxy otherwise refuses, with a 403, any destination that is or
+    resolves to a loopback, private (RFC 1918, ULA), link-local or other non-public address —
+    except the hosts of `providers:` entries. Its own admin listener is refused whatever this
+    says."""
 
     on_ledger_error: Literal["fail_open", "fail_closed"] = "fail_closed"
     """When the spend ledger's database cannot be reached at admission: `fail_closed` (the
@@ -319,6 +350,15 @@ class GeneralSettings(_Model):
     default_max_output_tokens: TokenCount = 16384
     """Output tokens to reserve budget for when a call sets no `max_tokens` and its model has
     no `max_output_tokens` in `pricing`."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_metrics_auth_key(cls, data: Any) -> Any:
+        """Both names of the metrics setting at once would leave one silently ignored."""
+        if isinstance(data, dict) and {"require_auth_for_metrics_endpoint", "metrics_require_auth"} <= data.keys():
+            _raise_at([(("metrics_require_auth",), "the same setting as require_auth_for_metrics_endpoint: "
+                                                    "give only one of them")])
+        return data
 
     @field_validator("database_url")
     @classmethod

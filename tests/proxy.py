@@ -5,7 +5,7 @@
         client.chat.completions.create(model="gpt-4o", messages=[...])
 
 What the subprocess gets:
-  --listen-host 127.0.0.1 --listen-port <free port>
+  --listen-host 127.0.0.1 --listen-port <free port>  (listen_host=: another address, None: no flag)
   --set confdir=<temp dir>          (mitmproxy writes its CA there: mitmproxy-ca-cert.pem)
   -s <script>                       (optional; script=None -> bare mitmdump)
   --set budget_config=<path>        (only when given)
@@ -112,6 +112,7 @@ class MitmProxy:
         workdir: str | os.PathLike | None = None,
         startup_timeout: float = 20.0,
         env: Mapping[str, str] | None = None,
+        listen_host: str | None = "127.0.0.1",
     ):
         """
         upstream:      the fake provider's URL, e.g. "http://127.0.0.1:9999".
@@ -123,6 +124,8 @@ class MitmProxy:
         loopback_only: answer 502 for any host that is neither mapped nor loopback.
         workdir:       where confdir and the log go (default: a fresh temp dir).
         env:           extra environment variables for the mitmdump process.
+        listen_host:   the proxy's --listen-host; None leaves mitmproxy's default (every
+                       interface), and clients then connect to 127.0.0.1.
         """
         self.upstream = upstream.rstrip("/")
         self.script = Path(script) if script is not None else None
@@ -132,6 +135,8 @@ class MitmProxy:
         self.loopback_only = loopback_only
         self.startup_timeout = startup_timeout
         self.extra_env = dict(env or {})
+        self.listen_host = listen_host
+        self.host = listen_host or "127.0.0.1"  # where clients reach the proxy
         self._own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir is not None else Path(
             tempfile.gettempdir()) / f"spendgate-mitm-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -149,7 +154,7 @@ class MitmProxy:
     def url(self) -> str:
         if self.port is None:
             raise RuntimeError("proxy not started")
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def admin_url(self) -> str:
@@ -177,7 +182,7 @@ class MitmProxy:
     def command(self, port: int) -> list[str]:
         cmd = [
             _mitmdump_path(),
-            "--listen-host", "127.0.0.1",
+            *(["--listen-host", self.listen_host] if self.listen_host is not None else []),
             "--listen-port", str(port),
             "--set", f"confdir={self.confdir}",
             "--set", "upstream_cert=false",
@@ -258,7 +263,7 @@ class MitmProxy:
                     f"mitmdump exited with {self.proc.returncode} during startup\n"
                     + self.log_tail()
                 )
-            if (self.ca_path.exists() and _port_open("127.0.0.1", self.port)
+            if (self.ca_path.exists() and _port_open(self.host, self.port)
                     and (self.admin_port is None or _port_open("127.0.0.1", self.admin_port))):
                 return
             time.sleep(0.05)
@@ -357,7 +362,7 @@ class MitmProxy:
             return self.url
         from urllib.parse import quote
 
-        return f"http://{quote(auth[0], safe='')}:{quote(auth[1], safe='')}@127.0.0.1:{self.port}"
+        return f"http://{quote(auth[0], safe='')}:{quote(auth[1], safe='')}@{self.host}:{self.port}"
 
     def httpx2_client(self, proxy_auth: tuple[str, str] | None = None, **kwargs: Any):
         """An httpx2.Client through the proxy, trusting its CA (what the SDKs take)."""

@@ -372,14 +372,21 @@ def test_blocking_a_key_stops_its_calls(page, proxy):
             model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
 
 
-def test_cookie_sessions_need_the_ui_header_to_change_anything_and_end_at_logout(page, proxy):
+def test_cookie_sessions_need_the_ui_header_and_origin_to_change_anything_and_end_at_logout(page, proxy):
     cookie = {c["name"]: c["value"] for c in page.context.cookies()}
+    ui, evil = {"X-Spendgate-UI": "1"}, {"Origin": "http://evil.example"}
+    block = {"key": key_hash(RAW["prod-chatbot"]), "blocked": True}
     with httpx.Client(base_url=proxy.admin_url, cookies=cookie, trust_env=False) as client:
         assert client.get("/ui/api/overview").status_code == 200
-        r = client.post("/key/update", json={"key": key_hash(RAW["prod-chatbot"]), "blocked": True})
-        assert r.status_code == 401  # a cross-site form could send the cookie, not this header
-        assert client.post("/key/update", json={"key": key_hash(RAW["prod-chatbot"]), "blocked": False},
-                           headers={"X-Spendgate-UI": "1"}).status_code == 200
+        # a cross-site form could send the cookie, not this header; a page elsewhere (or one whose
+        # name was made to resolve here) can't send this listener's Origin
+        for headers in ({}, ui, {**ui, **evil}, {**ui, "Origin": "null"}):
+            r = client.post("/key/update", json=block, headers=headers)
+            assert r.status_code == 403 and r.json()["error"]["type"] == "permission_error", headers
+        assert client.post("/ui/logout", headers=evil).status_code == 403  # logout too
+        assert client.post("/key/update", json={**block, "blocked": False},
+                           headers={**ui, "Origin": proxy.admin_url}).status_code == 200
+        assert ledger(proxy, "SELECT blocked FROM keys WHERE hash = ?", (block["key"],))[0][0] == 0
         csp = client.get("/ui/").headers["content-security-policy"]
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp
     page.click("#logout")

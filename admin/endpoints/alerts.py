@@ -11,6 +11,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from admin.api import AdminContext, ApiError, route
+from admin.schemas import Ident
 from alerts import channels, render
 from alerts.addon import find
 from alerts.subjects import Routes
@@ -20,7 +21,7 @@ from ledger import outbox
 class AlertTestRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    team_id: str | None = None
+    team_id: Ident | None = None
     """Test only this team's `default_team_settings` channels (default: the global channels
     and every configured team's)."""
 

@@ -62,6 +62,14 @@ def _date(ctx: AdminContext, name: str, default: date) -> date:
         raise ApiError(400, f"{name}: {value!r} is not a date (YYYY-MM-DD)", param=name) from None
 
 
+def _days_after(day: date, days: int) -> date:
+    """`day` moved by `days`, held at the calendar's ends (0001-01-01, 9999-12-31)."""
+    try:
+        return day + timedelta(days=days)
+    except OverflowError:
+        return date.min if days < 0 else date.max
+
+
 @route("GET", "/spend/report")
 async def spend_report(ctx: AdminContext) -> list[dict[str, Any]]:
     """Spend from the ledger's calls between start_date and end_date (UTC days, both
@@ -73,11 +81,11 @@ async def spend_report(ctx: AdminContext) -> list[dict[str, Any]]:
                        "or a metadata field name such as project or cost_center", param="group_by")
     today = ctx.now.astimezone(UTC).date()
     end = _date(ctx, "end_date", today)
-    start = _date(ctx, "start_date", end - timedelta(days=REPORT_DAYS_DEFAULT - 1))
+    start = _date(ctx, "start_date", _days_after(end, -(REPORT_DAYS_DEFAULT - 1)))
     if start > end:
         raise ApiError(400, f"start_date {start} is after end_date {end}", param="start_date")
     since = datetime.combine(start, time(), UTC)
-    until = datetime.combine(end + timedelta(days=1), time(), UTC)
+    until = datetime.combine(_days_after(end, 1), time(), UTC) if end < date.max else datetime.max.replace(tzinfo=UTC)
     rows = await read(ctx, views.spend_report, since, until, group_by)
     aliases = {t.team_id: t.team_alias for t in await find(ctx, TeamRecord)} if group_by == "team" else {}
     out = []
