@@ -7,7 +7,8 @@
 `run` starts mitmdump with the addon and the recommended flags: `--allow-hosts` (only
 provider traffic is decrypted; the pattern comes from the provider registry and the
 config's own `providers:` hosts), `connection_strategy=lazy` (a refused call never opens
-a connection upstream), and a listen address on loopback unless told otherwise.
+a connection upstream), a listen address on loopback unless told otherwise, and
+`flow_detail=0` (mitmdump's per-flow lines would print keys sent in URLs).
 `mitmdump -s addon/budget.py` keeps working; this only spells the flags out.
 """
 
@@ -44,6 +45,9 @@ def mitmdump_args(config: str, listen_host: str, listen_port: int, extra: list[s
         "--allow-hosts", _allow_hosts(config),
         "--listen-host", listen_host,
         "--listen-port", str(listen_port),
+        # mitmdump's per-flow lines are printed, not logged, so the log redaction can't reach
+        # a key sent in a URL (`?key=`): off unless asked for (`-- --set flow_detail=1`)
+        "--set", "flow_detail=0",
         *extra,
     ]
 
