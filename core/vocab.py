@@ -43,7 +43,9 @@ class UsageSource(StrEnum):
     REPORTED = "reported"
     """The provider's own usage report."""
     ESTIMATED = "estimated"
-    """Estimated from the request's size and the text seen (the report never arrived)."""
+    """Estimated from the request's size and the text seen (the report never arrived), or
+    counted from the request for an API whose answers may report no usage (Gemini API
+    embeddings)."""
     NONE = "none"
     """No usage: the call was refused, never reached the provider, or is not billed."""
 
@@ -70,6 +72,8 @@ class EndpointKind(StrEnum):
     """AWS Bedrock's Converse API: one message shape for every model it serves."""
     INVOKE = "invoke"
     """AWS Bedrock's InvokeModel: the model's own request and response body."""
+    RERANK = "rerank"
+    """Reranking documents against a query: billed per search, not per token (Cohere)."""
     UNMETERED = "unmetered"
     """Not a metered endpoint: a call the ledger records as `unmetered`."""
 
