@@ -84,6 +84,8 @@ class CohereChatParser(UsageParser):
             self.ended = True
             if self._take_usage(get_path(delta, "usage")):
                 self.complete = True
+            else:
+                self.note_error("no usage in message-end event")
 
 
 class _MetaParser(UsageParser):

@@ -90,6 +90,7 @@ Per-request controls (request headers):
     x-fake-hang-ms: N    wait N ms before answering at all (an upstream gone quiet)
     x-fake-corrupt-frame: N
                          Bedrock event streams: the N-th message (0-based) gets a bad CRC
+    x-fake-body: TEXT    a non-streamed success reply's body is TEXT verbatim (a malformed answer)
 
 Control API (not recorded):
 

@@ -442,14 +442,16 @@ class MitmProxy:
         self._clients.append(client)
         return client
 
-    def genai_client(self, **kwargs: Any):
+    def genai_client(self, *, headers: dict[str, str] | None = None, proxy_auth: tuple[str, str] | None = None,
+                     **kwargs: Any):
         """A google-genai Client through the proxy: the Gemini API (`api_key=`), or Vertex AI
         (`vertexai=True` with `project`, `location` and `credentials`, or an express-mode
-        `api_key`). It sends through httpx2; retries are off."""
+        `api_key`). It sends through httpx2; retries are off; `headers` go on every request."""
         from google import genai
         from google.genai import types
 
-        options = types.HttpOptions(httpx_client=self.httpx2_client(), retry_options=types.HttpRetryOptions(attempts=1))
+        options = types.HttpOptions(httpx_client=self.httpx2_client(proxy_auth), headers=headers,
+                                    retry_options=types.HttpRetryOptions(attempts=1))
         return genai.Client(http_options=options, **kwargs)
 
     def anthropic_vertex_client(self, access_token: str = "ya29.test-vertex-token", *, region: str = "us-east5",

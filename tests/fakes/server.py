@@ -135,6 +135,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None
     ) -> None:
         enc = Encoder(self.headers.get("x-fake-encoding"))
+        if self.headers.get("x-fake-body") is not None and status < 400:
+            body = self.headers["x-fake-body"].encode()  # a malformed answer, verbatim
         payload = enc.whole(body)
         cut = self.headers.get("x-fake-cut-after")
         self.send_response(status)
