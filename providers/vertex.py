@@ -85,9 +85,9 @@ VERTEX = Provider(
         "calls. Give Vertex AI users budgets through proxy authentication "
         "(`HTTPS_PROXY=http://USER_ID:USER_KEY@proxy:8080`: the user's and team's budgets apply) or "
         "virtual keys, not through key budgets on tokens.",
-        "Virtual keys: swapped for `providers.vertex.api_key`, a Google Cloud API key (express mode, "
-        "Gemini models), on the Gemini routes; refused with 400 `virtual_key_not_supported` on Claude's, "
-        "which accept OAuth access tokens only.",
+        "Virtual keys: swapped for `providers.vertex.api_key`, a Google Cloud API key (an express-mode "
+        "key, or one bound to a service account), on the Gemini routes; refused with 400 "
+        "`virtual_key_not_supported` on Claude's, which accept OAuth access tokens only.",
         "Not metered (recorded as `unmetered`): `:predict` (classic embedding models such as "
         "`text-embedding-005`, Imagen) and tuned models' `endpoints/{id}` calls. Provisioned-throughput "
         "traffic is priced per token like on-demand traffic.",
