@@ -16,7 +16,8 @@ class CallStatus(StrEnum):
     """How a metered call ended: the `calls.status` column."""
 
     OK = "ok"
-    """The provider reported usage and it was priced."""
+    """The call was priced from the provider's usage report (or, for an API whose answers
+    may carry none, from the request's own count: usage_source `estimated`)."""
     UNPRICED = "unpriced"
     """Usage reported, but nobody knows the model's price: `cost_nanos` is NULL, never 0."""
     PARTIAL = "partial"

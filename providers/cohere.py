@@ -134,7 +134,7 @@ class CohereRerankParser(_MetaParser):
         return None if searches is None else TokenUsage(units={"rerank_searches": searches})
 
 
-class ChatApi(Api):
+class CohereChatApi(Api):
     """`/v2/chat`: output capped by `max_tokens`; `"stream": true` streams SSE."""
 
     kind = EndpointKind.CHAT
@@ -147,7 +147,7 @@ class ChatApi(Api):
         return CohereChatParser()
 
 
-class EmbedApi(Api):
+class CohereEmbedApi(Api):
     """`/v2/embed`: input tokens only."""
 
     kind = EndpointKind.EMBEDDINGS
@@ -160,8 +160,8 @@ class EmbedApi(Api):
         return CohereEmbedParser()
 
 
-class RerankApi(EmbedApi):
-    """`/v2/rerank`: search units, no tokens."""
+class CohereRerankApi(CohereEmbedApi):
+    """`/v2/rerank`: search units, no tokens (its request reads as embed's: no output)."""
 
     kind = EndpointKind.RERANK
     meters = "billed search units (`rerank_searches`; genai-prices has no rerank price: unpriced)"
@@ -170,7 +170,7 @@ class RerankApi(EmbedApi):
         return CohereRerankParser()
 
 
-CHAT, EMBED, RERANK = ChatApi(), EmbedApi(), RerankApi()
+CHAT, EMBED, RERANK = CohereChatApi(), CohereEmbedApi(), CohereRerankApi()
 
 COHERE = Provider(
     "cohere",

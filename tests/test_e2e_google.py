@@ -289,6 +289,7 @@ def broke(fake_provider_session, tmp_path_factory):
 
 @pytest.mark.parametrize("client", ["gemini-api", "vertex"])
 def test_a_budget_refusal_reaches_google_genai_as_a_readable_error(broke, fake, client):
+    since = broke.ledger.mark()
     genai = (broke.genai_client(api_key="AIza-test-gemini-key-0001") if client == "gemini-api"
              else vertex_client(broke))
     with pytest.raises(genai_errors.ClientError) as caught:
@@ -296,11 +297,17 @@ def test_a_budget_refusal_reaches_google_genai_as_a_readable_error(broke, fake, 
     assert caught.value.code == 429
     assert caught.value.message.startswith("Proxy budget exceeded. Max budget: $0.0000")
     assert fake.requests() == []
+    row = broke.ledger.row(since)
+    assert (row["provider"], row["status"], row["error"]) == (
+        "google" if client == "gemini-api" else "vertex", "blocked", "budget_exceeded")
 
 
-def test_a_budget_refusal_reaches_anthropic_vertex_as_a_readable_error(broke, fake):
+def test_a_budget_refusal_reaches_anthropic_vertex_as_a_readable_error_it_does_not_retry(broke, fake):
+    since = broke.ledger.mark()
     with pytest.raises(anthropic.RateLimitError) as caught:
         broke.anthropic_vertex_client(max_retries=2).messages.create(
             model=CLAUDE, max_tokens=64, messages=[{"role": "user", "content": "hi"}])
     assert caught.value.body["error"]["type"] == "budget_exceeded"
     assert fake.requests() == []
+    [row] = broke.ledger.rows(since, 2, timeout=0.5)  # x-should-retry: false, so no second attempt
+    assert (row["provider"], row["model"], row["status"]) == ("vertex", CLAUDE, "blocked")
