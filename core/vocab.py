@@ -16,7 +16,8 @@ class CallStatus(StrEnum):
     """How a metered call ended: the `calls.status` column."""
 
     OK = "ok"
-    """The provider reported usage and it was priced."""
+    """The call was priced from the provider's usage report (or, for an API whose answers
+    may carry none, from the request's own count: usage_source `estimated`)."""
     UNPRICED = "unpriced"
     """Usage reported, but nobody knows the model's price: `cost_nanos` is NULL, never 0."""
     PARTIAL = "partial"
@@ -43,7 +44,9 @@ class UsageSource(StrEnum):
     REPORTED = "reported"
     """The provider's own usage report."""
     ESTIMATED = "estimated"
-    """Estimated from the request's size and the text seen (the report never arrived)."""
+    """Estimated from the request's size and the text seen (the report never arrived), or
+    counted from the request for an API whose answers may report no usage (Gemini API
+    embeddings)."""
     NONE = "none"
     """No usage: the call was refused, never reached the provider, or is not billed."""
 
@@ -70,6 +73,8 @@ class EndpointKind(StrEnum):
     """AWS Bedrock's Converse API: one message shape for every model it serves."""
     INVOKE = "invoke"
     """AWS Bedrock's InvokeModel: the model's own request and response body."""
+    RERANK = "rerank"
+    """Reranking documents against a query: billed per search, not per token (Cohere)."""
     UNMETERED = "unmetered"
     """Not a metered endpoint: a call the ledger records as `unmetered`."""
 

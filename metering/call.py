@@ -195,6 +195,8 @@ def settlement_usage(call: MeteredCall, http_status: int | None,
     - complete usage from the provider: charged as reported;
     - an upstream error reply without usage: not billed by providers, so not charged;
     - a request that never reached the provider (connection refused...): not charged;
+    - a whole answer of an API that may report no usage (Gemini API embeddings): the
+      input tokens the request itself was counted at, estimated, status ok;
     - anything else (cut-off stream, unreadable body): what was reported, with input
       guessed from the request size where missing, and output no less than the text
       seen (a stream's early counts are placeholders: Anthropic's `message_start`
@@ -211,10 +213,14 @@ def settlement_usage(call: MeteredCall, http_status: int | None,
         return None, UsageSource.NONE, CallStatus.UPSTREAM_ERROR
     if not call.reached_upstream:
         return None, UsageSource.NONE, CallStatus.ERROR
+    counted = call.request.input_tokens_estimate
+    if counted is not None and parser.ended and parser.error is None and parser.usage is None:
+        return TokenUsage(input_tokens=counted), UsageSource.ESTIMATED, CallStatus.OK
     known = parser.usage or TokenUsage()
     output = max(known.output_tokens, _guess_tokens(parser.output_chars))
     usage = TokenUsage(
-        input_tokens=known.input_tokens or _guess_tokens(call.request.input_bytes),
+        input_tokens=known.input_tokens or (counted if counted is not None
+                                            else _guess_tokens(call.request.input_bytes)),
         cache_read_tokens=known.cache_read_tokens,
         cache_write_tokens=known.cache_write_tokens,
         output_tokens=output,

@@ -104,6 +104,8 @@ async def identify(rt: Runtime, request: http.Request, endpoint: Endpoint, model
     ident = Identity(key=key)
     if rec is not None and rec.issued:
         _check_virtual_key(rec, model, rt, now)
+        if endpoint.credential.no_virtual_keys:
+            raise refusal(400, "virtual_key_not_supported", endpoint.credential.no_virtual_keys)
         endpoint.credential.swap(request, provider_credential(rt, endpoint))
         ident.virtual = True
     elif settings.unknown_keys == "block":

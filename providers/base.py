@@ -56,6 +56,10 @@ class CallRequest:
     input_bytes: int  # size of the request body: an upper bound on input tokens
     stream_usage_requested: bool = False  # OpenAI stream_options.include_usage already set by the client
     parse_error: str | None = None  # why the body could not be read (the call is still metered)
+    #: Input tokens counted from the request itself (an upper bound), for an API whose
+    #: answers may carry no usage (Gemini API embeddings): what such a call is charged,
+    #: flagged estimated, when its answer reports none.
+    input_tokens_estimate: int | None = None
 
 
 class Api:
@@ -256,11 +260,14 @@ KeyPlace.ALL = (KeyPlace.BEARER, KeyPlace.X_API_KEY, KeyPlace.API_KEY,  # type: 
 class Credential:
     """Where a provider reads its API key: `reads`, in the order it looks; a virtual key's
     real replacement goes to `place`, or to the first of `also` whose config fields are set
-    when `place`'s are not (Bedrock: SigV4 keys, else a Bedrock API key)."""
+    when `place`'s are not (Bedrock: SigV4 keys, else a Bedrock API key). `no_virtual_keys`
+    says why a virtual key can't be swapped for a configured credential there (Claude on
+    Vertex AI takes only short-lived OAuth tokens): such a call is refused with that message."""
 
     reads: tuple[KeyPlace, ...]
     place: KeyPlace
     also: tuple[KeyPlace, ...] = ()
+    no_virtual_keys: str = ""
 
     @property
     def puts(self) -> tuple[KeyPlace, ...]:
@@ -348,7 +355,8 @@ class Route:
     framing: Framing = Framing.SSE
     sse_query: bool = False  # framed as SSE only with `?alt=sse`, else a JSON array (Gemini)
     choices: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
-    price_provider: str | None = None  # instead of the provider's (Claude on Vertex...)
+    price_provider: str | None = None  # instead of the provider's
+    credential: Credential | None = None  # instead of the provider's (Claude on Vertex AI)
     model_prefix: str = ""  # put before the URL's model (`tunedModels/`)
     note: str = ""  # for docs/providers.md
 
@@ -419,6 +427,7 @@ class Provider:
         credential: Credential = BEARER,
         config_names: tuple[str, ...] = (),
         title: str | None = None,
+        notes: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.price_provider = price_provider
@@ -432,6 +441,8 @@ class Provider:
         #: names under `providers:` in the config that set this provider's options
         self.config_names = config_names or (name,)
         self.title = title or name
+        #: what a user of this provider must know beyond its routes, for docs/providers.md
+        self.notes = notes
         self._exact: dict[tuple[str, str], Endpoint | Free] = {}
         self._templated: list[tuple[re.Pattern[str], Route]] = []
         for route in routes:
@@ -450,7 +461,7 @@ class Provider:
             provider=self.name,
             api=route.api,  # type: ignore[arg-type]
             price_provider=route.price_provider or self.price_provider,
-            credential=self.credential,
+            credential=route.credential or self.credential,
             url_model=model,
             url_streaming=route.stream,
             framing=framing,

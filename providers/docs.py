@@ -61,6 +61,15 @@ def _swap(provider: Provider) -> str:
     return "; else ".join(options)
 
 
+def _segments(provider: Provider) -> list[str]:
+    """The values a path segment is limited to (`{version}`: v1, v1beta1), where a route limits one."""
+    allowed: dict[str, tuple[str, ...]] = {}
+    for route in provider.routes:
+        for name, values in route.choices.items():
+            allowed.setdefault(name, values)
+    return [f"- `{{{name}}}` is one of: {', '.join(f'`{v}`' for v in values)}" for name, values in allowed.items()]
+
+
 def _section(provider: Provider) -> list[str]:
     lines = [
         f"## {provider.title}",
@@ -70,6 +79,8 @@ def _section(provider: Provider) -> list[str]:
         f"- Priced as genai-prices provider: `{provider.price_provider}`" if provider.price_provider
         else "- Priced only by `pricing:` entries",
         f"- Key read from: {_keys(provider)}; a virtual key is swapped for {_swap(provider)}",
+        *_segments(provider),
+        *(f"- {note}" for note in provider.notes),
         "",
         "| Method | Path | Endpoint | Metered |",
         "|---|---|---|---|",

@@ -1,10 +1,15 @@
-"""Google Gemini: the generateContent wire format (also Gemini on Vertex AI) and the
-Gemini API provider (`generativelanguage.googleapis.com`).
+"""Google Gemini: the generateContent and embedContent wire formats (also Gemini on Vertex
+AI) and the Gemini API provider (`generativelanguage.googleapis.com`).
 
 The model is named in the URL only (`/v1beta/models/{model}:generateContent`).
 `promptTokenCount` includes `cachedContentTokenCount`; output is `candidatesTokenCount` +
 `thoughtsTokenCount`. `streamGenerateContent` streams SSE with `?alt=sse`, else one JSON
 array whose elements arrive one by one.
+
+Embeddings (`:embedContent`, `:batchEmbedContents`, which google-genai uses even for one
+text) report `usageMetadata.promptTokenCount` on Vertex AI; the Gemini API's answers may
+carry no usage at all. Such a call is charged the input its request was counted at: one
+token per byte of its text (no token is shorter), an upper bound, flagged estimated.
 """
 
 from __future__ import annotations
@@ -29,7 +34,18 @@ from providers.parsing import UsageParser, get_path, slen
 from providers.reading import choices, read_json_request
 from providers.values import count
 
-__all__ = ["GEMINI", "GENERATE", "GeminiParser", "GenerateApi", "generate_routes"]
+__all__ = [
+    "EMBED",
+    "GEMINI",
+    "GENERATE",
+    "EmbedApi",
+    "GeminiEmbedParser",
+    "GeminiParser",
+    "GenerateApi",
+    "embed_routes",
+    "generate_routes",
+    "with_versions",
+]
 
 _GEMINI_KEYS = (
     "promptTokenCount",
@@ -156,6 +172,71 @@ class GenerateApi(Api):
 GENERATE = GenerateApi()
 
 
+class GeminiEmbedParser(UsageParser):
+    """embedContent / batchEmbedContents: `usageMetadata.promptTokenCount` where the answer
+    has it. An answer with embeddings and no usage ended normally without a report (`ended`
+    and no error): the call is charged its request's own count (`input_tokens_estimate`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._usage: TokenUsage | None = None
+
+    @property
+    def usage(self) -> TokenUsage | None:
+        return self._usage
+
+    def _on_body(self, obj: Any) -> None:
+        tokens = count(get_path(obj, "usageMetadata", "promptTokenCount"))
+        if tokens is not None:
+            self._usage = TokenUsage(input_tokens=tokens)
+            self.complete = True
+        elif isinstance(obj.get("embedding"), dict) or isinstance(obj.get("embeddings"), list):
+            self.ended = True
+        else:
+            self.note_error("no usage in response body")
+
+
+def _text_bytes(value: Any) -> int:
+    """UTF-8 bytes of every string inside `value` (texts, inline data, names): an upper
+    bound on its tokens. Iterative: a deeply nested body must not exhaust the stack."""
+    total, todo = 0, [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            total += len(item.encode("utf-8", "surrogatepass"))
+        elif isinstance(item, dict):
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+    return total
+
+
+def _embedded_bytes(body: dict[str, Any]) -> int:
+    """What an embed request asks to embed: the parts of its `content` and its `title`, or
+    those of each of its `requests` (batchEmbedContents)."""
+    requests = body.get("requests")
+    items = requests if isinstance(requests, list) else [body]
+    return sum(_text_bytes([get_path(item, "content", "parts"), item.get("title")])
+               for item in items if isinstance(item, dict))
+
+
+class EmbedApi(Api):
+    """`:embedContent` / `:batchEmbedContents`: input tokens only, counted from the request
+    too, for answers that report none."""
+
+    kind = EndpointKind.EMBEDDINGS
+    meters = "input tokens (without a usage report: one per byte of the request's text, estimated)"
+
+    def read_request(self, endpoint: Endpoint, body: bytes, content_type: str = "") -> CallRequest:
+        return read_json_request(endpoint, body, lambda b: 0, model_in_body=False, input_tokens=_embedded_bytes)
+
+    def new_parser(self, endpoint: Endpoint) -> UsageParser:
+        return GeminiEmbedParser()
+
+
+EMBED = EmbedApi()
+
+
 def generate_routes(prefix: str, *, price_provider: str | None = None) -> tuple[Route, ...]:
     """generateContent, streamGenerateContent and the free countTokens under `prefix`
     (a `{model}` path: `/{version}/models/{model}` on the Gemini API, a publisher's model
@@ -168,15 +249,25 @@ def generate_routes(prefix: str, *, price_provider: str | None = None) -> tuple[
     )
 
 
-_VERSIONS = {"version": ("v1", "v1beta", "v1alpha")}
+def embed_routes(prefix: str, *, batch: bool = True) -> tuple[Route, ...]:
+    """embedContent (and batchEmbedContents, which Vertex AI does not serve) under `prefix`."""
+    routes = (Route(f"{prefix}:embedContent", EMBED),)
+    if batch:
+        routes += (Route(f"{prefix}:batchEmbedContents", EMBED),)
+    return routes
+
+
+def with_versions(routes: tuple[Route, ...], versions: tuple[str, ...], model_prefix: str = "") -> tuple[Route, ...]:
+    """`routes` with their `{version}` segment limited to `versions`."""
+    return tuple(replace(r, choices={"version": versions}, model_prefix=model_prefix) for r in routes)
+
+
+_VERSIONS = ("v1", "v1beta", "v1alpha")
 
 #: `x-goog-api-key` (the SDKs), `?key=` (curl examples), or an OAuth bearer token.
 GEMINI_CREDENTIAL = Credential((KeyPlace.GOOG_API_KEY, KeyPlace.QUERY_KEY, KeyPlace.BEARER), KeyPlace.GOOG_API_KEY)
 
-
-def _with_versions(routes: tuple[Route, ...], model_prefix: str = "") -> tuple[Route, ...]:
-    return tuple(replace(r, choices=_VERSIONS, model_prefix=model_prefix) for r in routes)
-
+_MODELS = "/{version}/models/{model}"
 
 GEMINI = Provider(
     "google",
@@ -185,6 +276,6 @@ GEMINI = Provider(
     hosts=("generativelanguage.googleapis.com",),
     credential=GEMINI_CREDENTIAL,
     config_names=("google", "gemini"),
-    routes=_with_versions(generate_routes("/{version}/models/{model}"))
-    + _with_versions(generate_routes("/{version}/tunedModels/{model}"), model_prefix="tunedModels/"),
+    routes=with_versions(generate_routes(_MODELS) + embed_routes(_MODELS), _VERSIONS)
+    + with_versions(generate_routes("/{version}/tunedModels/{model}"), _VERSIONS, model_prefix="tunedModels/"),
 )

@@ -44,12 +44,14 @@ def read_json_request(
     *,
     model_in_body: bool = True,
     stream_usage_requested: Callable[[dict[str, Any]], bool] | None = None,
+    input_tokens: Callable[[dict[str, Any]], int | None] | None = None,
 ) -> CallRequest:
     """Model, streaming and output cap of a (decoded) JSON request body.
 
     The body's `model` wins over the URL's, unless `model_in_body` is False (Gemini, where
     the URL is the only authority). `max_output` multiplies by `n` / `candidateCount` /
-    `best_of` itself, because each choice may use the full cap.
+    `best_of` itself, because each choice may use the full cap. `input_tokens` counts the
+    input from the body, for an API whose answers may not (`CallRequest.input_tokens_estimate`).
     """
     obj, error = load_object(body)
     if obj is None:
@@ -71,6 +73,7 @@ def read_json_request(
         max_output_tokens=max_output(obj),
         input_bytes=len(body),
         stream_usage_requested=bool(stream_usage_requested and stream_usage_requested(obj)),
+        input_tokens_estimate=input_tokens(obj) if input_tokens else None,
     )
 
 

@@ -20,14 +20,17 @@ from providers.anthropic import ANTHROPIC
 from providers.azure import AZURE
 from providers.base import KeyPlace, Provider
 from providers.bedrock import BEDROCK, BEDROCK_MANTLE
+from providers.cohere import COHERE
 from providers.custom import CustomProvider, split_host_port
 from providers.gemini import GEMINI
 from providers.openai import OPENAI
 from providers.openai_compat import OPENAI_COMPATIBLE
+from providers.vertex import VERTEX
 
 __all__ = ["BUILTIN", "Registry", "allow_hosts_pattern", "config_names", "credential_fields", "credential_places"]
 
-BUILTIN: tuple[Provider, ...] = (OPENAI, AZURE, ANTHROPIC, GEMINI, BEDROCK, BEDROCK_MANTLE, *OPENAI_COMPATIBLE)
+BUILTIN: tuple[Provider, ...] = (OPENAI, AZURE, ANTHROPIC, GEMINI, VERTEX, COHERE, BEDROCK, BEDROCK_MANTLE,
+                                 *OPENAI_COMPATIBLE)
 
 
 def config_names(providers: Iterable[Provider] = BUILTIN) -> frozenset[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -14,3 +15,12 @@ def count(value: Any) -> int | None:
     if isinstance(value, float) and value.is_integer() and value >= 0:
         return int(value)
     return None
+
+
+def billed_count(value: Any) -> int | None:
+    """A count a provider may send as a float (Cohere's `50.0`): `count`, and a fractional
+    one rounded up (never billed below what was reported)."""
+    n = count(value)
+    if n is None and isinstance(value, float) and value > 0 and math.isfinite(value):
+        return math.ceil(value)
+    return n

@@ -1,6 +1,7 @@
 """A fake LLM provider for end-to-end tests: each provider's shapes in a module of its own
-under tests/fakes/ (openai.py: OpenAI, Azure and OpenAI-compatible; anthropic.py; gemini.py;
-bedrock.py: the Bedrock runtime, with an event-stream encoder; server.py: the server and its control API). This module is its entry point.
+under tests/fakes/ (openai.py: OpenAI, Azure and OpenAI-compatible; anthropic.py and
+gemini.py, with their Vertex AI paths; cohere.py; bedrock.py: the Bedrock runtime, with an
+event-stream encoder; server.py: the server and its control API). This module is its entry point.
 
 Plain HTTP/1.1 on loopback (stdlib ``ThreadingHTTPServer``, one thread per connection,
 keep-alive, chunked streaming). It never talks to the internet.
@@ -34,6 +35,14 @@ or, for Gemini and Azure without a body model, from the URL)::
     /model/{id}/invoke-with-response-stream
                                     -> event stream of `chunk`s: base64 Anthropic stream events,
                                     the last with amazon-bedrock-invocationMetrics
+    /v1/models/{m}:embedContent, :batchEmbedContents   Gemini embeddings: no usage (as the
+                                               Gemini API), unless x-fake-usage gives usageMetadata
+    /{v1|v1beta1}[/projects/{p}/locations/{l}]/publishers/google/models/{m}:{method}
+                                    Gemini on Vertex AI, same shapes; embeddings with usageMetadata
+    /{v1|v1beta1}/projects/{p}/locations/{l}/publishers/anthropic/models/{m}:rawPredict|streamRawPredict
+                                    Claude on Vertex AI: Anthropic shapes, the model from the URL
+    /v2/chat                        Cohere chat ("stream": true -> SSE message-start ... message-end, [DONE])
+    /v2/embed, /v2/rerank           Cohere embed and rerank (meta.billed_units; also under /v1)
     anything else                   404 JSON (OpenAI error shape)
 
 Default usage (deterministic, so tests can hand-compute prices):
@@ -56,6 +65,10 @@ Default usage (deterministic, so tests can hand-compute prices):
     Bedrock Converse: inputTokens 700 (excludes cache), cacheReadInputTokens 200,
         cacheWriteInputTokens 100, outputTokens 500, totalTokens 1500 (stream: in `metadata`).
         InvokeModel: the Anthropic figures.
+    Gemini embeddings: none on the Gemini API; Vertex AI: usageMetadata.promptTokenCount 1000.
+    Cohere chat: usage.billed_units input_tokens 1000, output_tokens 500 (`tokens`, which
+        are not billed: 1807 / 512).  Embed: meta.billed_units.input_tokens 1000.
+        Rerank: meta.billed_units.search_units 1.
 
 Per-request controls (request headers):
 
@@ -77,6 +90,7 @@ Per-request controls (request headers):
     x-fake-hang-ms: N    wait N ms before answering at all (an upstream gone quiet)
     x-fake-corrupt-frame: N
                          Bedrock event streams: the N-th message (0-based) gets a bad CRC
+    x-fake-body: TEXT    a non-streamed success reply's body is TEXT verbatim (a malformed answer)
 
 Control API (not recorded):
 

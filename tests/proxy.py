@@ -447,6 +447,38 @@ class MitmProxy:
         self._clients.append(client)
         return client
 
+    def genai_client(self, *, headers: dict[str, str] | None = None, proxy_auth: tuple[str, str] | None = None,
+                     **kwargs: Any):
+        """A google-genai Client through the proxy: the Gemini API (`api_key=`), or Vertex AI
+        (`vertexai=True` with `project`, `location` and `credentials`, or an express-mode
+        `api_key`). It sends through httpx2; retries are off; `headers` go on every request."""
+        from google import genai
+        from google.genai import types
+
+        options = types.HttpOptions(httpx_client=self.httpx2_client(proxy_auth), headers=headers,
+                                    retry_options=types.HttpRetryOptions(attempts=1))
+        return genai.Client(http_options=options, **kwargs)
+
+    def anthropic_vertex_client(self, access_token: str = "ya29.test-vertex-token", *, region: str = "us-east5",
+                                project_id: str = "fake-project", **kwargs: Any):
+        """The anthropic SDK's Claude-on-Vertex client, with a static OAuth access token."""
+        import anthropic
+
+        kwargs.setdefault("max_retries", 0)
+        kwargs.setdefault("timeout", 30.0)
+        client = anthropic.AnthropicVertex(region=region, project_id=project_id, access_token=access_token,
+                                           http_client=self.httpx2_client(), **kwargs)
+        self._clients.append(client)
+        return client
+
+    def cohere_client(self, api_key: str = "co-test-key", **kwargs: Any):
+        """cohere's ClientV2 (it sends through httpx, and retries a 429 unless told not to)."""
+        import cohere
+
+        kwargs.setdefault("max_retries", 0)
+        kwargs.setdefault("timeout", 30.0)
+        return cohere.ClientV2(api_key=api_key, httpx_client=self.httpx_client(), **kwargs)
+
     def curl(self, *args: str, timeout: float = 30.0, text: bool = True,
              check: bool = False) -> subprocess.CompletedProcess:
         """curl -sS --proxy URL --cacert CA ARGS... (never inherits other proxy settings)."""

@@ -40,10 +40,15 @@ def example_host(provider: Provider) -> str:
 NOT_IN_GENAI_PATTERN = {"bedrock-runtime-fips.us-east-1.amazonaws.com", "bedrock-mantle.us-east-1.api.aws"}
 
 
-def example_path(template: str) -> str:
-    """A concrete path for a route template: each `{name}` filled with a plausible value."""
-    return re.sub(r"\{(\w+)\}", lambda m: {"model": "some-model", "version": "v1beta"}.get(m.group(1), "x1"),
-                  template)
+def example_path(route) -> str:
+    """A concrete path for a route: each `{name}` filled with a value it allows."""
+    def value(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name in route.choices:
+            return route.choices[name][0]
+        return {"model": "some-model"}.get(name, "x1")
+
+    return re.sub(r"\{(\w+)\}", value, route.template)
 
 
 ROUTES = [(p, r) for p in BUILTIN for r in p.routes]
@@ -81,13 +86,14 @@ def test_hosts_come_from_genai_prices_where_its_pattern_names_them():
 def test_every_route_is_recognised_at_its_own_path(provider, route):
     found = Registry().provider(example_host(provider), 443)
     assert found is provider
-    endpoint = found.route(route.method, example_path(route.template))
+    endpoint = found.route(route.method, example_path(route))
     if route.api is FREE:
         assert endpoint is FREE
     else:
         assert isinstance(endpoint, Endpoint) and endpoint.api is route.api
         assert endpoint.provider == provider.name
         assert endpoint.price_provider == (route.price_provider or provider.price_provider)
+        assert endpoint.credential is (route.credential or provider.credential)
         if "{model}" in route.template:
             assert endpoint.url_model.endswith("some-model")
 

@@ -1,5 +1,7 @@
 """Fake Anthropic Messages: `/v1/messages`, whole or streamed (message_start ...
-message_stop), with Anthropic's usage convention (input excludes cache reads and writes)."""
+message_stop), with Anthropic's usage convention (input excludes cache reads and writes).
+Also Claude on Vertex AI: `…/publishers/anthropic/models/{model}:rawPredict|streamRawPredict`,
+the model in the URL (the body has none), and `count-tokens:rawPredict`."""
 
 from __future__ import annotations
 
@@ -80,3 +82,11 @@ def messages(h, model: str) -> None:
 @route("POST", r"/v1/messages", errors)
 def messages_route(h, match) -> None:
     messages(h, h.body_model())
+
+
+@route("POST", r"/v1(?:beta1)?/projects/[^/]+/locations/[^/]+/publishers/anthropic/models/(?P<model>[^/:]+)"
+               r":(?P<method>rawPredict|streamRawPredict)", errors)
+def vertex_raw_predict(h, match) -> None:
+    if match["model"] == "count-tokens":
+        return h.send_json(200, {"input_tokens": 42}, headers(h))
+    messages(h, match["model"])

@@ -30,6 +30,7 @@ CONTROL_HEADERS = (
     "x-fake-chunks",
     "x-fake-hang-ms",
     "x-fake-corrupt-frame",
+    "x-fake-body",
 )
 
 

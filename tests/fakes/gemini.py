@@ -1,6 +1,9 @@
 """Fake Gemini generateContent / streamGenerateContent (SSE with `?alt=sse`, else a JSON
 array sent in pieces); the model comes from the URL, and `usageMetadata` rides on every
-chunk, growing to the final numbers."""
+chunk, growing to the final numbers. Also embedContent / batchEmbedContents (the Gemini API
+answers them with no usage unless `x-fake-usage` gives one; Vertex AI with
+`usageMetadata`) and countTokens, on the Gemini API's paths and Vertex AI's
+(`/{v1|v1beta1}[/projects/{p}/locations/{l}]/publishers/google/models/{m}:{method}`)."""
 
 from __future__ import annotations
 
@@ -79,10 +82,45 @@ def stream(h, model: str) -> None:
                  trailer=b"]")
 
 
-METHODS = {"generateContent": generate, "streamGenerateContent": stream}
+GEMINI_EMBED_USAGE: dict[str, Any] = {"promptTokenCount": 1000,
+                                      "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 1000}]}
 
 
-@route("POST", r"/v1(?:beta|alpha)?/models/(?P<model>[^/]+):(?P<method>generateContent|streamGenerateContent)",
-       errors)
+def embed(h, model: str, *, vertex: bool, batch: bool) -> None:
+    """The Gemini API's embeddings carry no usage (unless `x-fake-usage` says one); Vertex AI's do."""
+    values = [0.0125, -0.25, 0.5, 0.75]
+    if batch:
+        n = len(h.body.get("requests") or [])
+        body: dict[str, Any] = {"embeddings": [{"values": values} for _ in range(n)]}
+    else:
+        body = {"embedding": {"values": values}}
+        if vertex:
+            body["truncated"] = False
+    if vertex or h.usage_override is not None:
+        body["usageMetadata"] = h.usage(GEMINI_EMBED_USAGE)
+    h.send_json(200, body, headers(h))
+
+
+def count_tokens(h, model: str) -> None:
+    h.send_json(200, {"totalTokens": 42, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 42}]}, headers(h))
+
+
+METHODS = {
+    "generateContent": lambda h, model, vertex: generate(h, model),
+    "streamGenerateContent": lambda h, model, vertex: stream(h, model),
+    "embedContent": lambda h, model, vertex: embed(h, model, vertex=vertex, batch=False),
+    "batchEmbedContents": lambda h, model, vertex: embed(h, model, vertex=vertex, batch=True),
+    "countTokens": lambda h, model, vertex: count_tokens(h, model),
+}
+_METHODS = "|".join(METHODS)
+
+
+@route("POST", rf"/v1(?:beta|alpha)?/models/(?P<model>[^/]+):(?P<method>{_METHODS})", errors)
 def model_method(h, match) -> None:
-    METHODS[match["method"]](h, urllib.parse.unquote(match["model"]))
+    METHODS[match["method"]](h, urllib.parse.unquote(match["model"]), False)
+
+
+@route("POST", rf"/v1(?:beta1)?(?:/projects/[^/]+/locations/[^/]+)?/publishers/google/models/(?P<model>[^/]+)"
+               rf":(?P<method>{_METHODS})", errors)
+def vertex_model_method(h, match) -> None:
+    METHODS[match["method"]](h, urllib.parse.unquote(match["model"]), True)

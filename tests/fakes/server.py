@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from fakes import anthropic, bedrock, gemini, openai  # noqa: F401  (their routes, in this order)
+from fakes import anthropic, bedrock, cohere, gemini, openai  # noqa: F401  (their routes, in this order)
 from fakes.common import (
     DEFAULT_CHUNKS,
     DEFAULT_TEXT,
@@ -135,6 +135,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None
     ) -> None:
         enc = Encoder(self.headers.get("x-fake-encoding"))
+        if self.headers.get("x-fake-body") is not None and status < 400:
+            body = self.headers["x-fake-body"].encode()  # a malformed answer, verbatim
         payload = enc.whole(body)
         cut = self.headers.get("x-fake-cut-after")
         self.send_response(status)
@@ -355,7 +357,7 @@ def start_fake_provider(host: str = "127.0.0.1", port: int = 0, *, quiet: bool =
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Fake LLM provider (OpenAI/Azure/Anthropic/Gemini/Bedrock)")
+    ap = argparse.ArgumentParser(description="Fake LLM provider (OpenAI/Azure/Anthropic/Gemini/Vertex AI/Cohere/Bedrock)")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=9999)
     ap.add_argument("-v", "--verbose", action="store_true", help="log every request")
