@@ -54,9 +54,18 @@ def estimate_max_cost(
 
     `model` overrides `request.model` (for endpoints that name it in the URL: Gemini,
     Azure deployments).
+
+    A request that bounds its own bill (`request.max_usage`: images by size and quality,
+    audio by the upload's size, tts-1 by its characters) is priced as that usage. A request
+    that asks for a tier with prices of its own (`service_tier: priority`) is priced at it;
+    one that asks for none (or `auto`) at the standard prices, which a project whose default
+    tier is priority would exceed by the difference (the settlement is exact either way).
     """
     resolved = book.resolve(price_provider, model or request.model)
     if resolved is None:
         return UNPRICED
+    context = {"service_tier": request.service_tier} if request.service_tier else None
+    if request.max_usage is not None:  # the request bounds its own bill (images, audio)
+        return book.price(resolved, request.max_usage, at, context)
     input_tokens, output_tokens = token_bounds(resolved, request, endpoint_kind, default_max_output_tokens)
-    return book.max_price(resolved, input_tokens, output_tokens, at)
+    return book.max_price(resolved, input_tokens, output_tokens, at, context)

@@ -15,6 +15,7 @@ import re
 import threading
 from bisect import bisect_left
 from collections.abc import Callable, Mapping
+from copy import copy
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -25,12 +26,17 @@ from genai_prices import data_snapshot as _gp_snapshot
 from genai_prices import types as _gp
 from genai_prices.data_units import unit_data as _gp_units
 from genai_prices.types import calc_unit_price as _gp_unit_price
+from genai_prices.units import _get_registry as _gp_registry
 
 from core.usage import TOKEN_CLASSES, TokenUsage
+
+from . import supplement
+from .supplement import SUPPLEMENT_SOURCE, Fee, UnitModel
 
 __all__ = (
     "CONFIG_SOURCE",
     "GENAI_PRICES_SOURCE",
+    "SUPPLEMENT_SOURCE",
     "UNPRICED",
     "UNPRICED_SOURCE",
     "Cost",
@@ -207,16 +213,19 @@ def _price_sets(model: _gp.ModelInfo) -> list[_gp.ModelPrice]:
     return [model.prices] if isinstance(model.prices, _gp.ModelPrice) else [c.prices for c in model.prices]
 
 
-def _unreported_priced_keys(model: _gp.ModelInfo) -> dict[str, int]:
-    """Usage keys some price of `model` (any period, any variant) charges for that TokenUsage
-    doesn't report, each mapped to 0. (`requests` is counted by genai-prices itself.)"""
+def _unreported_priced_keys(model: _gp.ModelInfo, fees: tuple[Fee, ...] = ()) -> dict[str, int]:
+    """Usage keys some price of `model` (any period, any variant) or a supplement fee
+    charges for that TokenUsage doesn't report, each mapped to 0. (`requests` is counted
+    by genai-prices itself.)"""
     price_sets = _price_sets(model) + [variant.prices for variant in model.price_variants or ()]
+    fee_keys = {fee.price_key for fee in fees}
     return {
         usage_key: 0
         for usage_key, unit in _gp_units.items()
         if usage_key not in _REPORTED_KEYS
         and usage_key != "requests"
-        and any(getattr(prices, unit.get("price_key", usage_key), None) is not None for prices in price_sets)
+        and (unit.get("price_key", usage_key) in fee_keys
+             or any(getattr(prices, unit.get("price_key", usage_key), None) is not None for prices in price_sets))
     }
 
 
@@ -302,9 +311,34 @@ class _Plan:
     starts: tuple[int, ...]
     rates: tuple[_Rates, ...]
     linear: bool
+    #: The set has a per-token price (input or output): a usage with tokens can be priced.
+    token_priced: bool = True
+    #: Usage keys the set prices, itself or through a broader unit (`input_audio_tokens`
+    #: through `input_tokens`): a usage with units outside it can't be priced.
+    covered: frozenset[str] = frozenset()
+    #: Usage keys priced by the supplement (pricing/supplement.py), not genai-prices.
+    supplemented: frozenset[str] = frozenset()
+    #: Said after the source when a price came from this plan's tier handling.
+    tier_note: str = ""
+    #: The set is genai-prices' own, unaltered: its model's `calc_price` prices it.
+    native: bool = True
+    #: The set `calc_price` is run on when it isn't (fees added, a tier's prices).
+    priced: object = None
 
     def rates_for(self, input_tokens: int) -> _Rates:
         return self.rates[bisect_left(self.starts, input_tokens)] if self.starts else self.rates[0]
+
+    def covers(self, usage: TokenUsage) -> bool:
+        if (usage.input_tokens or usage.output_tokens) and not self.token_priced:
+            return False
+        return all(not n or name in self.covered for name, n in usage.units.items())
+
+    def source(self, base: str, usage: TokenUsage) -> str:
+        if self.tier_note:
+            return f"{base}{self.tier_note}"
+        if self.supplemented and any(usage.units.get(key) for key in self.supplemented):
+            return f"{base} + {SUPPLEMENT_SOURCE}"
+        return base
 
 
 def _override_plan(override: ModelPrice) -> _Plan:
@@ -319,17 +353,68 @@ def _override_plan(override: ModelPrice) -> _Plan:
     return _Plan(override, (), (rates,), linear=True)
 
 
-def _genai_plan(prices: _gp.ModelPrice, unreported: Mapping[str, int]) -> _Plan:
-    tiered = [price for key in _RATE_KEYS if isinstance(price := getattr(prices, key, None), _gp.TieredPrices)]
+def _genai_plan(prices: _gp.ModelPrice, unreported: Mapping[str, int], fees: tuple[Fee, ...] = (), *,
+                tier_note: str = "", native: bool = True, key: object = None) -> _Plan:
+    """The plan of a genai-prices price set, with the supplement's `fees` it lacks added.
+    `key` is what the plan is checked against in the cache (the set itself by default)."""
+    priced, supplemented = _with_fees(prices, fees)
+    tiered = [price for name in _RATE_KEYS if isinstance(price := getattr(priced, name, None), _gp.TieredPrices)]
     starts = sorted({tier.start for price in tiered for tier in price.tiers})
     # An input count in each segment: no more than the first start, then one past each.
     samples = [starts[0] if starts else 0] + [start + 1 for start in starts]
+    usage_keys = {usage_key for price_key, usage_key in _PRICE_KEY_USAGE.items()
+                  if getattr(priced, price_key, None) is not None}
+    ancestors = _gp_registry().ancestor_usage_keys
     return _Plan(
-        prices,
+        prices if key is None else key,
         tuple(starts),
-        tuple(_genai_rates(prices, input_tokens) for input_tokens in samples),
-        linear=_is_linear(prices, unreported),
+        tuple(_genai_rates(priced, input_tokens) for input_tokens in samples),
+        linear=_is_linear(priced, unreported),
+        token_priced=getattr(priced, "input_mtok", None) is not None or getattr(priced, "output_mtok", None) is not None,
+        covered=frozenset(u for u in _gp_units if u in usage_keys or ancestors(u) & usage_keys),
+        supplemented=supplemented,
+        tier_note=tier_note,
+        native=native and priced is prices,
+        priced=priced,
     )
+
+
+def _with_fees(prices: _gp.ModelPrice, fees: tuple[Fee, ...]) -> tuple[_gp.ModelPrice, frozenset[str]]:
+    """`prices` with each of `fees` it has no price for added (a copy), and the usage keys
+    they price. A fee genai-prices would refuse beside the set's prices is left out."""
+    extra: dict[str, Decimal | _gp.TieredPrices] = {}
+    for fee in fees:
+        if getattr(prices, fee.price_key, None) is not None:
+            continue
+        if fee.usd is not None:
+            extra[fee.price_key] = fee.usd
+        elif fee.factor_of and (base := getattr(prices, fee.factor_of, None)) is not None:
+            extra[fee.price_key] = _scaled(base, fee.factor)
+    if not extra:
+        return prices, frozenset()
+    priced = copy(prices)
+    priced.__dict__.update(extra)
+    try:
+        priced.calc_price(genai_prices.Usage())
+    except (ValueError, ArithmeticError):
+        return prices, frozenset()
+    return priced, frozenset(_PRICE_KEY_USAGE[key] for key in extra)
+
+
+def _scaled(price: Decimal | _gp.TieredPrices, factor: Decimal) -> Decimal | _gp.TieredPrices:
+    if isinstance(price, _gp.TieredPrices):
+        return _gp.TieredPrices(base=price.base * factor,
+                                tiers=[_gp.Tier(start=t.start, price=t.price * factor) for t in price.tiers])
+    return price * factor
+
+
+def _scaled_tokens(prices: _gp.ModelPrice, factor: Decimal) -> _gp.ModelPrice:
+    """A copy of `prices` with every per-token price times `factor` (a tier's discount)."""
+    scaled = copy(prices)
+    for key, value in vars(prices).items():
+        if value is not None and key.endswith("_mtok"):
+            scaled.__dict__[key] = _scaled(value, factor)
+    return scaled
 
 
 def _genai_rates(prices: _gp.ModelPrice, input_tokens: int) -> _Rates:
@@ -375,12 +460,28 @@ def _is_linear(prices: _gp.ModelPrice, unreported: Mapping[str, int]) -> bool:
 # --------------------------------------------------------------------------- resolution
 
 
+#: Tier names that mean the standard price (OpenAI's `default` and `auto`, Anthropic's `standard`).
+_STANDARD_TIERS = frozenset({"default", "auto", "standard", "standard_only", "on_demand"})
+
+PriceContext = Mapping[str, str]
+
+
+def _context_key(context: PriceContext | None) -> tuple[tuple[str, str], ...] | None:
+    """The context's items that can change a price (a standard tier can't), or None."""
+    if not context:
+        return None
+    items = tuple(sorted((name, value.lower()) for name, value in context.items()
+                         if isinstance(value, str) and value and value.lower() not in _STANDARD_TIERS))
+    return items or None
+
+
 @dataclass(frozen=True, slots=True)
 class ResolvedPrice:
     """Where a (provider, model) pair gets its price from, looked up once and cached.
 
-    Exactly one of `override` and `model` prices the call; `model` may also be set
-    beside an override, only to tell the context window.
+    Exactly one of `override`, `model` and `unit_model` prices the call; `model` may also
+    be set beside an override, only to tell the context window. `fees` are the supplement's
+    prices genai-prices may lack for the model (added to a price set only where it does).
     """
 
     source: str
@@ -388,9 +489,14 @@ class ResolvedPrice:
     model: _gp.ModelInfo | None = None
     provider: _gp.Provider | None = None
     unreported: Mapping[str, int] = field(default_factory=dict, repr=False)
+    fees: tuple[Fee, ...] = ()
+    unit_model: UnitModel | None = None
     # Per price set, by identity: the model holds its sets as long as we hold the model
     # (`plan.prices is prices` is checked anyway). A race only computes a plan twice.
     _plans: dict[int, _Plan] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # Per (price set, context) for calls served at a tier with prices of its own.
+    _context_plans: dict[tuple[int, tuple[tuple[str, str], ...]], _Plan] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def context_window(self) -> int | None:
@@ -403,28 +509,73 @@ class ResolvedPrice:
     def max_output_tokens(self) -> int | None:
         return self.override.max_output_tokens if self.override is not None else None
 
-    def price_usd(self, usage: TokenUsage, at: datetime) -> Decimal:
+    def price_usd(self, usage: TokenUsage, at: datetime, context: PriceContext | None = None) -> Decimal:
         """Exact USD price of a usage (already made consistent) at time `at`.
 
         `_Rates.usd` on the rates in force at `at`, at the tier `usage.input_tokens` falls
         in: (input - cache_read - cache_write) x input + cache_read x cache_read
         + cache_write x cache_write + (output - reasoning) x output + reasoning x reasoning
-        (+ a per-request fee). For a genai-prices price set that holds anything else, its
-        own `calc_price`: ~100 µs against ~5 for the formula, which gives the same nanos
-        wherever it is used (tests/test_pricing.py checks every model of the snapshot).
+        (+ a per-request fee). For a genai-prices price set that holds anything else, or a
+        usage with units, its own `calc_price`: ~100 µs against ~5 for the formula, which
+        gives the same nanos wherever it is used (tests/test_pricing.py checks every model
+        of the snapshot). A unit model sums its units' prices.
         """
-        plan = self._plan(at)
+        if self.unit_model is not None:
+            prices = self.unit_model.prices
+            return sum((prices.get(name, _ZERO) * n for name, n in usage.units.items()), _ZERO)
+        plan = self._plan(at, context)
         if plan.linear and (not usage.units or self.override is not None):
             return plan.rates_for(usage.input_tokens).usd(usage)
-        return self._calc_price(usage, at)
+        return self._calc_price(plan, usage, at)
 
-    def max_price_usd(self, input_tokens: int, output_tokens: int, at: datetime) -> Decimal:
+    def quote(self, usage: TokenUsage, at: datetime, context: PriceContext | None = None) -> tuple[Decimal, str] | None:
+        """(`price_usd`, `source_for`) of a consistent usage, or None when `covers` says no:
+        the price set is looked up once."""
+        if self.unit_model is not None:
+            if not self.covers(usage, at):
+                return None
+            return self.price_usd(usage, at), self.source
+        plan = self._plan(at, context)
+        if plan.linear and (not usage.units or self.override is not None):
+            if not plan.token_priced and (usage.input_tokens or usage.output_tokens):
+                return None
+            return plan.rates_for(usage.input_tokens).usd(usage), plan.source(self.source, usage)
+        if self.override is None and not plan.covers(usage):
+            return None
+        return self._calc_price(plan, usage, at), plan.source(self.source, usage)
+
+    def covers(self, usage: TokenUsage, at: datetime, context: PriceContext | None = None) -> bool:
+        """Whether every quantity `usage` is billed for has a price here: tokens need a
+        per-token price, units a price of their own or of a broader unit. (A config
+        override prices tokens only, whatever else the call reports.)"""
+        if self.override is not None:
+            return True
+        if self.unit_model is not None:
+            prices = self.unit_model.prices
+            return not (usage.input_tokens or usage.output_tokens) and all(
+                not n or name in prices for name, n in usage.units.items())
+        return self._plan(at, context).covers(usage)
+
+    def source_for(self, usage: TokenUsage, at: datetime, context: PriceContext | None = None) -> str:
+        """`source`, and whether the supplement priced part of `usage` or its tier."""
+        if self.override is not None or self.unit_model is not None:
+            return self.source
+        return self._plan(at, context).source(self.source, usage)
+
+    def max_price_usd(self, input_tokens: int, output_tokens: int, at: datetime,
+                      context: PriceContext | None = None) -> Decimal:
         """`price_usd` of the dearest usage (see `dearest_usage`): the reservation estimate."""
-        plan = self._plan(at)
+        plan = self._plan(at, context)
         rates = plan.rates_for(input_tokens)
         if plan.linear:
             return rates.max_usd(input_tokens, output_tokens)
-        return self._calc_price(rates.dearest(input_tokens, output_tokens), at)
+        return self._calc_price(plan, rates.dearest(input_tokens, output_tokens), at)
+
+    def token_priced(self, at: datetime, context: PriceContext | None = None) -> bool:
+        """Whether a usage in tokens can be priced at all (not for tts-1's characters or dall-e)."""
+        if self.unit_model is not None:
+            return False
+        return self._plan(at, context).token_priced
 
     def dearest_usage(self, input_tokens: int, output_tokens: int, at: datetime) -> TokenUsage:
         """The costliest way `input_tokens` in and `output_tokens` out can be billed.
@@ -435,36 +586,79 @@ class ResolvedPrice:
         """
         return self._plan(at).rates_for(input_tokens).dearest(input_tokens, output_tokens)
 
-    def _calc_price(self, usage: TokenUsage, at: datetime) -> Decimal:
+    def _calc_price(self, plan: _Plan, usage: TokenUsage, at: datetime) -> Decimal:
         assert self.model is not None and self.provider is not None
-        calc = self.model.calc_price(_genai_usage(usage, self.unreported), self.provider, genai_request_timestamp=at)
-        return calc.total_price
+        genai_usage = _genai_usage(usage, self.unreported)
+        if plan.native:
+            return self.model.calc_price(genai_usage, self.provider, genai_request_timestamp=at).total_price
+        return plan.priced.calc_price(genai_usage)["total_price"]  # type: ignore[attr-defined]
 
-    def _plan(self, at: datetime) -> _Plan:
-        """The plan of the price set in force at `at` (the override's, whatever `at`)."""
+    def _plan(self, at: datetime, context: PriceContext | None = None) -> _Plan:
+        """The plan of the price set in force at `at` (the override's, whatever `at`), at
+        the tier `context` names if it prices differently."""
         if self.override is not None:
             prices: object = self.override
         else:
             assert self.model is not None
             prices = self.model.get_prices(at)
+        if context is not None and self.override is None:
+            key = _context_key(context)
+            if key is not None:
+                return self._context_plan(prices, at, key)  # type: ignore[arg-type]
         plan = self._plans.get(id(prices))
         if plan is None or plan.prices is not prices:
             if self.override is not None:
                 plan = _override_plan(self.override)
             else:
-                plan = _genai_plan(prices, self.unreported)  # type: ignore[arg-type]
+                plan = _genai_plan(prices, self.unreported, self.fees)  # type: ignore[arg-type]
             self._plans[id(prices)] = plan
         return plan
+
+    def _context_plan(self, standard: _gp.ModelPrice, at: datetime, key: tuple[tuple[str, str], ...]) -> _Plan:
+        """The plan at a tier (`service_tier: flex`, `speed: fast`): genai-prices' variant of
+        the model for it where it has one; else the supplement's rule for the tier (flex at
+        half price); else the standard prices, and the source says so."""
+        cache_key = (id(standard), key)
+        plan = self._context_plans.get(cache_key)
+        if plan is not None and plan.prices is standard:
+            return plan
+        assert self.model is not None and self.provider is not None
+        context = dict(key)
+        own = any(self.model is m for m in self.provider.models)  # genai-prices: variants only of its own
+        prices = self.model.get_prices(at, context) if own else standard
+        notes = []
+        for name, value in key:
+            if own and self._has_variant(at, name, value):
+                continue
+            rule = supplement.tier_rule(self.provider.id, value) if name == "service_tier" else None
+            if rule is not None:
+                prices = _scaled_tokens(prices, rule.factor)
+                notes.append(f" + {SUPPLEMENT_SOURCE} ({value} tier)")
+            else:
+                notes.append(f" ({name} {value}: no price of its own, standard prices)")
+        plan = _genai_plan(prices, self.unreported, self.fees, tier_note="".join(notes), native=False, key=standard)
+        if len(self._context_plans) > 64:  # tiers come from responses: keep the cache small
+            self._context_plans.clear()
+        self._context_plans[cache_key] = plan
+        return plan
+
+    def _has_variant(self, at: datetime, name: str, value: str) -> bool:
+        assert self.model is not None
+        return any(
+            variant.when.get(name) == value and (variant.constraint is None or variant.constraint.active(at))
+            for variant in self.model.price_variants or ()
+        )
 
 
 def _or(value: Decimal | None, default: Decimal) -> Decimal:
     return default if value is None else value
 
 
-def _has_token_prices(model: _gp.ModelInfo) -> bool:
-    """A model priced only per request, audio hour, character... can't be priced from tokens."""
+def _has_prices(model: _gp.ModelInfo) -> bool:
+    """Whether a model has a price of any kind: per token, or only per audio hour, character...
+    (which `ResolvedPrice.covers` then checks the usage against)."""
     return any(
-        getattr(prices, "input_mtok", None) is not None or getattr(prices, "output_mtok", None) is not None
+        any(value is not None for key, value in vars(prices).items() if not key.startswith("_"))
         for prices in _price_sets(model)
     )
 
@@ -505,12 +699,14 @@ class PriceBook:
 
     # ---- public API
 
-    def cost(self, price_provider: str | None, model: str | None, usage: TokenUsage, at: datetime) -> Cost:
-        """What `usage` of `model` cost at time `at`; `Cost(None, "unpriced")` if nobody knows."""
+    def cost(self, price_provider: str | None, model: str | None, usage: TokenUsage, at: datetime,
+             context: PriceContext | None = None) -> Cost:
+        """What `usage` of `model` cost at time `at`, served at the tier `context` names
+        (`{"service_tier": "flex"}`); `Cost(None, "unpriced")` if nobody knows."""
         resolved = self.resolve(price_provider, model)
         if resolved is None:
             return UNPRICED
-        return self.price(resolved, usage, at)
+        return self.price(resolved, usage, at, context)
 
     def is_priced(self, price_provider: str | None, model: str | None) -> bool:
         return self.resolve(price_provider, model) is not None
@@ -542,13 +738,27 @@ class PriceBook:
         self._resolved[key] = resolved
         return resolved
 
-    def price(self, resolved: ResolvedPrice, usage: TokenUsage, at: datetime) -> Cost:
-        """Price `usage` with an already resolved model (see `resolve`)."""
-        return self._cost(resolved, lambda: resolved.price_usd(_consistent(usage), at))
+    def price(self, resolved: ResolvedPrice, usage: TokenUsage, at: datetime,
+              context: PriceContext | None = None) -> Cost:
+        """Price `usage` with an already resolved model (see `resolve`): unpriced when part
+        of it has no price (tokens of a model priced per character, an image size nobody
+        lists), never a cost that leaves it out."""
+        try:
+            quoted = resolved.quote(_consistent(usage), at, context)
+        except (ValueError, ArithmeticError) as exc:  # a genai-prices data problem must not break a flow
+            logger.warning("pricing %s failed: %s", resolved.model.id if resolved.model else "?", exc)
+            return UNPRICED
+        if quoted is None:
+            return UNPRICED
+        return Cost(_to_nanos(quoted[0]), quoted[1])
 
-    def max_price(self, resolved: ResolvedPrice, input_tokens: int, output_tokens: int, at: datetime) -> Cost:
-        """The most `input_tokens` in and `output_tokens` out can cost (see `ResolvedPrice.max_price_usd`)."""
-        return self._cost(resolved, lambda: resolved.max_price_usd(input_tokens, output_tokens, at))
+    def max_price(self, resolved: ResolvedPrice, input_tokens: int, output_tokens: int, at: datetime,
+                  context: PriceContext | None = None) -> Cost:
+        """The most `input_tokens` in and `output_tokens` out can cost (see `ResolvedPrice.max_price_usd`);
+        unpriced for a model without per-token prices."""
+        if not resolved.token_priced(at, context):
+            return UNPRICED
+        return self._cost(resolved, lambda: resolved.max_price_usd(input_tokens, output_tokens, at, context))
 
     @staticmethod
     def _cost(resolved: ResolvedPrice, usd: Callable[[], Decimal]) -> Cost:
@@ -575,10 +785,13 @@ class PriceBook:
                 provider=found[0] if found else None,
             )
         if found is None:
-            return None
+            own = supplement.unit_model(price_provider, _without_prefix(model))
+            return ResolvedPrice(SUPPLEMENT_SOURCE, unit_model=own) if own is not None else None
         provider, model_info = found
+        fees = supplement.fees_for(provider.id)
         return ResolvedPrice(
-            GENAI_PRICES_SOURCE, model=model_info, provider=provider, unreported=_unreported_priced_keys(model_info)
+            GENAI_PRICES_SOURCE, model=model_info, provider=provider, fees=fees,
+            unreported=_unreported_priced_keys(model_info, fees),
         )
 
     def _find_override(self, model: str) -> ModelPrice | None:
@@ -602,6 +815,6 @@ class PriceBook:
                 provider, info = self._snapshot.find_provider_model(ref, None, provider_id, None)
             except LookupError:
                 continue
-            if _has_token_prices(info):
+            if _has_prices(info):
                 return provider, info
         return None
