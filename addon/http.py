@@ -97,8 +97,12 @@ class HttpMeter:
             return
         headers = flow.response.headers
         call.parser.feed_headers(headers)
-        sse = "text/event-stream" in headers.get("content-type", "")
-        if not (sse or (call.endpoint.url_streaming and flow.response.status_code < 300)):
+        content_type = headers.get("content-type", "")
+        sse = "text/event-stream" in content_type
+        ok = flow.response.status_code < 300
+        # An audio reply (framing raw) is passed through as it arrives, unless it is JSON.
+        raw = call.endpoint.framing is Framing.RAW and ok and "json" not in content_type
+        if not (sse or raw or (call.endpoint.url_streaming and ok)):
             return  # an ordinary body: buffered by mitmproxy, read in `response`
         call.streamed = True
         flow.response.stream = StreamTap(

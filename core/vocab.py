@@ -75,6 +75,14 @@ class EndpointKind(StrEnum):
     """AWS Bedrock's InvokeModel: the model's own request and response body."""
     RERANK = "rerank"
     """Reranking documents against a query: billed per search, not per token (Cohere)."""
+    IMAGES = "images"
+    """Image generation and edits (OpenAI `/images/generations`, `/images/edits`)."""
+    TRANSCRIPTION = "transcription"
+    """Speech to text (OpenAI `/audio/transcriptions`)."""
+    TRANSLATION = "translation"
+    """Speech to English text (OpenAI `/audio/translations`)."""
+    SPEECH = "speech"
+    """Text to speech (OpenAI `/audio/speech`)."""
     UNMETERED = "unmetered"
     """Not a metered endpoint: a call the ledger records as `unmetered`."""
 
@@ -95,6 +103,8 @@ class Framing(StrEnum):
     """One JSON array whose elements arrive one by one (Gemini without `alt=sse`)."""
     AWS_EVENTSTREAM = "aws_eventstream"
     """application/vnd.amazon.eventstream: binary length-prefixed, CRC-checked messages (Bedrock)."""
+    RAW = "raw"
+    """An opaque body passed through as it arrives (audio): no events, only its end."""
 
 
 class Transport(StrEnum):

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -94,7 +95,7 @@ class MeteredCall:
         usage, usage_source, status = settlement_usage(self, http_status, error)
         return Ending(http_status, error or self.parser.error, status, usage_source, usage, self.model,
                       self.streamed or self.request.stream, round((time.perf_counter() - self.t0) * 1000, 3),
-                      datetime.now(UTC))
+                      datetime.now(UTC), self.parser.service_tier, self.parser.price_context)
 
     def record(self, prices: PriceBook, http_status: int | None, error: str | None) -> CallRecord:
         """The ledger row for this call, priced at the time the request was made."""
@@ -125,6 +126,8 @@ class Ending:
     streamed: bool
     latency_ms: float
     finished_at: datetime
+    service_tier: str | None = None  # the tier that served it, as the reply said
+    price_context: dict[str, str] | None = None  # what else picks its price (a tier with prices of its own)
 
     def to_json(self) -> dict[str, Any]:
         usage = self.usage
@@ -133,6 +136,7 @@ class Ending:
             "usage_source": self.usage_source, "model": self.model, "streamed": self.streamed,
             "latency_ms": self.latency_ms, "finished_at": iso(self.finished_at),
             "usage": None if usage is None else {**usage.tokens(), "units": dict(usage.units)},
+            "service_tier": self.service_tier, "price_context": self.price_context,
         }
 
     @classmethod
@@ -142,7 +146,7 @@ class Ending:
             data.get("http_status"), data.get("error"), CallStatus(data["status"]),
             UsageSource(data["usage_source"]), None if usage is None else TokenUsage(**usage),
             data.get("model"), bool(data.get("streamed")), data.get("latency_ms") or 0.0,
-            parse_iso(data["finished_at"]),
+            parse_iso(data["finished_at"]), data.get("service_tier"), data.get("price_context"),
         )
 
 
@@ -154,6 +158,7 @@ def settled_record(prices: PriceBook, record: CallRecord, ending: Ending, price_
     record.http_status, record.error, record.status = ending.http_status, ending.error, ending.status
     record.usage_source, record.model, record.streamed = ending.usage_source, ending.model, ending.streamed
     record.latency_ms, record.finished_at = ending.latency_ms, ending.finished_at
+    record.service_tier = ending.service_tier
     if ending.status == CallStatus.UNMETERED:
         record.cost_nanos, record.price_source = None, UNMETERED_SOURCE
         return record
@@ -164,7 +169,7 @@ def settled_record(prices: PriceBook, record: CallRecord, ending: Ending, price_
     request = CallRequest(ending.model, ending.streamed, max_output_tokens, input_bytes)
     usage, anomaly = bound_usage(ending.usage, request, resolved.context_window if resolved else None)
     record.usage = usage
-    cost = prices.price(resolved, usage, record.started_at) if resolved is not None else UNPRICED
+    cost = prices.price(resolved, usage, record.started_at, ending.price_context) if resolved is not None else UNPRICED
     nanos, cost_anomaly = bound_cost(cost.nanos)
     record.cost_nanos, record.price_source = nanos, cost.source
     record.anomaly = {**anomaly, **cost_anomaly} or None
@@ -183,6 +188,23 @@ def interrupted_record(record: CallRecord, held: int | None) -> CallRecord:
     return record
 
 
+def _with_units(usage: TokenUsage, units: Mapping[str, int]) -> TokenUsage:
+    """`usage` with the request's `units` added (what the reply reports wins)."""
+    if not units:
+        return usage
+    return replace(usage, units={**units, **usage.units})
+
+
+def _expected(call: MeteredCall) -> TokenUsage:
+    """The request's expected usage and units, its output no less than the text seen
+    (where it is billed by tokens at all: a whisper-1 call is billed by the second)."""
+    expected = call.request.expected_usage or TokenUsage()
+    if expected.output_tokens:
+        expected = replace(expected, output_tokens=max(expected.output_tokens,
+                                                       _guess_tokens(call.parser.output_chars)))
+    return _with_units(expected, call.request.units)
+
+
 def _guess_tokens(size: int) -> int:
     return math.ceil(size / BYTES_PER_TOKEN_GUESS) if size else 0
 
@@ -192,7 +214,10 @@ def settlement_usage(call: MeteredCall, http_status: int | None,
     """(usage to charge, usage_source, status).
 
     - an endpoint spendgate cannot meter: no usage, status `unmetered` (cost unknown);
-    - complete usage from the provider: charged as reported;
+    - complete usage from the provider: charged as reported, with the units the request
+      itself fixes (tts-1's characters, dall-e's images) added;
+    - a whole reply that reports no usage (audio bytes, a plain-text transcript): the
+      request's units, or else its expected usage, recorded as estimated;
     - an upstream error reply without usage: not billed by providers, so not charged;
     - a request that never reached the provider (connection refused...): not charged;
     - a whole answer of an API that may report no usage (Gemini API embeddings): the
@@ -205,17 +230,26 @@ def settlement_usage(call: MeteredCall, http_status: int | None,
     if call.endpoint.api is UNMETERED:
         return None, UsageSource.NONE, CallStatus.UNMETERED
     parser = call.parser
-    if parser.complete and parser.usage is not None:
-        # The provider's final usage arrived: the call is whole even if a side hung up
-        # right after it (SDKs close the stream as soon as they read the last event).
-        return parser.usage, UsageSource.REPORTED, CallStatus.OK
-    if http_status is not None and http_status >= 400 and parser.usage is None:
+    request = call.request
+    ok = http_status is None or http_status < 400
+    if parser.complete:
+        # The reply is whole even if a side hung up right after it (SDKs close the stream
+        # as soon as they read the last event).
+        reported = parser.usage
+        if reported is not None or (request.units and ok):
+            return _with_units(reported or TokenUsage(), request.units), UsageSource.REPORTED, CallStatus.OK
+        if request.expected_usage is not None and ok:
+            return _expected(call), UsageSource.ESTIMATED, CallStatus.OK
+    if not ok and parser.usage is None:
         return None, UsageSource.NONE, CallStatus.UPSTREAM_ERROR
     if not call.reached_upstream:
         return None, UsageSource.NONE, CallStatus.ERROR
     counted = call.request.input_tokens_estimate
     if counted is not None and parser.ended and parser.error is None and parser.usage is None:
         return TokenUsage(input_tokens=counted), UsageSource.ESTIMATED, CallStatus.OK
+    status = CallStatus.PARTIAL if error or call.streamed else CallStatus.PARSE_ERROR
+    if parser.usage is None and (request.expected_usage is not None or request.units):
+        return _expected(call), UsageSource.ESTIMATED, status  # what the request says it costs
     known = parser.usage or TokenUsage()
     output = max(known.output_tokens, _guess_tokens(parser.output_chars))
     usage = TokenUsage(
@@ -225,7 +259,6 @@ def settlement_usage(call: MeteredCall, http_status: int | None,
         cache_write_tokens=known.cache_write_tokens,
         output_tokens=output,
         reasoning_tokens=min(known.reasoning_tokens, output),
-        units=known.units,
+        units=_with_units(known, request.units).units,
     )
-    status = CallStatus.PARTIAL if error or call.streamed else CallStatus.PARSE_ERROR
     return usage, UsageSource.ESTIMATED, status

@@ -49,6 +49,8 @@ class AnthropicMessagesParser(UsageParser):
         super().__init__()
         self._counts: dict[str, int] = {}
         self._thinking = 0
+        self._units: dict[str, int] = {}
+        self._speed: str | None = None
 
     @property
     def usage(self) -> TokenUsage | None:
@@ -57,13 +59,25 @@ class AnthropicMessagesParser(UsageParser):
             return None
         cache_read = c.get("cache_read_input_tokens", 0)
         cache_write = c.get("cache_creation_input_tokens", 0)
+        units = self._units
+        if units.get("cache_write_1h_tokens", 0) > cache_write:  # a breakdown never exceeds its total
+            units = {**units, "cache_write_1h_tokens": cache_write}
         return TokenUsage(
             input_tokens=c.get("input_tokens", 0) + cache_read + cache_write,
             cache_read_tokens=cache_read,
             cache_write_tokens=cache_write,
             output_tokens=c.get("output_tokens", 0),
             reasoning_tokens=self._thinking,
+            units={k: v for k, v in units.items() if v} if units else units,
         )
+
+    @property
+    def price_context(self) -> dict[str, str] | None:
+        """The served tier, and `speed: fast` (fast mode has prices of its own)."""
+        context = super().price_context
+        if self._speed:
+            context = {**(context or {}), "speed": self._speed}
+        return context
 
     def _merge(self, u: Any) -> bool:
         if not isinstance(u, dict):
@@ -77,6 +91,19 @@ class AnthropicMessagesParser(UsageParser):
         thinking = count(get_path(u, "output_tokens_details", "thinking_tokens"))
         if thinking is not None:
             self._thinking = thinking
+        # Beyond tokens: web searches (billed per 1,000) and 1-hour cache writes (2x input,
+        # against 1.25x for 5-minute ones): under genai-prices' unit names.
+        for unit, value in (
+            ("web_searches", get_path(u, "server_tool_use", "web_search_requests")),
+            ("cache_write_1h_tokens", get_path(u, "cache_creation", "ephemeral_1h_input_tokens")),
+        ):
+            v = count(value)
+            if v is not None:
+                self._units[unit] = v
+        self._take_tier(u.get("service_tier"))
+        speed = u.get("speed")
+        if isinstance(speed, str) and speed and speed != "standard":
+            self._speed = speed
         return seen
 
     def _on_body(self, obj: Any) -> None:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import unquote
 
 from core.auth import bearer_token
+from core.usage import TokenUsage
 from core.vocab import EndpointKind, Framing
 from providers.parsing import UsageParser
 
@@ -46,6 +47,9 @@ __all__ = [
 ]
 
 
+_NO_UNITS: Mapping[str, int] = MappingProxyType({})
+
+
 @dataclass(frozen=True, slots=True)
 class CallRequest:
     """What the request body says about the call, read before forwarding."""
@@ -60,6 +64,17 @@ class CallRequest:
     #: answers may carry no usage (Gemini API embeddings): what such a call is charged,
     #: flagged estimated, when its answer reports none.
     input_tokens_estimate: int | None = None
+    service_tier: str | None = None  # the tier the request asks for (OpenAI `service_tier`), if any
+    #: Billing units the request alone fixes (tts-1's input characters, dall-e's images by
+    #: size and quality): added to whatever the response reports.
+    units: Mapping[str, int] = field(default=_NO_UNITS)
+    #: The most the call can be billed for, where the request bounds it by something other
+    #: than a max-tokens cap (images by size and quality, audio by the upload's size): the
+    #: reservation prices this instead of the token bounds.
+    max_usage: TokenUsage | None = None
+    #: What to charge when a whole response reports no usage (a binary speech reply, a
+    #: plain-text transcript): estimated from the request, and recorded as estimated.
+    expected_usage: TokenUsage | None = None
 
 
 class Api:

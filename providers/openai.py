@@ -11,11 +11,14 @@ request asked (`stream_options.include_usage`); spendgate asks on the client's b
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from core.usage import TokenUsage
-from core.vocab import EndpointKind
+from core.vocab import EndpointKind, Framing
 from providers.base import FREE, Api, CallRequest, Endpoint, Provider, Route
+from providers.openai_audio import SPEECH, TRANSCRIPTIONS, TRANSLATIONS
+from providers.openai_images import IMAGES_EDIT, IMAGES_GENERATE, IMAGES_VARIATION
 from providers.parsing import (
     JSON_ERRORS,
     UsageParser,
@@ -36,8 +39,10 @@ __all__ = [
     "OpenAIChatParser",
     "OpenAIEmbeddingsParser",
     "OpenAIResponsesParser",
+    "openai_media_routes",
     "openai_routes",
     "request_stream_usage",
+    "web_search_calls",
 ]
 
 # --- usage parsers --------------------------------------------------------------------
@@ -104,6 +109,7 @@ class OpenAIChatParser(UsageParser):
 
     def _on_body(self, obj: Any) -> None:
         self._take_model(obj.get("model"))
+        self._take_tier(obj.get("service_tier"))
         choices = obj.get("choices")
         if isinstance(choices, list):
             for choice in choices:
@@ -125,6 +131,7 @@ class OpenAIChatParser(UsageParser):
 
     def _on_event(self, obj: dict[str, Any], event: str | None) -> None:
         self._take_model(obj.get("model"))
+        self._take_tier(obj.get("service_tier"))
         choices = obj.get("choices")
         finished = False
         if isinstance(choices, list):
@@ -232,21 +239,43 @@ def _responses_output_chars(output: Any) -> int:
     return chars
 
 
+def web_search_calls(output: Any) -> int | None:
+    """How many `web_search_call` items a Responses output holds (None: no output list).
+
+    Each is a billed tool call (OpenAI's pricing page: web search per 1,000 calls), whatever
+    its action (`search`, `open_page`, `find_in_page`: the page does not tell them apart)."""
+    if not isinstance(output, list):
+        return None
+    return sum(1 for item in output if isinstance(item, dict) and item.get("type") == "web_search_call")
+
+
 class OpenAIResponsesParser(UsageParser):
     """OpenAI Responses API: usage at `usage` in a body, or at `response.usage`
-    in the terminal stream event (completed, incomplete or failed)."""
+    in the terminal stream event (completed, incomplete or failed). Web search calls in
+    the output are billed per call: `units["web_searches"]`."""
 
     def __init__(self) -> None:
         super().__init__()
         self._usage: TokenUsage | None = None
+        self._searches = 0  # web_search_call items seen (the final output's count wins)
 
     @property
     def usage(self) -> TokenUsage | None:
-        return self._usage
+        usage = self._usage
+        if not self._searches:
+            return usage
+        return replace(usage or TokenUsage(), units={**(usage.units if usage else {}), "web_searches": self._searches})
+
+    def _take_output(self, output: Any) -> None:
+        self.output_chars += _responses_output_chars(output)
+        searches = web_search_calls(output)
+        if searches is not None:
+            self._searches = searches
 
     def _on_body(self, obj: Any) -> None:
         self._take_model(obj.get("model"))
-        self.output_chars += _responses_output_chars(obj.get("output"))
+        self._take_tier(obj.get("service_tier"))
+        self._take_output(obj.get("output"))
         usage = _responses_usage(obj.get("usage"))
         if usage is None:
             self.note_error("no usage in response body")
@@ -262,12 +291,21 @@ class OpenAIResponsesParser(UsageParser):
             if "audio" not in etype:  # audio deltas are base64, not text
                 self.output_chars += slen(obj.get("delta"))
             return
+        if etype == "response.output_item.done":
+            if get_path(obj, "item", "type") == "web_search_call":
+                self._searches += 1
+            return
         response = obj.get("response")
         if not isinstance(response, dict):
             return
         model = response.get("model")
         if isinstance(model, str) and model:
             self.model = model
+        self._take_tier(response.get("service_tier"))
+        if etype in _RESPONSES_TERMINAL:
+            searches = web_search_calls(response.get("output"))
+            if searches:
+                self._searches = searches
         usage = _responses_usage(response.get("usage"))
         if usage is not None:
             self._usage = usage
@@ -398,12 +436,25 @@ def openai_routes(base: str, *, responses: bool = True, completions: bool = True
     return tuple(routes)
 
 
+def openai_media_routes(base: str) -> tuple[Route, ...]:
+    """OpenAI's images and audio endpoints under `base` (providers/openai_images.py,
+    openai_audio.py): speech replies are audio bytes, passed through as they arrive."""
+    return (
+        Route(f"{base}/images/generations", IMAGES_GENERATE),
+        Route(f"{base}/images/edits", IMAGES_EDIT),
+        Route(f"{base}/images/variations", IMAGES_VARIATION),
+        Route(f"{base}/audio/transcriptions", TRANSCRIPTIONS),
+        Route(f"{base}/audio/translations", TRANSLATIONS),
+        Route(f"{base}/audio/speech", SPEECH, framing=Framing.RAW, note="audio passed through as it arrives"),
+    )
+
+
 OPENAI = Provider(
     "openai",
     title="OpenAI",
     price_provider="openai",
     hosts=("api.openai.com",),
-    routes=openai_routes("/v1") + (
+    routes=openai_routes("/v1") + openai_media_routes("/v1") + (
         Route("/v1/moderations", FREE, note="free"),
         Route("/v1/responses/input_tokens", FREE, note="token count"),
         Route("/v1/responses/{id}/cancel", FREE),

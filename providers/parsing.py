@@ -64,6 +64,10 @@ class UsageParser:
         self.output_chars: int = 0
         self.error: str | None = None
         self.events: int = 0  # stream events fed (blank `data:` lines excluded)
+        #: The tier that served the call, as the response reports it (OpenAI's
+        #: `service_tier`, Anthropic's `usage.service_tier`): the ledger's column, and
+        #: what prices the call where the tier has prices of its own.
+        self.service_tier: str | None = None
 
     # -- public interface --------------------------------------------------------
 
@@ -94,6 +98,14 @@ class UsageParser:
         if obj is not None:
             self._guarded(self._on_event, obj, "stream event", event)
 
+    def end_of_stream(self) -> None:
+        """The streamed body's last byte arrived (told by the stream tap)."""
+
+    @property
+    def price_context(self) -> dict[str, str] | None:
+        """What else than usage picks the price (genai-prices' `price_context`): the tier."""
+        return {"service_tier": self.service_tier} if self.service_tier else None
+
     def is_usage_only_event(self, data: bytes | str) -> bool:
         """True for an event that only carries usage spendgate asked for (see OpenAIChatParser)."""
         return False
@@ -113,6 +125,10 @@ class UsageParser:
 
     def _on_done(self) -> None:
         pass
+
+    def _take_tier(self, value: Any) -> None:
+        if isinstance(value, str) and value:
+            self.service_tier = value
 
     def _take_model(self, value: Any) -> None:
         if self.model is None and isinstance(value, str) and value:

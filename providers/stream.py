@@ -166,6 +166,7 @@ class StreamTap:
                     self.decoded_bytes += len(tail)
                     self._framer.feed(tail)
                 self._framer.finish()
+                self.parser.end_of_stream()
             except Exception as exc:
                 self.parser.note_error(f"could not finish the response stream: {type(exc).__name__}: {exc}")
                 self._cuts.clear()

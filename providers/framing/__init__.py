@@ -15,16 +15,18 @@ from core.vocab import Framing
 from providers.framing.aws_eventstream import EventStreamFramer
 from providers.framing.base import MAX_EVENT_BYTES, Emit, EventTooLarge
 from providers.framing.json_array import JSONArrayFramer
+from providers.framing.raw import RawFramer
 from providers.framing.sse import SSEFramer
 
 __all__ = ["MAX_EVENT_BYTES", "Emit", "EventTooLarge", "Framer", "framer_for"]
 
-Framer = SSEFramer | JSONArrayFramer | EventStreamFramer
+Framer = SSEFramer | JSONArrayFramer | EventStreamFramer | RawFramer
 
 _FRAMERS: dict[Framing, Callable[[Emit], Framer]] = {
     Framing.SSE: SSEFramer,
     Framing.JSON_ARRAY: JSONArrayFramer,
     Framing.AWS_EVENTSTREAM: EventStreamFramer,
+    Framing.RAW: RawFramer,
 }
 
 
