@@ -58,6 +58,9 @@ def stream_events(h, model: str, usage: dict[str, Any]):
     if "output_tokens" in usage:
         start_usage["output_tokens"] = min(1, int(usage["output_tokens"] or 0))
     delta_usage = {"output_tokens": usage["output_tokens"]} if "output_tokens" in usage else {}
+    if "server_tool_use" in usage:  # cumulative, like the output count: Anthropic repeats it at the end
+        delta_usage["server_tool_use"] = usage["server_tool_use"]
+        start_usage["server_tool_use"] = {"web_search_requests": 0}
     yield {"type": "message_start", "message": {
         "id": f"msg_fake{h.req_id}", "type": "message", "role": "assistant", "model": model,
         "content": [], "stop_reason": None, "stop_sequence": None, "usage": start_usage}}

@@ -38,6 +38,8 @@ OPENAI_RESPONSES_USAGE: dict[str, Any] = {
     "total_tokens": 1500,
 }
 OPENAI_EMBEDDINGS_USAGE: dict[str, Any] = {"prompt_tokens": 1000, "total_tokens": 1000}
+#: `web_search_call` items a Responses reply holds when the request has a web search tool.
+WEB_SEARCH_CALLS = 2
 
 
 def headers(h) -> dict[str, str]:
@@ -66,6 +68,12 @@ def errors(h, status: int) -> None:
     h.send_json(status, body, extra)
 
 
+def served_tier(h) -> str:
+    """The tier the reply says served it: the one asked for (`auto` and none: `default`)."""
+    tier = h.body.get("service_tier")
+    return tier if isinstance(tier, str) and tier != "auto" else "default"
+
+
 def chat(h, model: str) -> None:
     usage = h.usage(OPENAI_USAGE)
     cid = f"chatcmpl-fake{h.req_id}"
@@ -89,7 +97,7 @@ def chat(h, model: str) -> None:
                     }
                 ],
                 "usage": usage,
-                "service_tier": "default",
+                "service_tier": served_tier(h),
                 "system_fingerprint": "fp_fake",
             },
             headers(h),
@@ -99,7 +107,7 @@ def chat(h, model: str) -> None:
     def chunk(delta: dict, finish: str | None, choices: bool = True) -> bytes:
         obj: dict[str, Any] = {
             "id": cid, "object": "chat.completion.chunk", "created": created,
-            "model": model, "service_tier": "default", "system_fingerprint": "fp_fake",
+            "model": model, "service_tier": served_tier(h), "system_fingerprint": "fp_fake",
             "choices": [{"index": 0, "delta": delta, "logprobs": None,
                          "finish_reason": finish}] if choices else [],
         }
@@ -114,7 +122,7 @@ def chat(h, model: str) -> None:
         yield chunk({}, "stop")
         if include_usage:
             obj = {"id": cid, "object": "chat.completion.chunk", "created": created,
-                   "model": model, "service_tier": "default",
+                   "model": model, "service_tier": served_tier(h),
                    "system_fingerprint": "fp_fake", "choices": [], "usage": usage}
             yield f"data: {j(obj)}\n\n".encode()
         yield b"data: [DONE]\n\n"
@@ -183,6 +191,13 @@ def responses(h, model: str) -> None:
     created = int(time.time())
     text = DEFAULT_TEXT
 
+    searches = [
+        {"id": f"ws_fake{h.req_id}_{i}", "type": "web_search_call", "status": "completed",
+         "action": {"type": "search", "query": "fake query", "sources": []}}
+        for i in range(WEB_SEARCH_CALLS)
+    ] if any(str(tool.get("type", "")).startswith("web_search") for tool in h.body.get("tools") or ()
+             if isinstance(tool, dict)) else []
+
     def response(status: str, with_output: bool, with_usage: bool) -> dict:
         return {
             "id": rid, "object": "response", "created_at": created, "status": status,
@@ -190,13 +205,14 @@ def responses(h, model: str) -> None:
             "instructions": h.body.get("instructions"),
             "max_output_tokens": h.body.get("max_output_tokens"),
             "model": model,
-            "output": [
+            "output": searches + [
                 {"id": mid, "type": "message", "status": "completed", "role": "assistant",
                  "content": [{"type": "output_text", "text": text, "annotations": [],
                               "logprobs": []}]}
             ] if with_output else [],
             "parallel_tool_calls": True, "previous_response_id": None,
-            "reasoning": {"effort": None, "summary": None}, "service_tier": "default",
+            "reasoning": {"effort": None, "summary": None},
+            "service_tier": served_tier(h),
             "store": True, "temperature": 1.0, "text": {"format": {"type": "text"}},
             "tool_choice": "auto", "tools": [], "top_p": 1.0, "truncation": "disabled",
             "usage": usage if with_usage else None, "user": None, "metadata": {},
@@ -215,25 +231,28 @@ def responses(h, model: str) -> None:
     def events():
         yield ev("response.created", {"response": response("in_progress", False, False)})
         yield ev("response.in_progress", {"response": response("in_progress", False, False)})
+        for i, item in enumerate(searches):
+            yield ev("response.output_item.added", {"output_index": i, "item": {**item, "status": "in_progress"}})
+            yield ev("response.output_item.done", {"output_index": i, "item": item})
         yield ev("response.output_item.added", {
-            "output_index": 0,
+            "output_index": len(searches),
             "item": {"id": mid, "type": "message", "status": "in_progress",
                      "role": "assistant", "content": []}})
         yield ev("response.content_part.added", {
-            "item_id": mid, "output_index": 0, "content_index": 0,
+            "item_id": mid, "output_index": len(searches), "content_index": 0,
             "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}})
         for piece in h.pieces():
             yield ev("response.output_text.delta", {
-                "item_id": mid, "output_index": 0, "content_index": 0, "delta": piece,
+                "item_id": mid, "output_index": len(searches), "content_index": 0, "delta": piece,
                 "logprobs": []})
         yield ev("response.output_text.done", {
-            "item_id": mid, "output_index": 0, "content_index": 0, "text": text,
+            "item_id": mid, "output_index": len(searches), "content_index": 0, "text": text,
             "logprobs": []})
         yield ev("response.content_part.done", {
-            "item_id": mid, "output_index": 0, "content_index": 0,
+            "item_id": mid, "output_index": len(searches), "content_index": 0,
             "part": {"type": "output_text", "text": text, "annotations": [], "logprobs": []}})
         yield ev("response.output_item.done", {
-            "output_index": 0,
+            "output_index": len(searches),
             "item": {"id": mid, "type": "message", "status": "completed",
                      "role": "assistant",
                      "content": [{"type": "output_text", "text": text, "annotations": [],

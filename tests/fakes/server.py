@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from fakes import anthropic, bedrock, cohere, gemini, openai  # noqa: F401  (their routes, in this order)
+from fakes import anthropic, bedrock, cohere, gemini, openai, openai_media  # noqa: F401  (their routes, in this order)
 from fakes.common import (
     DEFAULT_CHUNKS,
     DEFAULT_TEXT,
