@@ -154,7 +154,7 @@ class MessagesApi(Api):
     """`/v1/messages`: output capped by `max_tokens` (required by the API)."""
 
     kind = EndpointKind.MESSAGES
-    meters = "input, cache read, cache write and output tokens"
+    meters = "input, cache read, cache write (1-hour writes apart) and output tokens; web searches"
 
     def read_request(self, endpoint: Endpoint, body: bytes, content_type: str = "") -> CallRequest:
         return read_json_request(endpoint, body, lambda b: count(b.get("max_tokens")))

@@ -8,6 +8,8 @@ the committed page equal to this output; `make docs` rewrites it).
 
 from __future__ import annotations
 
+from pricing.prices import GENAI_PRICES_SOURCE
+from pricing.supplement import FEES, SUPPLEMENT_SOURCE, TIERS, UNIT_MODELS
 from providers.base import FREE, READ_METHODS, Provider
 from providers.registry import BUILTIN, allow_hosts_pattern
 
@@ -100,8 +102,62 @@ def _section(provider: Provider) -> list[str]:
     return lines
 
 
+PRICING = """\
+## How fees and tiers are priced
+
+A call's `units` (docs/ledger.md) hold what it is billed for beyond the five token classes,
+under genai-prices' unit names: `web_searches`, `cache_write_1h_tokens`, `input_image_tokens`,
+`output_image_tokens`, `input_audio_tokens`, `output_audio_tokens`, `audio_seconds` and
+`input_audio_seconds`, `input_characters`; and spendgate's own `images_<size>_<quality>`
+for dall-e. A tier the provider reports (`service_tier`: OpenAI's `flex` or `priority`,
+Anthropic's `speed: fast`) prices the call at that tier.
+
+- **genai-prices** (price source `{gp}`) is the price list. Where it has the model and the unit, its price
+  is the one used: gpt-image, transcription and speech models by their units, whisper-1 per
+  audio hour, tts-1 per character, web searches on most OpenAI and Anthropic models,
+  Anthropic's 1-hour cache writes, and the tier variants it lists (OpenAI flex and priority,
+  Anthropic fast mode).
+- **The supplement** (`pricing/supplement.py`, price source `{gp} + {sup}` or `{sup}`)
+  adds only what genai-prices lacks, each from the provider's price page (the dall-e
+  figures are those OpenAI published before retiring dall-e in May 2026):
+
+{supplement}
+
+- A usage holding a quantity nobody prices (tokens on a model priced per character, an
+  image size the supplement doesn't list) is unpriced, never $0. A tier with no price of its
+  own for the model (OpenAI `scale`, `priority` where none is listed) is priced at the
+  standard rate, and the price source says so.
+- Known disagreement, kept as genai-prices has it: OpenAI bills the older
+  `web_search_preview` tool on non-reasoning models (gpt-4o, gpt-4.1) at $25 per 1,000 calls
+  with the search content free; genai-prices, and so spendgate, charge $10 per 1,000 plus
+  the tokens. `open_page` and `find_in_page` actions of a web search are counted as calls.
+- Replies that report no usage (dall-e images, tts-1 audio) are billed from the request
+  (`reported`: the request fixes the bill). gpt-4o-mini-tts audio bytes, plain-text
+  transcripts and translations are charged an estimate from the request (`usage_source:
+  estimated`, status `ok`). Reservations of images and audio are bounds from the request:
+  `n` images at the dearest size and quality it allows; an upload's audio at most its size
+  at 6 kbit/s (see providers/openai_images.py and openai_audio.py).
+"""
+
+
+def _supplement_lines() -> list[str]:
+    lines = []
+    for fee in FEES:
+        price = f"${fee.usd}" if fee.usd is not None else f"{fee.factor} x `{fee.factor_of}`"
+        lines.append(f"  - `{fee.price_key}` for {fee.provider} models that lack it: {price} — {fee.source}")
+    for rule in TIERS:
+        lines.append(f"  - {rule.provider} `{rule.tier}` tier where genai-prices has no variant: "
+                     f"{rule.factor} x the standard token prices — {rule.source}")
+    for model in UNIT_MODELS:
+        prices = ", ".join(f"`{unit}` ${price}" for unit, price in model.prices.items())
+        lines.append(f"  - {model.provider} `{model.model}` (not in genai-prices), per image: {prices} — {model.source}")
+    return lines
+
+
 def render() -> str:
     lines = [INTRO.format(reads=", ".join(sorted(READ_METHODS)), pattern=allow_hosts_pattern())]
+    lines.append(PRICING.format(gp=GENAI_PRICES_SOURCE, sup=SUPPLEMENT_SOURCE,
+                                supplement="\n".join(_supplement_lines())))
     for provider in BUILTIN:
         lines += _section(provider)
     return "\n".join(lines).rstrip() + "\n"

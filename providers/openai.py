@@ -328,7 +328,7 @@ class ChatApi(Api):
     `max_tokens`) for each of `n` choices."""
 
     kind = EndpointKind.CHAT
-    meters = "input, cached, output and reasoning tokens"
+    meters = "input, cached, output and reasoning tokens; the served `service_tier`"
 
     def read_request(self, endpoint: Endpoint, body: bytes, content_type: str = "") -> CallRequest:
         return read_json_request(endpoint, body, self._max_output, stream_usage_requested=_wants_usage)
@@ -368,7 +368,7 @@ class ResponsesApi(Api):
     terminal stream event."""
 
     kind = EndpointKind.RESPONSES
-    meters = "input, cached, output and reasoning tokens"
+    meters = "input, cached, output and reasoning tokens; `web_search_call` items as web searches"
 
     def read_request(self, endpoint: Endpoint, body: bytes, content_type: str = "") -> CallRequest:
         return read_json_request(endpoint, body, lambda b: count(b.get("max_output_tokens")))
