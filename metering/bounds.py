@@ -11,7 +11,8 @@ can't exceed the model's context window (server-side state such as `previous_res
 or uploaded files makes input larger than the request body, never larger than the
 context), nor can output; with no context window known, `FALLBACK_TOKENS` applies. Every
 unit inside a total (cached, reasoning, audio tokens...) is at most that total, and count
-units (web searches, images, seconds) at most `FALLBACK_COUNT`. Money is bounded as well:
+units (web searches, images, seconds, characters: `input_audio_seconds` and
+`input_characters` are counts, not tokens) at most `FALLBACK_COUNT`. Money is bounded as well:
 a cost above `MAX_COST_NANOS` (a million dollars) is clamped and flagged.
 """
 
@@ -52,8 +53,10 @@ def bound_usage(usage: TokenUsage, request: CallRequest, context_window: int | N
         fixed[name] = min(max(raw[name], 0), fixed["output_tokens"])
     units = {}
     for name, value in usage.units.items():
-        total = fixed["input_tokens"] if name.startswith(("input_", "cache_")) else (
-            fixed["output_tokens"] if name.startswith("output_") else FALLBACK_COUNT)
+        total = FALLBACK_COUNT  # a count (searches, images, seconds, characters), or:
+        if name.endswith("_tokens"):  # a part of the input or output tokens
+            total = fixed["input_tokens"] if name.startswith(("input_", "cache_")) else (
+                fixed["output_tokens"] if name.startswith("output_") else FALLBACK_COUNT)
         units[name] = min(max(value, 0), total)
     anomaly = {name: raw[name] for name in raw if raw[name] != fixed[name]}
     anomaly.update({f"units.{name}": usage.units[name] for name in units if units[name] != usage.units[name]})
