@@ -622,3 +622,16 @@ def test_a_priority_request_is_reserved_at_priority_prices(book):
 
 def test_a_chat_call_to_a_model_without_token_prices_reserves_as_unpriced(book):
     assert estimate_max_cost(book, "openai", CallRequest("whisper-1", False, 100, 100), "chat", AT, 4096) == UNPRICED
+
+
+def test_count_units_are_not_clamped_to_the_token_totals():
+    from metering.bounds import bound_usage
+
+    request = CallRequest("tts-1", False, 0, 80)
+    for usage in (TokenUsage(units={"input_characters": 4096}),
+                  TokenUsage(units={"audio_seconds": 1500, "input_audio_seconds": 1500}),
+                  TokenUsage(units={"images_1024x1024_hd": 10})):
+        assert bound_usage(usage, request, None) == (usage, {})
+    # a token part is still bounded by its total
+    fixed, anomaly = bound_usage(TokenUsage(input_tokens=10, units={"input_audio_tokens": 50}), request, None)
+    assert fixed.units == {"input_audio_tokens": 10} and anomaly == {"units.input_audio_tokens": 50}
