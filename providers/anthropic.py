@@ -59,16 +59,16 @@ class AnthropicMessagesParser(UsageParser):
             return None
         cache_read = c.get("cache_read_input_tokens", 0)
         cache_write = c.get("cache_creation_input_tokens", 0)
-        units = self._units
+        units = {name: value for name, value in self._units.items() if value}  # a copy: it grows
         if units.get("cache_write_1h_tokens", 0) > cache_write:  # a breakdown never exceeds its total
-            units = {**units, "cache_write_1h_tokens": cache_write}
+            units["cache_write_1h_tokens"] = cache_write
         return TokenUsage(
             input_tokens=c.get("input_tokens", 0) + cache_read + cache_write,
             cache_read_tokens=cache_read,
             cache_write_tokens=cache_write,
             output_tokens=c.get("output_tokens", 0),
             reasoning_tokens=self._thinking,
-            units={k: v for k, v in units.items() if v} if units else units,
+            units=units,
         )
 
     @property

@@ -171,7 +171,7 @@ class OpenAITranscriptionParser(UsageParser):
         return self._usage
 
     def feed_body(self, body: bytes | str) -> None:
-        if body[:1] not in (b"{", "{"):  # a plain-text transcript: whole, says nothing of usage
+        if body[:64].lstrip()[:1] not in (b"{", "{"):  # a plain-text transcript: whole, no usage
             self.output_chars += len(body)
             self.complete = bool(body)
             if not body:

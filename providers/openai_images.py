@@ -61,6 +61,8 @@ PARTIAL_IMAGE_TOKENS = 100
 #: Input tokens allowed for one uploaded image (or mask) in a reservation: above what
 #: OpenAI's high input fidelity bills for the largest input image.
 INPUT_IMAGE_TOKENS_MAX = 10_000
+#: A prompt is at most 32,000 characters (OpenAI's API reference), 4 bytes each at most.
+MAX_PROMPT_BYTES = 4 * 32_000
 
 _SIZE = re.compile(r"\A(\d{2,5})x(\d{2,5})\Z")
 
@@ -146,13 +148,13 @@ class ImagesApi(Api):
             fields = form.fields if form is not None else {}
             images = form.count("image", "image[]", "mask") if form is not None else 0
             prompt_bytes = len(fields.get("prompt", "").encode())
+            if form is None:  # unreadable: one image, and a prompt of at most 32,000 characters
+                images, prompt_bytes = 1, min(len(body), MAX_PROMPT_BYTES)
         else:
             obj, error = load_object(body)
             fields = obj or {}
             images = 0
             prompt_bytes = len(body)  # the whole body bounds the prompt's tokens
-        if error is not None and not self.upload:
-            prompt_bytes = len(body)
         model = text_field(fields.get("model")) or endpoint.url_model
         return _image_request(
             model,
@@ -162,7 +164,7 @@ class ImagesApi(Api):
             stream=fields.get("stream") in (True, "true", "True"),
             partials=min(_int(fields.get("partial_images")) or 0, 3),
             prompt_bytes=prompt_bytes,
-            input_images=images if error is None else 1,
+            input_images=images,
             input_bytes=len(body),
             parse_error=error,
         )

@@ -635,3 +635,19 @@ def test_count_units_are_not_clamped_to_the_token_totals():
     # a token part is still bounded by its total
     fixed, anomaly = bound_usage(TokenUsage(input_tokens=10, units={"input_audio_tokens": 50}), request, None)
     assert fixed.units == {"input_audio_tokens": 10} and anomaly == {"units.input_audio_tokens": 50}
+
+
+def test_an_anthropic_usage_read_early_is_not_changed_by_later_events():
+    parser = AnthropicMessagesParser()
+    parser.feed_event(json.dumps({"type": "message_start", "message": {"usage": {"input_tokens": 5,
+                                                                                 "output_tokens": 1}}}))
+    early = parser.usage
+    parser.feed_event(json.dumps({"type": "message_delta", "usage": {
+        "output_tokens": 9, "server_tool_use": {"web_search_requests": 2}}}))
+    assert early.units == {} and parser.usage.units == {"web_searches": 2}
+
+
+def test_an_unreadable_upload_is_bounded_as_one_image_and_the_longest_prompt():
+    req = IMAGES_EDIT.read_request(endpoint("/v1/images/edits"), bytes(1_000_000), "multipart/form-data; boundary=q")
+    assert req.parse_error == "multipart body without its boundary"
+    assert req.max_usage.input_tokens == 128_000 + 10_000
