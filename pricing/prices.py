@@ -14,7 +14,7 @@ import logging
 import re
 import threading
 from bisect import bisect_left
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from copy import copy
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -470,6 +470,11 @@ def _context_key(context: PriceContext | None) -> tuple[tuple[str, str], ...] | 
     """The context's items that can change a price (a standard tier can't), or None."""
     if not context:
         return None
+    if len(context) == 1:  # the usual case (a tier, and most often a standard one): no sorting
+        for name, value in context.items():
+            if not isinstance(value, str) or not value or (value := value.lower()) in _STANDARD_TIERS:
+                return None
+            return ((name, value),)
     items = tuple(sorted((name, value.lower()) for name, value in context.items()
                          if isinstance(value, str) and value and value.lower() not in _STANDARD_TIERS))
     return items or None
@@ -565,17 +570,22 @@ class ResolvedPrice:
     def max_price_usd(self, input_tokens: int, output_tokens: int, at: datetime,
                       context: PriceContext | None = None) -> Decimal:
         """`price_usd` of the dearest usage (see `dearest_usage`): the reservation estimate."""
+        return self._max_price(self._plan(at, context), input_tokens, output_tokens, at)
+
+    def max_quote(self, input_tokens: int, output_tokens: int, at: datetime,
+                  context: PriceContext | None = None) -> Decimal | None:
+        """`max_price_usd`, or None for a model without per-token prices (tts-1's characters,
+        dall-e's images): tokens can't be priced there at all."""
+        if self.unit_model is not None:
+            return None
         plan = self._plan(at, context)
+        return self._max_price(plan, input_tokens, output_tokens, at) if plan.token_priced else None
+
+    def _max_price(self, plan: _Plan, input_tokens: int, output_tokens: int, at: datetime) -> Decimal:
         rates = plan.rates_for(input_tokens)
         if plan.linear:
             return rates.max_usd(input_tokens, output_tokens)
         return self._calc_price(plan, rates.dearest(input_tokens, output_tokens), at)
-
-    def token_priced(self, at: datetime, context: PriceContext | None = None) -> bool:
-        """Whether a usage in tokens can be priced at all (not for tts-1's characters or dall-e)."""
-        if self.unit_model is not None:
-            return False
-        return self._plan(at, context).token_priced
 
     def dearest_usage(self, input_tokens: int, output_tokens: int, at: datetime) -> TokenUsage:
         """The costliest way `input_tokens` in and `output_tokens` out can be billed.
@@ -756,18 +766,12 @@ class PriceBook:
                   context: PriceContext | None = None) -> Cost:
         """The most `input_tokens` in and `output_tokens` out can cost (see `ResolvedPrice.max_price_usd`);
         unpriced for a model without per-token prices."""
-        if not resolved.token_priced(at, context):
-            return UNPRICED
-        return self._cost(resolved, lambda: resolved.max_price_usd(input_tokens, output_tokens, at, context))
-
-    @staticmethod
-    def _cost(resolved: ResolvedPrice, usd: Callable[[], Decimal]) -> Cost:
         try:
-            nanos = _to_nanos(usd())
+            usd = resolved.max_quote(input_tokens, output_tokens, at, context)
         except (ValueError, ArithmeticError) as exc:  # a genai-prices data problem must not break a flow
             logger.warning("pricing %s failed: %s", resolved.model.id if resolved.model else "?", exc)
             return UNPRICED
-        return Cost(nanos, resolved.source)
+        return UNPRICED if usd is None else Cost(_to_nanos(usd), resolved.source)
 
     # ---- resolution
 
