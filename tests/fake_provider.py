@@ -1,7 +1,8 @@
 """A fake LLM provider for end-to-end tests: each provider's shapes in a module of its own
-under tests/fakes/ (openai.py: OpenAI, Azure and OpenAI-compatible; anthropic.py and
-gemini.py, with their Vertex AI paths; cohere.py; bedrock.py: the Bedrock runtime, with an
-event-stream encoder; server.py: the server and its control API). This module is its entry point.
+under tests/fakes/ (openai.py: OpenAI, Azure and OpenAI-compatible; openai_media.py: OpenAI's
+images and audio; anthropic.py and gemini.py, with their Vertex AI paths; cohere.py; bedrock.py:
+the Bedrock runtime, with an event-stream encoder; server.py: the server and its control API).
+This module is its entry point.
 
 Plain HTTP/1.1 on loopback (stdlib ``ThreadingHTTPServer``, one thread per connection,
 keep-alive, chunked streaming). It never talks to the internet.
