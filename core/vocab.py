@@ -87,6 +87,12 @@ class EndpointKind(StrEnum):
     """Not a metered endpoint: a call the ledger records as `unmetered`."""
 
 
+#: Service tiers that mean the standard price: OpenAI's `default` and `auto`, Anthropic's
+#: `standard` (and its request's `standard_only`). Any other tier a provider reports may
+#: have prices of its own (OpenAI `flex`, `priority`).
+STANDARD_TIERS = frozenset({"default", "auto", "standard", "standard_only", "on_demand"})
+
+
 class ApiStyle(StrEnum):
     """The wire formats a custom provider host can speak (`providers.<name>.api_style`)."""
 

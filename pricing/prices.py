@@ -29,6 +29,7 @@ from genai_prices.types import calc_unit_price as _gp_unit_price
 from genai_prices.units import _get_registry as _gp_registry
 
 from core.usage import TOKEN_CLASSES, TokenUsage
+from core.vocab import STANDARD_TIERS
 
 from . import supplement
 from .supplement import SUPPLEMENT_SOURCE, Fee, UnitModel
@@ -460,8 +461,6 @@ def _is_linear(prices: _gp.ModelPrice, unreported: Mapping[str, int]) -> bool:
 # --------------------------------------------------------------------------- resolution
 
 
-#: Tier names that mean the standard price (OpenAI's `default` and `auto`, Anthropic's `standard`).
-_STANDARD_TIERS = frozenset({"default", "auto", "standard", "standard_only", "on_demand"})
 
 PriceContext = Mapping[str, str]
 
@@ -472,11 +471,11 @@ def _context_key(context: PriceContext | None) -> tuple[tuple[str, str], ...] | 
         return None
     if len(context) == 1:  # the usual case (a tier, and most often a standard one): no sorting
         for name, value in context.items():
-            if not isinstance(value, str) or not value or (value := value.lower()) in _STANDARD_TIERS:
+            if not isinstance(value, str) or not value or (value := value.lower()) in STANDARD_TIERS:
                 return None
             return ((name, value),)
     items = tuple(sorted((name, value.lower()) for name, value in context.items()
-                         if isinstance(value, str) and value and value.lower() not in _STANDARD_TIERS))
+                         if isinstance(value, str) and value and value.lower() not in STANDARD_TIERS))
     return items or None
 
 

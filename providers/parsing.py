@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.usage import TokenUsage
+from core.vocab import STANDARD_TIERS
 from providers.values import count
 
 __all__ = ["JSON_ERRORS", "UsageParser", "count_at", "get_path", "is_done", "slen"]
@@ -103,8 +104,10 @@ class UsageParser:
 
     @property
     def price_context(self) -> dict[str, str] | None:
-        """What else than usage picks the price (genai-prices' `price_context`): the tier."""
-        return {"service_tier": self.service_tier} if self.service_tier else None
+        """What else than usage picks the price (genai-prices' `price_context`): the served
+        tier, unless it is a standard one (most calls: nothing to look up)."""
+        tier = self.service_tier
+        return {"service_tier": tier} if tier and tier not in STANDARD_TIERS else None
 
     def is_usage_only_event(self, data: bytes | str) -> bool:
         """True for an event that only carries usage spendgate asked for (see OpenAIChatParser)."""
