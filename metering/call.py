@@ -231,11 +231,14 @@ def settlement_usage(call: MeteredCall, http_status: int | None,
         return None, UsageSource.NONE, CallStatus.UNMETERED
     parser = call.parser
     request = call.request
-    ok = http_status is None or http_status < 400
     if parser.complete:
         # The reply is whole even if a side hung up right after it (SDKs close the stream
         # as soon as they read the last event).
         reported = parser.usage
+        if reported is not None and not request.units:  # the usual case: tokens reported
+            return reported, UsageSource.REPORTED, CallStatus.OK
+    ok = http_status is None or http_status < 400
+    if parser.complete:
         if reported is not None or (request.units and ok):
             return _with_units(reported or TokenUsage(), request.units), UsageSource.REPORTED, CallStatus.OK
         if request.expected_usage is not None and ok:

@@ -543,7 +543,7 @@ class ResolvedPrice:
         if plan.linear and (not usage.units or self.override is not None):
             if not plan.token_priced and (usage.input_tokens or usage.output_tokens):
                 return None
-            return plan.rates_for(usage.input_tokens).usd(usage), plan.source(self.source, usage)
+            return plan.rates_for(usage.input_tokens).usd(usage), self.source + plan.tier_note  # no units here
         if self.override is None and not plan.covers(usage):
             return None
         return self._calc_price(plan, usage, at), plan.source(self.source, usage)
