@@ -121,6 +121,7 @@ async def run(calls: int, warmup: int) -> dict[str, float]:
         await runtime.ledger.drain()
         main, total = time.thread_time() - main0 - spent["flows"], time.process_time() - all0 - spent["flows"]
         await call_hook(addons, "done")
+    tctx.master._legacy_log_events.uninstall()  # taddons leaves its master's log handler on the root logger
     rows = sqlite3.connect(db).execute("SELECT count(*) FROM calls WHERE status = 'ok'").fetchone()[0]
     if rows != calls + warmup:
         raise SystemExit(f"the ledger holds {rows} rows for {calls + warmup} calls")
