@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
 from .directory import DirectoryOps
-from .leases import LeaseOps, lease_row_id
+from .leases import LeaseOps, LeaseRow, lease_row_id
 from .model import (
     BudgetSpec,
     CallRecord,
@@ -434,7 +434,7 @@ class Store(DirectoryOps, LeaseOps):
 
         return self._tx(work)
 
-    def _given_back(self, reservation: Reservation | None, leases: dict[str, list]) -> dict[ScopeRef, int]:
+    def _given_back(self, reservation: Reservation | None, leases: dict[str, LeaseRow]) -> dict[ScopeRef, int]:
         """What a settling call gives back from the holds, per scope."""
         if reservation is None or not reservation.scopes or not reservation.amount_nanos:
             return {}
@@ -442,10 +442,10 @@ class Store(DirectoryOps, LeaseOps):
             back = {}
             for ref in reservation.scopes:
                 row = leases.get(lease_row_id(reservation.id, ref))
-                if row is not None and row[0] > 0:
-                    back[ref] = min(reservation.amount_nanos, row[0])
-                    row[0] -= back[ref]
-                    row[1] = True
+                if row is not None and row.amount > 0:
+                    back[ref] = min(reservation.amount_nanos, row.amount)
+                    row.amount -= back[ref]
+                    row.changed = True
             return back
         if self.conn.execute("DELETE FROM reservations WHERE id = ?", (reservation.id,)).rowcount:
             return dict.fromkeys(reservation.scopes, reservation.amount_nanos)
