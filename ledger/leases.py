@@ -77,7 +77,7 @@ class LeaseRow:
 
 
 class LeaseOps:
-    """The ledger side, a mixin of `ledger.store.Store` (provides conn, _tx, reserve, ...)."""
+    """The ledger side, a mixin of `ledger.store.Store` (provides conn, write_transaction, reserve, ...)."""
 
     conn: Any
 
@@ -94,15 +94,15 @@ class LeaseOps:
             grants = [] if isinstance(outcome, Denial) else self._grant(lease_id, wants, now)
             return outcome, grants
 
-        return self._tx(work)
+        return self.write_transaction(work)
 
     def lease(self, lease_id: str, wants: Sequence[Want], now: datetime) -> list[Grant]:
         """Top leases up (in the background, before they run out)."""
-        return self._tx(lambda: self._grant(lease_id, wants, now))
+        return self.write_transaction(lambda: self._grant(lease_id, wants, now))
 
     def return_leases(self, lease_id: str, returns: Sequence[tuple[ScopeRef, int]], now: datetime) -> None:
         """Give unused credit back to its scopes."""
-        self._tx(lambda: self._adjust_leases(lease_id, returns, now))
+        self.write_transaction(lambda: self._adjust_leases(lease_id, returns, now))
 
     # -- inside a transaction ------------------------------------------------------------
 

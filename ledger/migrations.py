@@ -356,7 +356,7 @@ def migrate(store: Store) -> int:
             )
         return max(version, len(MIGRATIONS))
 
-    return store._tx(work)
+    return store.write_transaction(work)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -381,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
 
         store = PostgresStore.open(target)
     try:
-        before = store._tx(lambda: current_version(store))
+        before = store.write_transaction(lambda: current_version(store))
         version = migrate(store)
         rows = store.conn.execute("SELECT version, applied_at FROM schema_migrations ORDER BY version").fetchall()
     finally:

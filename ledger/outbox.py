@@ -72,7 +72,7 @@ def enqueue(store: SQLiteStore, candidates: list[Candidate], now: datetime) -> d
             inserted[a.dedupe_key] = alert_id
         return inserted
 
-    return store._tx(work)
+    return store.write_transaction(work)
 
 
 _DUE = (
@@ -103,11 +103,11 @@ def claim(store: SQLiteStore, owner: str, now: datetime, lease: timedelta, limit
             for r in rows
         ]
 
-    return store._tx(work)
+    return store.write_transaction(work)
 
 
 def _finish(store: SQLiteStore, delivery_id: int, owner: str, sets: str, params: tuple) -> bool:
-    return bool(store._tx(lambda: store.conn.execute(
+    return bool(store.write_transaction(lambda: store.conn.execute(
         f"UPDATE alert_deliveries SET {sets}, lease_owner = NULL, lease_until = NULL"
         " WHERE id = ? AND status = 'sending' AND lease_owner = ?",
         (*params, delivery_id, owner),
@@ -135,7 +135,7 @@ def drop(store: SQLiteStore, delivery_id: int, owner: str, reason: str) -> bool:
 def release(store: SQLiteStore, owner: str, now: datetime) -> int:
     """A clean shutdown: hand this process's unfinished deliveries back, due at once, so
     the next process sends them without waiting for the lease to expire."""
-    return store._tx(lambda: store.conn.execute(
+    return store.write_transaction(lambda: store.conn.execute(
         "UPDATE alert_deliveries SET status = 'pending', next_attempt_at = ?, lease_owner = NULL,"
         " lease_until = NULL WHERE status = 'sending' AND lease_owner = ?",
         (iso(now), owner),

@@ -65,7 +65,7 @@ class CallBatch:
 
 def call_totals(store: Any, after_id: int) -> CallBatch:
     """The calls after `after_id`, aggregated (one read transaction: a consistent cut)."""
-    return store._read_tx(lambda: _call_totals(store.conn, after_id))
+    return store.read_transaction(lambda: _call_totals(store.conn, after_id))
 
 
 def _call_totals(conn: Any, after_id: int) -> CallBatch:

@@ -74,7 +74,7 @@ def test_an_older_ledger_is_migrated_in_place_on_both_engines(ledger_target):
             s.conn.execute("INSERT INTO schema_migrations (version) VALUES (?)", (step.version,))
         s.conn.execute("INSERT INTO calls (ts, provider, cost_nanos) VALUES (?, 'openai', 5)", ("x",))
 
-    s._tx(v3_ledger_with_a_call)
+    s.write_transaction(v3_ledger_with_a_call)
     assert s.migrate() == len(MIGRATIONS)  # every later step, v4 (calls.uid) among them
     assert [tuple(r) for r in s.conn.execute("SELECT uid, cost_nanos FROM calls")] == [(None, 5)]
     s.settle(None, [GLOBAL], call(7), T0)
