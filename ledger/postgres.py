@@ -45,7 +45,8 @@ from psycopg.adapt import Loader
 from psycopg_pool import ConnectionPool
 
 from .aio import AsyncLedger
-from .store import Dialect, Store
+from .dialect import Dialect
+from .store import Store
 
 T = TypeVar("T")
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import sqlite_utils
 
 from .aio import AsyncLedger
-from .store import Dialect, Store
+from .dialect import Dialect
+from .store import Store
 
 
 def connect(path: str | Path) -> sqlite3.Connection:

@@ -13,7 +13,7 @@ subclass supplies the connection and how a write transaction starts:
 The SQL is the portable subset both engines speak (SQLite ≥ 3.35): `INSERT ... ON CONFLICT
 DO NOTHING / DO UPDATE`, `RETURNING id`, `CASE` instead of scalar `MAX(a, b)`, `COUNT(*)
 FILTER`-free sums of `CASE`. What truly differs (a JSON path, the migrations' DDL) is a
-method of the engine's `dialect`.
+method of the engine's `dialect` (ledger/dialect.py).
 
 Not thread-safe: one store per thread (the async face gives each of its threads one).
 """
@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
+from . import migrations
+from .dialect import Dialect
 from .directory import DirectoryOps
 from .leases import LeaseOps, LeaseRow, lease_row_id
 from .model import (
@@ -89,17 +91,6 @@ def _state(row: Sequence[Any]) -> ScopeState:
     )
 
 
-class Dialect:
-    """The few expressions that are spelled differently per engine."""
-
-    name: ClassVar[str] = "sqlite"
-
-    def json_field(self, column: str, field: str) -> tuple[str, list[Any]]:
-        """An expression reading top-level `field` of a JSON text column, typed (numbers stay
-        numbers), with its parameters: the field name is always a bound parameter."""
-        return f"json_extract({column}, ?)", [f'$."{field}"']
-
-
 @functools.cache
 def _insert_call_sql(columns: tuple[str, ...]) -> str:
     """The INSERT for a ledger row, built once (not joined anew for every call)."""
@@ -134,9 +125,9 @@ class Store(DirectoryOps, LeaseOps):
         self.conn.execute("BEGIN")
 
     def migrate(self) -> int:
-        from . import migrations
-
-        return migrations.migrate(self)
+        """Bring the schema up to date (ledger/migrations.py) in one write transaction;
+        returns the version now in force."""
+        return self.write_transaction(lambda: migrations.migrate(self.conn, self.dialect))
 
     def close(self) -> None:
         raise NotImplementedError

@@ -44,6 +44,26 @@ def test_migrations_are_versioned_and_idempotent(store):
         assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_the_migrate_command_migrates_now_and_prints_the_version(ledger_target, capsys):
+    from ledger.migrate_command import main
+    from ledger.migrations import MIGRATIONS
+
+    assert main([ledger_target.database_url]) == 0
+    out = capsys.readouterr().out
+    assert f"ledger at schema version {len(MIGRATIONS)} (was 0)" in out
+    assert "  v1 core: applied " in out
+    assert main([ledger_target.database_url]) == 0  # nothing left to do
+    assert f"at schema version {len(MIGRATIONS)} (was {len(MIGRATIONS)})" in capsys.readouterr().out
+    assert main([]) == 2 and "usage:" in capsys.readouterr().err
+
+
+def test_spendgate_migrate_is_the_same_command(tmp_path, capsys):
+    from addon.cli import main as spendgate
+
+    assert spendgate(["migrate", f"sqlite:///{tmp_path / 'ledger.db'}"]) == 0
+    assert "sqlite ledger at schema version" in capsys.readouterr().out
+
+
 def test_reserve_holds_the_estimate_and_settle_charges_the_real_cost(store):
     store.configure(GLOBAL, BudgetSpec(max_nanos=10 * USD, duration="30d"), T0)
     r = store.reserve([GLOBAL, KEY], 3 * USD, T0)

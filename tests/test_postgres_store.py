@@ -70,7 +70,7 @@ def test_an_older_ledger_is_migrated_in_place_on_both_engines(ledger_target):
     def v3_ledger_with_a_call():
         s.conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)")
         for step in MIGRATIONS[:3]:
-            step.apply(s)
+            step.apply(s.conn, s.dialect)
             s.conn.execute("INSERT INTO schema_migrations (version) VALUES (?)", (step.version,))
         s.conn.execute("INSERT INTO calls (ts, provider, cost_nanos) VALUES (?, 'openai', 5)", ("x",))
 
