@@ -35,12 +35,12 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from alerts.outbox import counts_by_channel
 from ledger.model import NANOS_PER_USD
 from ledger.views_metrics import (
     TOKEN_CLASSES,
     BudgetSnapshot,
     CallBatch,
-    alert_outbox,
     budget_snapshot,
     call_totals,
 )
@@ -276,7 +276,7 @@ class Metrics:
         async with self._lock:
             await self._refresh_calls(rt)
             self.snapshot = await rt.ledger.read(budget_snapshot)
-            self.outbox = await rt.ledger.read(alert_outbox)
+            self.outbox = await rt.ledger.read(counts_by_channel)
             self.deliveries = self.alert_deliveries()  # read here: the dispatcher lives on this loop
             state = (encoder, gzipped, self.totals.last_id, self.snapshot.scopes, sorted(self.outbox.items()),
                      sorted((self.deliveries or {}).items()), self._latency_counts())

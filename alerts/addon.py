@@ -25,11 +25,10 @@ from typing import TYPE_CHECKING
 
 from mitmproxy import ctx, exceptions
 
-from alerts import rules
+from alerts import outbox, rules
 from alerts.dispatch import Dispatcher, RetryPolicy
 from alerts.render import usd
 from alerts.subjects import RuntimeContext
-from ledger import outbox
 from ledger.background import Background
 
 if TYPE_CHECKING:

@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from alerts import channels
+from alerts import channels, outbox
 from alerts.events import TEST_ALERT, Alert
+from alerts.outbox import Claimed
 from alerts.subjects import Routes, subject
-from ledger import ScopeRef, outbox
-from ledger.outbox import Claimed
+from ledger import ScopeRef
 
 if TYPE_CHECKING:
     from metering.runtime import Runtime

@@ -9,7 +9,6 @@ Two shapes, both cheap at scrape time:
   (the first read starts at id 0) and with other proxy processes writing the same file.
 - `budget_snapshot(store)`: every key, team and user with its spend this period and its
   budget, in one pass over `budgets` joined to the directory.
-- `alert_outbox(store)`: the alert deliveries the outbox holds, by channel and status.
 
 Plain functions taking the store first, so they run on the ledger's reader thread:
 `await ledger.read(call_totals, after_id)`.
@@ -129,10 +128,3 @@ def budget_snapshot(store: Any, now: datetime | None = None) -> BudgetSnapshot:
     """Every scope's spend this period and budget (one query, one read transaction)."""
     rows = store.conn.execute(_BUDGETS_SQL, {"now": iso(now or datetime.now(UTC))}).fetchall()
     return BudgetSnapshot([ScopeBudget(*r) for r in rows])
-
-
-def alert_outbox(store: Any) -> dict[tuple[str, str], int]:
-    """(channel, status) → deliveries in the alert outbox (pending, sending, sent, failed,
-    dropped): ledger-wide and durable, unlike a process's delivery counters."""
-    rows = store.conn.execute("SELECT channel, status, COUNT(*) FROM alert_deliveries GROUP BY channel, status")
-    return {(channel, status): n for channel, status, n in rows}

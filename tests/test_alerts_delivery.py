@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 from alert_receivers import HttpReceiver, SmtpReceiver, self_signed_cert
 
-from alerts import channels, render
+from alerts import channels, outbox, render
 from alerts.dispatch import Dispatcher, DispatchSettings, RetryPolicy
 from alerts.events import (
     BUDGET_ALERT,
@@ -28,7 +28,7 @@ from alerts.events import (
 )
 from alerts.rules import Candidate
 from config.load import parse_config
-from ledger import SQLiteLedger, outbox
+from ledger import SQLiteLedger
 
 USD = 1_000_000_000
 RAISED = datetime(2024, 4, 15, 10, 30, tzinfo=UTC)

@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from backends import LedgerTarget, open_async_ledger, open_store
-from ledger import LedgerUnavailable, outbox
+from alerts import outbox
+from ledger import LedgerUnavailable
 from ledger.migrations import MIGRATIONS
 from ledger.model import BudgetSpec, CallRecord, Reservation, ScopeRef
 from ledger.postgres import translate

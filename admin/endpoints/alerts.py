@@ -12,10 +12,9 @@ from pydantic import BaseModel, ConfigDict
 
 from admin.api import AdminContext, ApiError, route
 from admin.schemas import Ident
-from alerts import channels, render
+from alerts import channels, outbox, render
 from alerts.addon import find
 from alerts.subjects import Routes
-from ledger import outbox
 
 
 class AlertTestRequest(BaseModel):

@@ -1,6 +1,7 @@
 """The alert outbox: store operations on the `alerts` and `alert_deliveries` tables (v3).
 
-Plain functions taking a `Store` first, run on the ledger's writer or reader thread
+It belongs to the alerts (it stores `alerts.events.Alert`), and runs on the ledger: plain
+functions taking a ledger `Store` first, on the ledger's writer or reader thread
 (`await ledger.write(outbox.enqueue, items, now)`). Each is one write transaction under the
 ledger's write lock (`BEGIN IMMEDIATE` on SQLite, the advisory lock on PostgreSQL), so they
 are atomic across every process sharing the ledger:
@@ -182,3 +183,10 @@ def recent(store: SQLiteStore, limit: int = 50, status: str | None = None) -> li
 def counts(store: SQLiteStore) -> dict[str, int]:
     """Deliveries by status, across the whole outbox."""
     return dict(store.conn.execute("SELECT status, COUNT(*) FROM alert_deliveries GROUP BY status").fetchall())
+
+
+def counts_by_channel(store: SQLiteStore) -> dict[tuple[str, str], int]:
+    """(channel, status) → deliveries in the outbox (pending, sending, sent, failed, dropped),
+    for the metrics: ledger-wide and durable, unlike a process's delivery counters."""
+    rows = store.conn.execute("SELECT channel, status, COUNT(*) FROM alert_deliveries GROUP BY channel, status")
+    return {(channel, status): n for channel, status, n in rows}
