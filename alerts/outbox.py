@@ -28,7 +28,7 @@ from ledger.model import iso, parse_iso
 
 if TYPE_CHECKING:
     from alerts.rules import Candidate
-    from ledger.store import Store as SQLiteStore
+    from ledger.store import Store
 
 PENDING, SENDING, SENT, FAILED, DROPPED = "pending", "sending", "sent", "failed", "dropped"
 
@@ -47,7 +47,7 @@ class Claimed:
     alert: Alert
 
 
-def enqueue(store: SQLiteStore, candidates: list[Candidate], now: datetime) -> dict[str, int]:
+def enqueue(store: Store, candidates: list[Candidate], now: datetime) -> dict[str, int]:
     """Insert each alert whose dedupe key is new, with its pending deliveries; returns
     {dedupe key: alert id} of the alerts inserted (duplicates are silently ignored)."""
 
@@ -82,7 +82,7 @@ _DUE = (
 )
 
 
-def claim(store: SQLiteStore, owner: str, now: datetime, lease: timedelta, limit: int = 20) -> list[Claimed]:
+def claim(store: Store, owner: str, now: datetime, lease: timedelta, limit: int = 20) -> list[Claimed]:
     """Take up to `limit` due deliveries (pending and due, or sending with an expired
     lease), oldest first, leasing them to `owner` until now + `lease`."""
 
@@ -107,7 +107,7 @@ def claim(store: SQLiteStore, owner: str, now: datetime, lease: timedelta, limit
     return store.write_transaction(work)
 
 
-def _finish(store: SQLiteStore, delivery_id: int, owner: str, sets: str, params: tuple) -> bool:
+def _finish(store: Store, delivery_id: int, owner: str, sets: str, params: tuple) -> bool:
     return bool(store.write_transaction(lambda: store.conn.execute(
         f"UPDATE alert_deliveries SET {sets}, lease_owner = NULL, lease_until = NULL"
         " WHERE id = ? AND status = 'sending' AND lease_owner = ?",
@@ -115,12 +115,12 @@ def _finish(store: SQLiteStore, delivery_id: int, owner: str, sets: str, params:
     ).rowcount))
 
 
-def succeed(store: SQLiteStore, delivery_id: int, owner: str, now: datetime) -> bool:
+def succeed(store: Store, delivery_id: int, owner: str, now: datetime) -> bool:
     """Delivered. False when the lease was lost meanwhile (the other holder records it)."""
     return _finish(store, delivery_id, owner, "status = 'sent', sent_at = ?, last_error = NULL", (iso(now),))
 
 
-def fail(store: SQLiteStore, delivery_id: int, owner: str, error: str, retry_at: datetime | None) -> bool:
+def fail(store: Store, delivery_id: int, owner: str, error: str, retry_at: datetime | None) -> bool:
     """An attempt failed: pending again from `retry_at`, or `failed` for good when None."""
     if retry_at is None:
         return _finish(store, delivery_id, owner, "status = 'failed', last_error = ?", (error,))
@@ -128,12 +128,12 @@ def fail(store: SQLiteStore, delivery_id: int, owner: str, error: str, retry_at:
                    (iso(retry_at), error))
 
 
-def drop(store: SQLiteStore, delivery_id: int, owner: str, reason: str) -> bool:
+def drop(store: Store, delivery_id: int, owner: str, reason: str) -> bool:
     """Not deliverable any more (the channel was removed from the config): stop trying."""
     return _finish(store, delivery_id, owner, "status = 'dropped', last_error = ?", (reason,))
 
 
-def release(store: SQLiteStore, owner: str, now: datetime) -> int:
+def release(store: Store, owner: str, now: datetime) -> int:
     """A clean shutdown: hand this process's unfinished deliveries back, due at once, so
     the next process sends them without waiting for the lease to expire."""
     return store.write_transaction(lambda: store.conn.execute(
@@ -143,7 +143,7 @@ def release(store: SQLiteStore, owner: str, now: datetime) -> int:
     ).rowcount)
 
 
-def next_due(store: SQLiteStore) -> datetime | None:
+def next_due(store: Store) -> datetime | None:
     """When the next delivery becomes claimable (a read: polling costs no write lock)."""
     row = store.conn.execute(
         "SELECT MIN(t) FROM (SELECT MIN(next_attempt_at) AS t FROM alert_deliveries WHERE status = 'pending'"
@@ -152,7 +152,7 @@ def next_due(store: SQLiteStore) -> datetime | None:
     return parse_iso(row[0]) if row and row[0] else None
 
 
-def recent(store: SQLiteStore, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
+def recent(store: Store, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
     """The newest alerts with their deliveries, for `GET /alerts`. `status` keeps only
     alerts with a delivery in that status."""
     sql = "SELECT id, uid, created_at, route_team, facts FROM alerts"
@@ -180,12 +180,12 @@ def recent(store: SQLiteStore, limit: int = 50, status: str | None = None) -> li
     return out
 
 
-def counts(store: SQLiteStore) -> dict[str, int]:
+def counts(store: Store) -> dict[str, int]:
     """Deliveries by status, across the whole outbox."""
     return dict(store.conn.execute("SELECT status, COUNT(*) FROM alert_deliveries GROUP BY status").fetchall())
 
 
-def counts_by_channel(store: SQLiteStore) -> dict[tuple[str, str], int]:
+def counts_by_channel(store: Store) -> dict[tuple[str, str], int]:
     """(channel, status) → deliveries in the outbox (pending, sending, sent, failed, dropped),
     for the metrics: ledger-wide and durable, unlike a process's delivery counters."""
     rows = store.conn.execute("SELECT channel, status, COUNT(*) FROM alert_deliveries GROUP BY channel, status")

@@ -18,9 +18,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .model import iso
+
+if TYPE_CHECKING:
+    from .store import Store
 
 # One row per distinct label combination of the rows in the batch.
 _CALL_TOTALS_SQL = """
@@ -62,7 +65,7 @@ class CallBatch:
     groups: list[CallGroup]
 
 
-def call_totals(store: Any, after_id: int) -> CallBatch:
+def call_totals(store: Store, after_id: int) -> CallBatch:
     """The calls after `after_id`, aggregated (one read transaction: a consistent cut)."""
     return store.read_transaction(lambda: _call_totals(store.conn, after_id))
 
@@ -124,7 +127,7 @@ FROM budgets b WHERE b.kind = 'global'
 """
 
 
-def budget_snapshot(store: Any, now: datetime | None = None) -> BudgetSnapshot:
+def budget_snapshot(store: Store, now: datetime | None = None) -> BudgetSnapshot:
     """Every scope's spend this period and budget (one query, one read transaction)."""
     rows = store.conn.execute(_BUDGETS_SQL, {"now": iso(now or datetime.now(UTC))}).fetchall()
     return BudgetSnapshot([ScopeBudget(*r) for r in rows])

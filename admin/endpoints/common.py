@@ -16,10 +16,9 @@ from typing import Any
 from metering.credentials import key_hash
 from admin.api import AdminContext, ApiError, not_found
 from admin.schemas import BudgetFields, soft_above_max
-from ledger import views
+from ledger import Store, views
 from ledger.directory import KeyRecord, TeamRecord, UserRecord
 from ledger.model import BudgetSpec, ScopeRef, ScopeState, nanos_to_usd, usd_to_nanos
-from ledger.sqlite import SQLiteStore
 
 HASH = re.compile(r"[0-9a-f]{64}")
 
@@ -39,11 +38,11 @@ async def write(ctx: AdminContext, op, *args):
 
 
 async def apply(ctx: AdminContext, saves=(), removes=(), budgets=(), resets=()) -> list[ScopeState | None]:
-    return await write(ctx, SQLiteStore.apply, ctx.now, list(saves), list(removes), list(budgets), list(resets))
+    return await write(ctx, Store.apply, ctx.now, list(saves), list(removes), list(budgets), list(resets))
 
 
 async def get(ctx: AdminContext, cls: type, id_: str):
-    return await read(ctx, SQLiteStore.get, cls, id_)
+    return await read(ctx, Store.get, cls, id_)
 
 
 async def find(ctx: AdminContext, cls: type, **where):
