@@ -247,8 +247,8 @@ class AsyncLedger:
         """Release the holds of an instance known to be gone (see Store.retire)."""
         return await self.write(Store.retire, instance_id)
 
-    async def heartbeat(self, now: datetime, stale_after: timedelta) -> int:
-        """Beat, and release the holds of instances silent for `stale_after`."""
+    async def beat_and_reap(self, now: datetime, stale_after: timedelta) -> int:
+        """Beat, and release the holds of instances silent for `stale_after` (how many)."""
         return await self.write(Store.beat_and_reap, now, stale_after)
 
     async def scope(self, ref: ScopeRef) -> ScopeState | None:
