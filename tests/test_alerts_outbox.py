@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from alerts.dispatch import RetryPolicy
+from alerts.delivery import RetryPolicy
 from alerts.events import BUDGET_ALERT, Alert, Subject
 from alerts.rules import Candidate
 from backends import open_store
