@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from metering.credentials import key_hash
-from admin.api import AdminContext, ApiError, not_found
+from admin.api import AdminContext, ApiError
 from admin.schemas import BudgetFields, soft_above_max
 from ledger import Store, views
 from ledger.directory import KeyRecord, TeamRecord, UserRecord
@@ -137,13 +137,6 @@ async def require_team(ctx: AdminContext, team_id: str, param: str = "team_id") 
     return team
 
 
-async def require_user(ctx: AdminContext, user_id: str, param: str = "user_id") -> UserRecord:
-    user = await get(ctx, UserRecord, user_id)
-    if user is None:
-        raise not_found(f"user {user_id!r}")
-    return user
-
-
 async def user_or_new(ctx: AdminContext, user_id: str) -> tuple[UserRecord, bool]:
     """A key's user, created (without a budget) when it does not exist yet, as LiteLLM does."""
     user = await get(ctx, UserRecord, user_id)
@@ -260,13 +253,6 @@ def take_given(body, record, *names: str) -> None:
         if body.given(name):
             value = getattr(body, name)
             setattr(record, name, _NORMALISE.get(name, lambda v: v)(value))
-
-
-def ensure_member(team: TeamRecord, user_id: str) -> bool:
-    if user_id in team.members:
-        return False
-    team.members.append(user_id)
-    return True
 
 
 def expires(ctx: AdminContext, duration) -> datetime | None:
