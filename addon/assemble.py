@@ -11,7 +11,7 @@ from addon.proxyauth import ProxyIdentity
 from addon.redact import LogRedaction
 from admin.metrics import Metrics
 from admin.server import AdminServer
-from alerts.addon import AlertDispatcher
+from alerts.addon import AlertRaiser
 from metering.meter import Meter
 from metering.runtime import ProcessState
 
@@ -19,7 +19,7 @@ from metering.runtime import ProcessState
 def make_addons() -> list[object]:
     state = ProcessState()
     # mitmproxy calls `done` in chain order: the HTTP meter first lets in-flight
-    # settlements reach the ledger, AlertDispatcher then queues their alerts (it
+    # settlements reach the ledger, AlertRaiser then queues their alerts (it
     # must come after the meter), ConfigLoader last closes the ledger (scripts find it
     # last). LogRedaction, first, leaves its filter on the log handlers for the rest of
     # the process. Egress judges a request's destination before the meter reserves
@@ -28,4 +28,4 @@ def make_addons() -> list[object]:
     http_meter = HttpMeter(state, Meter(state))
     http_meter.observe_latency = metrics.observe_latency  # the latency spendgate adds, as a histogram
     return [LogRedaction(), ProxyIdentity(state), Egress(state), http_meter, UpstreamIdleWatch(state),
-            AlertDispatcher(state), BudgetClock(state), AdminServer(state, metrics), metrics, ConfigLoader(state)]
+            AlertRaiser(state), BudgetClock(state), AdminServer(state, metrics), metrics, ConfigLoader(state)]

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             print(_allow_hosts(args.config))
             return 0
         if args.command == "migrate":
-            from ledger.migrations import main as migrate
+            from ledger.migrate_command import main as migrate
 
             return migrate([args.database_url])
         command = mitmdump_args(args.config, args.listen_host, args.listen_port, args.mitmdump_args)

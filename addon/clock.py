@@ -70,7 +70,7 @@ class BudgetClock:
             try:
                 now = datetime.now(UTC)
                 if ticks % self.heartbeat_every == 0:
-                    released = await rt.ledger.heartbeat(now, self.stale_after)
+                    released = await rt.ledger.beat_and_reap(now, self.stale_after)
                     if released:
                         log.warning("spendgate: released %d reservations of a stopped instance", released)
                 await rt.ledger.flush_spool()

@@ -14,7 +14,7 @@ Where each value comes from, so that it is true right after a restart and cheap 
 - Budget gauges are read from the `budgets` table at scrape time (one query). A scope
   without a budget is absent from the budget gauges: never `+Inf` or `NaN` (LiteLLM #21048).
 - Alert deliveries: the outbox table by channel and status (ledger-wide, durable), and
-  the alert dispatcher's own attempt counters (this process); the added latency is
+  the alert delivery's own attempt counters (this process); the added latency is
   measured by the Meter around its own hooks (`observe_latency`).
 
 Values are USD (floats); the ledger's integer nano-dollars are summed first, so a series
@@ -35,12 +35,12 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from alerts.outbox import counts_by_channel
 from ledger.model import NANOS_PER_USD
 from ledger.views_metrics import (
     TOKEN_CLASSES,
     BudgetSnapshot,
     CallBatch,
-    alert_outbox,
     budget_snapshot,
     call_totals,
 )
@@ -276,8 +276,8 @@ class Metrics:
         async with self._lock:
             await self._refresh_calls(rt)
             self.snapshot = await rt.ledger.read(budget_snapshot)
-            self.outbox = await rt.ledger.read(alert_outbox)
-            self.deliveries = self.alert_deliveries()  # read here: the dispatcher lives on this loop
+            self.outbox = await rt.ledger.read(counts_by_channel)
+            self.deliveries = self.alert_deliveries()  # read here: the alert delivery lives on this loop
             state = (encoder, gzipped, self.totals.last_id, self.snapshot.scopes, sorted(self.outbox.items()),
                      sorted((self.deliveries or {}).items()), self._latency_counts())
             if self._rendered is not None and self._rendered[0] == state:
@@ -295,8 +295,8 @@ class Metrics:
         return tuple(s.value for family in self.latency.collect() for s in family.samples if s.name.endswith("_count"))
 
     def alert_deliveries(self) -> dict[tuple[str, str], int] | None:
-        """(channel, outcome) → count, from the alert dispatcher among the spend listeners
-        (`alerts.addon.AlertDispatcher.deliveries_total`); None when alerting isn't loaded."""
+        """(channel, outcome) → count, from the alert raiser among the spend listeners
+        (`alerts.addon.AlertRaiser.deliveries_total`); None when alerting isn't loaded."""
         for listener in self.config.listeners:
             counts = getattr(listener, "deliveries_total", None)
             if counts is not None:

@@ -1,4 +1,4 @@
-"""`AlertDispatcher`: the mitmproxy addon that turns budget movements into alerts.
+"""`AlertRaiser`: the mitmproxy addon that turns budget movements into alerts.
 
 It listens to the Meter (a `SpendListener`): after each settlement or budget refusal it evaluates
 the rules (in memory, microseconds), and queues any new alert in a task that writes it
@@ -25,11 +25,10 @@ from typing import TYPE_CHECKING
 
 from mitmproxy import ctx, exceptions
 
-from alerts import rules
-from alerts.dispatch import Dispatcher, RetryPolicy
+from alerts import outbox, rules
+from alerts.delivery import AlertDelivery, RetryPolicy
 from alerts.render import usd
 from alerts.subjects import RuntimeContext
-from ledger import outbox
 from ledger.background import Background
 
 if TYPE_CHECKING:
@@ -66,10 +65,12 @@ def _number(name: str) -> float:
     return value
 
 
-class AlertDispatcher:
+class AlertRaiser:
+    """Raises alerts (rules, into the outbox) and runs this process's delivery of them."""
+
     def __init__(self, config: BudgetConfig):
         self.config = config
-        self.dispatcher = Dispatcher(lambda: config.runtime)
+        self.delivery = AlertDelivery(lambda: config.runtime)
         self.min_elapsed = rules.DEFAULT_MIN_ELAPSED
         self.alerts_raised_total: Counter[str] = Counter()  # by event
         self._seen: OrderedDict[str, None] = OrderedDict()
@@ -82,7 +83,7 @@ class AlertDispatcher:
     @property
     def deliveries_total(self) -> Counter[tuple[str, str]]:
         """(channel, outcome) → count; outcome: sent | failed | gave_up | dropped."""
-        return self.dispatcher.deliveries_total
+        return self.delivery.deliveries_total
 
     # -- mitmproxy hooks ----------------------------------------------------------------------
 
@@ -95,8 +96,8 @@ class AlertDispatcher:
             n = {name: _number(name) for name in OPTIONS}
             if n["budget_alert_timeout"] <= 0 or n["budget_alert_poll_interval"] <= 0:
                 raise exceptions.OptionsError("budget_alert_timeout and budget_alert_poll_interval must be > 0")
-            self.dispatcher.settings = replace(
-                self.dispatcher.settings,
+            self.delivery.settings = replace(
+                self.delivery.settings,
                 retry=RetryPolicy(n["budget_alert_retry_base"], n["budget_alert_retry_max"],
                                   n["budget_alert_give_up_after"]),
                 poll=n["budget_alert_poll_interval"], lease=n["budget_alert_lease"],
@@ -106,13 +107,13 @@ class AlertDispatcher:
 
     def running(self) -> None:
         self._warn_about_config()
-        self.dispatcher.start()
+        self.delivery.start()
 
     async def done(self) -> None:
         """Runs after the Meter's `done` (chain order): its last settlements have called us,
         so their alerts reach the outbox before the ledger closes."""
         await self._background.wait()
-        await self.dispatcher.stop()
+        await self.delivery.stop()
 
     def _warn_about_config(self) -> None:
         rt = self.config.runtime
@@ -130,7 +131,7 @@ class AlertDispatcher:
         """Alerts of a settlement are enqueued in the settlement's own transaction, so a
         process killed right after the commit can't lose them. Runs on the writer thread:
         it only reads config and directory and hands its result to `settled` by uid."""
-        if not self.dispatcher.routes.any_channel(runtime.config):
+        if not self.delivery.routes.any_channel(runtime.config):
             return None
 
         def enqueue(store, changes: list[SpendChange]) -> None:
@@ -153,7 +154,7 @@ class AlertDispatcher:
                     self._remember(c.alert.dedupe_key)
                 self._raised(*done)
                 return
-            if not self.dispatcher.routes.any_channel(runtime.config):
+            if not self.delivery.routes.any_channel(runtime.config):
                 return
             # a settlement replayed from the spool, or settled without in_settlement
             self._queue(runtime, self._settlement_candidates(runtime, changes))
@@ -170,13 +171,13 @@ class AlertDispatcher:
         """Called from the flow's hook: evaluates in memory and queues, nothing more."""
         runtime, denial = event.runtime, event.denial
         try:
-            if denial is not None and self.dispatcher.routes.any_channel(runtime.config):
+            if denial is not None and self.delivery.routes.any_channel(runtime.config):
                 self._queue(runtime, rules.from_denial(denial, self._context(runtime), datetime.now(UTC)))
         except Exception:
             log.exception("spendgate: alert evaluation failed")
 
     def _context(self, runtime: Runtime) -> RuntimeContext:
-        return RuntimeContext(runtime.config, runtime.directory, self.dispatcher.routes)
+        return RuntimeContext(runtime.config, runtime.directory, self.delivery.routes)
 
     def _queue(self, runtime: Runtime, candidates: list[rules.Candidate]) -> None:
         fresh = [c for c in candidates if c.alert.dedupe_key not in self._seen]
@@ -212,9 +213,9 @@ class AlertDispatcher:
                          a.subject.label, usd(a.spend_nanos), usd(a.max_nanos) if a.max_nanos else "no max",
                          inserted[a.dedupe_key], ", ".join(c.channels))
         if inserted:
-            self.dispatcher.wake()
+            self.delivery.wake()
 
 
-def find(config: BudgetConfig) -> AlertDispatcher | None:
-    """The running AlertDispatcher (for the admin API), found among the listeners."""
-    return next((x for x in config.listeners if isinstance(x, AlertDispatcher)), None)
+def find(config: BudgetConfig) -> AlertRaiser | None:
+    """The running AlertRaiser (for the admin API), found among the listeners."""
+    return next((x for x in config.listeners if isinstance(x, AlertRaiser)), None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .aio import AsyncLedger, LedgerUnavailable
+from .aio import AsyncLedger
 from .model import (
     BudgetSpec,
     CallRecord,
@@ -24,6 +24,7 @@ from .model import (
 )
 from .sqlite import SQLiteLedger
 from .store import Store
+from .unavailable import LedgerUnavailable
 
 __all__ = [
     "AsyncLedger", "BudgetSpec", "CallRecord", "Denial", "LedgerUnavailable", "Reservation", "ScopeRef",

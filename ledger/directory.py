@@ -98,8 +98,8 @@ def _from_row(cls: type, row: dict[str, Any]) -> Any:
 
 
 class DirectoryOps:
-    """Directory operations for the ledger's Store (which provides conn, _tx, _read_tx and
-    _configure)."""
+    """Directory operations for the ledger's Store (which provides conn, write_transaction,
+    read_transaction and _configure)."""
 
     conn: Any
 
@@ -117,7 +117,7 @@ class DirectoryOps:
             self._bump()
             return state
 
-        return self._tx(work)
+        return self.write_transaction(work)
 
     def _save(self, rec: KeyRecord | TeamRecord | UserRecord, budget: BudgetSpec | None, now: datetime):
         """`save` inside a transaction the caller holds (no revision bump)."""
@@ -161,7 +161,7 @@ class DirectoryOps:
             self._bump()
             return states
 
-        return self._tx(work)
+        return self.write_transaction(work)
 
     def get(self, cls: type, id_: str) -> Any:
         table, pk = _TABLES[cls]
@@ -189,7 +189,7 @@ class DirectoryOps:
             self._bump()
             return n
 
-        return self._tx(work)
+        return self.write_transaction(work)
 
     def _remove(self, cls: type, id_: str, now: datetime) -> bool:
         table, pk = _TABLES[cls]
@@ -205,6 +205,6 @@ class DirectoryOps:
 
     def directory(self) -> tuple[int, list[KeyRecord], list[TeamRecord], list[UserRecord]]:
         """Everything a proxy process caches, with the revision it was read at (one snapshot)."""
-        return self._read_tx(
+        return self.read_transaction(
             lambda: (self.revision(), self.find(KeyRecord), self.find(TeamRecord), self.find(UserRecord))
         )

@@ -67,8 +67,17 @@ class Grant:
 Want = tuple[ScopeRef, int, int]  # (scope, nanos wanted, fewest worth granting)
 
 
+@dataclass(slots=True)
+class LeaseRow:
+    """A lease's `reservations` row as a settlement batch reads it, changes it in memory and
+    writes it back once (only when `changed`)."""
+
+    amount: int
+    changed: bool = False
+
+
 class LeaseOps:
-    """The ledger side, a mixin of `ledger.store.Store` (provides conn, _tx, reserve, ...)."""
+    """The ledger side, a mixin of `ledger.store.Store` (provides conn, write_transaction, reserve, ...)."""
 
     conn: Any
 
@@ -85,15 +94,15 @@ class LeaseOps:
             grants = [] if isinstance(outcome, Denial) else self._grant(lease_id, wants, now)
             return outcome, grants
 
-        return self._tx(work)
+        return self.write_transaction(work)
 
     def lease(self, lease_id: str, wants: Sequence[Want], now: datetime) -> list[Grant]:
         """Top leases up (in the background, before they run out)."""
-        return self._tx(lambda: self._grant(lease_id, wants, now))
+        return self.write_transaction(lambda: self._grant(lease_id, wants, now))
 
     def return_leases(self, lease_id: str, returns: Sequence[tuple[ScopeRef, int]], now: datetime) -> None:
         """Give unused credit back to its scopes."""
-        self._tx(lambda: self._adjust_leases(lease_id, returns, now))
+        self.write_transaction(lambda: self._adjust_leases(lease_id, returns, now))
 
     # -- inside a transaction ------------------------------------------------------------
 
@@ -116,7 +125,8 @@ class LeaseOps:
     def _adjust_leases(self, lease_id: str, returns: Sequence[tuple[ScopeRef, int]], now: datetime) -> None:
         rows = self._lease_rows_by_id([lease_row_id(lease_id, ref) for ref, amount in returns if amount > 0])
         for ref, amount in returns:
-            have = rows.get(lease_row_id(lease_id, ref), [0])[0]
+            row = rows.get(lease_row_id(lease_id, ref))
+            have = row.amount if row is not None else 0
             if min(amount, have) > 0:
                 self._move_lease(lease_id, ref, -min(amount, have), now)
 
@@ -135,22 +145,22 @@ class LeaseOps:
             (delta, delta, ref.kind, ref.id),
         )
 
-    def _lease_rows_by_id(self, ids: Sequence[str]) -> dict[str, list]:
+    def _lease_rows_by_id(self, ids: Sequence[str]) -> dict[str, LeaseRow]:
         if not ids:
             return {}
         marks = ", ".join("?" for _ in ids)
-        return {row_id: [amount, False] for row_id, amount in self.conn.execute(
+        return {row_id: LeaseRow(amount) for row_id, amount in self.conn.execute(
             f"SELECT id, amount_nanos FROM reservations WHERE id IN ({marks})", list(ids))}
 
-    def _lease_rows(self, reservations: Iterable[Reservation | None]) -> dict[str, list]:
-        """The lease rows behind lease-backed reservations: {row id: [amount, changed]}."""
+    def _lease_rows(self, reservations: Iterable[Reservation | None]) -> dict[str, LeaseRow]:
+        """The lease rows behind lease-backed reservations, by row id."""
         ids = {lease_row_id(r.id, ref) for r in reservations if r is not None and r.lease and r.amount_nanos
                for ref in r.scopes}
         return self._lease_rows_by_id(sorted(ids))
 
-    def _write_lease_rows(self, rows: dict[str, list]) -> None:
-        kept = [(amount, row_id) for row_id, (amount, dirty) in rows.items() if dirty and amount > 0]
-        gone = [(row_id,) for row_id, (amount, dirty) in rows.items() if dirty and amount <= 0]
+    def _write_lease_rows(self, rows: dict[str, LeaseRow]) -> None:
+        kept = [(row.amount, row_id) for row_id, row in rows.items() if row.changed and row.amount > 0]
+        gone = [(row_id,) for row_id, row in rows.items() if row.changed and row.amount <= 0]
         if kept:
             self.conn.executemany("UPDATE reservations SET amount_nanos = ? WHERE id = ?", kept)
         if gone:

@@ -13,7 +13,7 @@ relies on to see each threshold crossing once) and an outbox claim are each atom
 fleet-wide, with no deadlocks and no unique-key races to retry. Row locks (`SELECT ... FOR
 UPDATE` in a fixed order) would buy nothing here: every call's reservation and settlement
 touches the global budget row anyway, so the global row would serialize them all the same.
-What keeps this single lock from capping the fleet is group commit (ledger/aio.py): each
+What keeps this single lock from capping the fleet is group commit (ledger/writer.py): each
 process takes the lock once per batch of calls, not once per call (docs/deploy.md).
 
 A side effect the metrics rely on: `calls.id` values are drawn inside the lock, so they
@@ -45,7 +45,8 @@ from psycopg.adapt import Loader
 from psycopg_pool import ConnectionPool
 
 from .aio import AsyncLedger
-from .store import Dialect, Store
+from .dialect import Dialect
+from .store import Store
 
 T = TypeVar("T")
 

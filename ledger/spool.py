@@ -4,7 +4,7 @@ When the database is away, a call that was served still has to be recorded: its
 settlement (or a refused call's row, or a hold to give back) goes to the spool — a list in
 memory and, when the spool has a directory, one JSON line appended and fsync'ed to
 `<dir>/<instance id>.jsonl` before the call's settlement task ends. The ledger replays the
-spool when the database answers again (see `AsyncLedger.flush_spool`).
+spool when the database answers again (ledger/replay.py).
 
 Replaying is safe to repeat: a settlement or a refused call's row carries its call's uid
 (UNIQUE in `calls`), and releasing a hold deletes its reservation row first — so an entry

@@ -11,10 +11,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import sqlite_utils
-
 from .aio import AsyncLedger
-from .store import Dialect, Store
+from .dialect import Dialect
+from .store import Store
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
@@ -38,7 +37,6 @@ class SQLiteStore(Store):
         super().__init__(instance_id)
         self.path = str(path)
         self.conn = connect(self.path)
-        self.db = sqlite_utils.Database(self.conn)
 
     def _begin_write(self) -> None:
         self.conn.execute("BEGIN IMMEDIATE")

@@ -13,7 +13,7 @@ subclass supplies the connection and how a write transaction starts:
 The SQL is the portable subset both engines speak (SQLite ≥ 3.35): `INSERT ... ON CONFLICT
 DO NOTHING / DO UPDATE`, `RETURNING id`, `CASE` instead of scalar `MAX(a, b)`, `COUNT(*)
 FILTER`-free sums of `CASE`. What truly differs (a JSON path, the migrations' DDL) is a
-method of the engine's `dialect`.
+method of the engine's `dialect` (ledger/dialect.py).
 
 Not thread-safe: one store per thread (the async face gives each of its threads one).
 """
@@ -30,8 +30,10 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
+from . import migrations
+from .dialect import Dialect
 from .directory import DirectoryOps
-from .leases import LeaseOps, lease_row_id
+from .leases import LeaseOps, LeaseRow, lease_row_id
 from .model import (
     BudgetSpec,
     CallRecord,
@@ -89,17 +91,6 @@ def _state(row: Sequence[Any]) -> ScopeState:
     )
 
 
-class Dialect:
-    """The few expressions that are spelled differently per engine."""
-
-    name: ClassVar[str] = "sqlite"
-
-    def json_field(self, column: str, field: str) -> tuple[str, list[Any]]:
-        """An expression reading top-level `field` of a JSON text column, typed (numbers stay
-        numbers), with its parameters: the field name is always a bound parameter."""
-        return f"json_extract({column}, ?)", [f'$."{field}"']
-
-
 @functools.cache
 def _insert_call_sql(columns: tuple[str, ...]) -> str:
     """The INSERT for a ledger row, built once (not joined anew for every call)."""
@@ -134,9 +125,9 @@ class Store(DirectoryOps, LeaseOps):
         self.conn.execute("BEGIN")
 
     def migrate(self) -> int:
-        from . import migrations
-
-        return migrations.migrate(self)
+        """Bring the schema up to date (ledger/migrations.py) in one write transaction;
+        returns the version now in force."""
+        return self.write_transaction(lambda: migrations.migrate(self.conn, self.dialect))
 
     def close(self) -> None:
         raise NotImplementedError
@@ -147,8 +138,10 @@ class Store(DirectoryOps, LeaseOps):
 
     # -- transactions -------------------------------------------------------------------
 
-    def _tx(self, work: Callable[[], T]) -> T:
-        """Run `work` in one write transaction; inside another one (a batch), just run it."""
+    def write_transaction(self, work: Callable[[], T]) -> T:
+        """Run `work` in one write transaction under the ledger's write lock; inside another
+        one (a batch), just run it. Public: the operations kept beside the store (the
+        directory, leases, the alert outbox, migrations) make their transactions with it."""
         if self._in_tx:
             return work()
         t0 = time.perf_counter()
@@ -175,7 +168,7 @@ class Store(DirectoryOps, LeaseOps):
         except Exception:  # the connection is gone: nothing to roll back
             pass
 
-    def _read_tx(self, work: Callable[[], T]) -> T:
+    def read_transaction(self, work: Callable[[], T]) -> T:
         """Several reads that must agree with each other (one snapshot)."""
         if self._in_tx:
             return work()
@@ -189,7 +182,7 @@ class Store(DirectoryOps, LeaseOps):
         """Several operations in ONE write transaction (group commit): one lock acquisition
         and one commit for all. Any exception aborts the whole batch (the caller re-runs
         the operations one by one to find the culprit)."""
-        return self._tx(lambda: [op() for op in ops])
+        return self.write_transaction(lambda: [op() for op in ops])
 
     # -- scope rows -----------------------------------------------------------------------
 
@@ -260,7 +253,7 @@ class Store(DirectoryOps, LeaseOps):
     # -- operations -----------------------------------------------------------------------
 
     def configure(self, ref: ScopeRef, spec: BudgetSpec, now: datetime) -> ScopeState:
-        return self._tx(lambda: self._configure(ref, spec, now))
+        return self.write_transaction(lambda: self._configure(ref, spec, now))
 
     def _configure(self, ref: ScopeRef, spec: BudgetSpec, now: datetime) -> ScopeState:
         """Create or change a scope's budget. A changed duration re-times the current
@@ -324,7 +317,7 @@ class Store(DirectoryOps, LeaseOps):
                 )
             return reservation
 
-        return self._tx(work)
+        return self.write_transaction(work)
 
     def _unhold(self, reservation: Reservation | None) -> None:
         """Give back a reservation's hold, once: a reaped reservation is already gone."""
@@ -342,7 +335,7 @@ class Store(DirectoryOps, LeaseOps):
     def release(self, reservation: Reservation | None) -> None:
         if reservation is None or not reservation.scopes or not reservation.amount_nanos:
             return
-        self._tx(lambda: self._unhold(reservation))
+        self.write_transaction(lambda: self._unhold(reservation))
 
     def _insert_call(self, record: CallRecord) -> int | None:
         """The call's ledger row; None when a row with its uid is already there (a
@@ -432,9 +425,9 @@ class Store(DirectoryOps, LeaseOps):
                     it.then(self, results[i][1])
             return results
 
-        return self._tx(work)
+        return self.write_transaction(work)
 
-    def _given_back(self, reservation: Reservation | None, leases: dict[str, list]) -> dict[ScopeRef, int]:
+    def _given_back(self, reservation: Reservation | None, leases: dict[str, LeaseRow]) -> dict[ScopeRef, int]:
         """What a settling call gives back from the holds, per scope."""
         if reservation is None or not reservation.scopes or not reservation.amount_nanos:
             return {}
@@ -442,10 +435,10 @@ class Store(DirectoryOps, LeaseOps):
             back = {}
             for ref in reservation.scopes:
                 row = leases.get(lease_row_id(reservation.id, ref))
-                if row is not None and row[0] > 0:
-                    back[ref] = min(reservation.amount_nanos, row[0])
-                    row[0] -= back[ref]
-                    row[1] = True
+                if row is not None and row.amount > 0:
+                    back[ref] = min(reservation.amount_nanos, row.amount)
+                    row.amount -= back[ref]
+                    row.changed = True
             return back
         if self.conn.execute("DELETE FROM reservations WHERE id = ?", (reservation.id,)).rowcount:
             return dict.fromkeys(reservation.scopes, reservation.amount_nanos)
@@ -453,7 +446,7 @@ class Store(DirectoryOps, LeaseOps):
 
     def record(self, record: CallRecord) -> int:
         """A ledger row that moves no money (a blocked call). Idempotent by uid."""
-        return self._tx(lambda: self._insert_call(record) or self._call_id(record.uid))
+        return self.write_transaction(lambda: self._insert_call(record) or self._call_id(record.uid))
 
     def reset_due(self, now: datetime) -> list[ScopeState]:
         """Roll every scope whose period has ended, traffic or not."""
@@ -465,11 +458,11 @@ class Store(DirectoryOps, LeaseOps):
             ).fetchall()
             return [self._current(ScopeRef(kind, id_), now) for kind, id_ in due]
 
-        return self._tx(work)
+        return self.write_transaction(work)
 
     def set_spend(self, ref: ScopeRef, now: datetime) -> ScopeState | None:
         """Manual reset: spend back to zero and a new period starting now (reset time kept)."""
-        return self._tx(lambda: self._set_spend(ref, now))
+        return self.write_transaction(lambda: self._set_spend(ref, now))
 
     def _set_spend(self, ref: ScopeRef, now: datetime) -> ScopeState | None:
         st = self._current(ref, now)
@@ -497,10 +490,10 @@ class Store(DirectoryOps, LeaseOps):
         )
 
     def register_instance(self, now: datetime) -> None:
-        self._tx(lambda: self._beat(now, started=True))
+        self.write_transaction(lambda: self._beat(now, started=True))
 
     def heartbeat(self, now: datetime) -> None:
-        self._tx(lambda: self._beat(now, started=False))
+        self.write_transaction(lambda: self._beat(now, started=False))
 
     def _release_where(self, where: str, params: Sequence[Any]) -> int:
         rows = self.conn.execute(
@@ -521,7 +514,7 @@ class Store(DirectoryOps, LeaseOps):
             self.conn.execute("DELETE FROM instances WHERE heartbeat_at < ?", (cutoff,))
             return released
 
-        return self._tx(work)
+        return self.write_transaction(work)
 
     def beat_and_reap(self, now: datetime, stale_after: timedelta) -> int:
         """This instance's heartbeat, then the reaping of silent ones: one transaction."""
@@ -530,7 +523,7 @@ class Store(DirectoryOps, LeaseOps):
             self._beat(now, started=False)
             return self.reap(now, stale_after)
 
-        return self._tx(work)
+        return self.write_transaction(work)
 
     def retire(self, instance_id: str | None = None) -> int:
         """Give back an instance's remaining holds and remove it: this one at a clean
@@ -543,7 +536,7 @@ class Store(DirectoryOps, LeaseOps):
             self.conn.execute("DELETE FROM instances WHERE id = ?", (instance,))
             return released
 
-        return self._tx(work)
+        return self.write_transaction(work)
 
     # -- reads ----------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """Read-only views for the admin API: spend per scope and spend reports.
 
-Each function takes a `SQLiteStore` first, so it runs on the ledger's reader thread:
+Each function takes a `Store` first, so it runs on the ledger's reader thread:
 `await ledger.read(views.key_entries)`. Money stays in integer nanos here; the admin API
 turns it into USD at the edge.
 
@@ -23,7 +23,7 @@ from .model import ScopeRef, ScopeState, iso
 from .periods import period_containing
 
 if TYPE_CHECKING:
-    from .store import Store as SQLiteStore
+    from .store import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,15 +53,15 @@ def current(st: ScopeState | None, now: datetime) -> Spend:
     return Spend(spend, st.reserved_nanos, st.max_nanos, st.soft_nanos, st.duration, start, reset_at)
 
 
-def scope_spend(store: SQLiteStore, ref: ScopeRef, now: datetime) -> Spend:
+def scope_spend(store: Store, ref: ScopeRef, now: datetime) -> Spend:
     return current(store.scope(ref), now)
 
 
-def scope_map(store: SQLiteStore, kind: str) -> dict[str, ScopeState]:
+def scope_map(store: Store, kind: str) -> dict[str, ScopeState]:
     return {st.id: st for st in store.scopes(kind)}
 
 
-def masked_from_calls(store: SQLiteStore, hashes: list[str]) -> dict[str, str]:
+def masked_from_calls(store: Store, hashes: list[str]) -> dict[str, str]:
     """How each key hash looked in traffic (the masked form the addon recorded)."""
     found: dict[str, str] = {}
     for i in range(0, len(hashes), 500):
@@ -75,7 +75,7 @@ def masked_from_calls(store: SQLiteStore, hashes: list[str]) -> dict[str, str]:
     return found
 
 
-def key_seen(store: SQLiteStore, hash_: str) -> bool:
+def key_seen(store: Store, hash_: str) -> bool:
     """Whether a key hash has any trace: a budget row or a ledger row."""
     if store.scope(ScopeRef("key", hash_)) is not None:
         return True
@@ -90,7 +90,7 @@ class KeyEntry:
     state: ScopeState | None
 
 
-def key_entries(store: SQLiteStore, include_deleted: bool = False) -> list[KeyEntry]:
+def key_entries(store: Store, include_deleted: bool = False) -> list[KeyEntry]:
     """Every key the ledger knows: records (issued and registered provider keys) and
     provider keys that only have a budget row from their traffic."""
     records = {k.hash: k for k in store.find(KeyRecord) if include_deleted or k.deleted_at is None}
@@ -105,7 +105,7 @@ def key_entries(store: SQLiteStore, include_deleted: bool = False) -> list[KeyEn
     return out
 
 
-def key_entry(store: SQLiteStore, hash_: str) -> KeyEntry | None:
+def key_entry(store: Store, hash_: str) -> KeyEntry | None:
     rec = store.get(KeyRecord, hash_)
     st = store.scope(ScopeRef("key", hash_))
     if rec is None and st is None:
@@ -115,17 +115,17 @@ def key_entry(store: SQLiteStore, hash_: str) -> KeyEntry | None:
     return KeyEntry(hash_, masked, rec, st)
 
 
-def team_entries(store: SQLiteStore) -> list[tuple[TeamRecord, ScopeState | None]]:
+def team_entries(store: Store) -> list[tuple[TeamRecord, ScopeState | None]]:
     states = scope_map(store, "team")
     return [(t, states.get(t.team_id)) for t in store.find(TeamRecord)]
 
 
-def user_entries(store: SQLiteStore) -> list[tuple[UserRecord, ScopeState | None]]:
+def user_entries(store: Store) -> list[tuple[UserRecord, ScopeState | None]]:
     states = scope_map(store, "user")
     return [(u, states.get(u.user_id)) for u in store.find(UserRecord)]
 
 
-def sum_calls(store: SQLiteStore, column: str, value: str, since: datetime) -> int:
+def sum_calls(store: Store, column: str, value: str, since: datetime) -> int:
     """The sum of a scope's ledger rows since `since` (what its spend must equal)."""
     if column not in ("key_hash", "user_id", "team_id"):
         raise ValueError(f"not a scope column: {column}")
@@ -151,7 +151,7 @@ def report_group_ok(group_by: str) -> bool:
     return group_by in REPORT_COLUMNS or METADATA_FIELD.fullmatch(group_by) is not None
 
 
-def spend_report(store: SQLiteStore, start: datetime, end: datetime, group_by: str) -> list[dict[str, Any]]:
+def spend_report(store: Store, start: datetime, end: datetime, group_by: str) -> list[dict[str, Any]]:
     """Spend from the `calls` rows with start <= ts < end, grouped by a column or by a
     metadata field (`project`, `cost_center`, ...). Biggest spend first; refused calls
     count as `blocked_calls`, not `calls`."""

@@ -9,7 +9,6 @@ Two shapes, both cheap at scrape time:
   (the first read starts at id 0) and with other proxy processes writing the same file.
 - `budget_snapshot(store)`: every key, team and user with its spend this period and its
   budget, in one pass over `budgets` joined to the directory.
-- `alert_outbox(store)`: the alert deliveries the outbox holds, by channel and status.
 
 Plain functions taking the store first, so they run on the ledger's reader thread:
 `await ledger.read(call_totals, after_id)`.
@@ -19,9 +18,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .model import iso
+
+if TYPE_CHECKING:
+    from .store import Store
 
 # One row per distinct label combination of the rows in the batch.
 _CALL_TOTALS_SQL = """
@@ -63,9 +65,9 @@ class CallBatch:
     groups: list[CallGroup]
 
 
-def call_totals(store: Any, after_id: int) -> CallBatch:
+def call_totals(store: Store, after_id: int) -> CallBatch:
     """The calls after `after_id`, aggregated (one read transaction: a consistent cut)."""
-    return store._read_tx(lambda: _call_totals(store.conn, after_id))
+    return store.read_transaction(lambda: _call_totals(store.conn, after_id))
 
 
 def _call_totals(conn: Any, after_id: int) -> CallBatch:
@@ -125,14 +127,7 @@ FROM budgets b WHERE b.kind = 'global'
 """
 
 
-def budget_snapshot(store: Any, now: datetime | None = None) -> BudgetSnapshot:
+def budget_snapshot(store: Store, now: datetime | None = None) -> BudgetSnapshot:
     """Every scope's spend this period and budget (one query, one read transaction)."""
     rows = store.conn.execute(_BUDGETS_SQL, {"now": iso(now or datetime.now(UTC))}).fetchall()
     return BudgetSnapshot([ScopeBudget(*r) for r in rows])
-
-
-def alert_outbox(store: Any) -> dict[tuple[str, str], int]:
-    """(channel, status) → deliveries in the alert outbox (pending, sending, sent, failed,
-    dropped): ledger-wide and durable, unlike a process's delivery counters."""
-    rows = store.conn.execute("SELECT channel, status, COUNT(*) FROM alert_deliveries GROUP BY channel, status")
-    return {(channel, status): n for channel, status, n in rows}

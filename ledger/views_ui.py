@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .model import iso
+
+if TYPE_CHECKING:
+    from .store import Store
 
 # What a chart can be stacked or ranked by: the column, and how an empty value reads.
 GROUPS = {
@@ -37,7 +40,7 @@ class Window:
     unpriced: int
 
 
-def window(store: Any, since: datetime | None) -> Window:
+def window(store: Store, since: datetime | None) -> Window:
     row = store.conn.execute(
         "SELECT COALESCE(SUM(cost_nanos), 0), SUM(CASE WHEN status != 'blocked' THEN 1 ELSE 0 END),"
         " SUM(CASE WHEN status = 'blocked' THEN 1 ELSE 0 END), SUM(CASE WHEN cost_nanos IS NULL THEN 1 ELSE 0 END)"
@@ -47,7 +50,7 @@ def window(store: Any, since: datetime | None) -> Window:
     return Window(row[0] or 0, row[1] or 0, row[2] or 0, row[3] or 0)
 
 
-def counts(store: Any) -> dict[str, int]:
+def counts(store: Store) -> dict[str, int]:
     """How many keys (live), teams and users the directory holds."""
     q = store.conn.execute
     return {
@@ -58,7 +61,7 @@ def counts(store: Any) -> dict[str, int]:
 
 
 def daily_spend(
-    store: Any, since: datetime, group_by: str, where: tuple[str, str] | None = None
+    store: Store, since: datetime, group_by: str, where: tuple[str, str] | None = None
 ) -> list[tuple[str, str, int]]:
     """(day, group value, spend nanos) for every day and group with calls since `since`.
     `where` = (filter name from FILTERS, value) narrows it to one key, team, user or model."""
@@ -72,7 +75,7 @@ def daily_spend(
     return [(r[0], r[1], r[2]) for r in store.conn.execute(sql, params)]
 
 
-def top_spenders(store: Any, since: datetime, group_by: str, limit: int) -> list[tuple[str, int, int]]:
+def top_spenders(store: Store, since: datetime, group_by: str, limit: int) -> list[tuple[str, int, int]]:
     """(group value, spend nanos, calls) of the biggest spenders since `since`."""
     column = GROUPS[group_by]
     return [
@@ -93,7 +96,7 @@ CALL_COLUMNS = (
 )
 
 
-def recent_calls(store: Any, where: tuple[str, str] | None, limit: int) -> list[dict[str, Any]]:
+def recent_calls(store: Store, where: tuple[str, str] | None, limit: int) -> list[dict[str, Any]]:
     """The newest calls (of one key, team, user or model), newest first."""
     sql = f"SELECT {CALL_COLUMNS} FROM calls"
     params: list[Any] = []

@@ -20,7 +20,7 @@ import yaml
 import backends
 from proxy import DEFAULT_SCRIPT, MitmProxy
 
-SETTLE_WINDOW = 0.1  # > the ledger's settle_delay (ledger/aio.py): a finished call's row is written by then
+SETTLE_WINDOW = 0.1  # > the ledger's settle delay (ledger/settling.py): a finished call's row is written by then
 
 
 def start_proxy(fake_url: str, workdir: Path, config: dict, *, extra_hosts=(), **options: Any) -> MitmProxy:

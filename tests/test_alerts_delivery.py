@@ -1,7 +1,7 @@
 """Payloads, secrets and the delivery loop, without mitmdump.
 
 The renderers are checked against the seed's examples; the SMTP policy (STARTTLS, AUTH only
-over TLS) against aiosmtpd on loopback; the dispatcher against a real ledger file and a
+over TLS) against aiosmtpd on loopback; the delivery loop against a real ledger file and a
 real HTTP receiver, with a controllable clock for the give-up rule.
 """
 
@@ -16,8 +16,8 @@ from types import SimpleNamespace
 import pytest
 from alert_receivers import HttpReceiver, SmtpReceiver, self_signed_cert
 
-from alerts import channels, render
-from alerts.dispatch import Dispatcher, DispatchSettings, RetryPolicy
+from alerts import channels, outbox, render
+from alerts.delivery import AlertDelivery, DeliverySettings, RetryPolicy
 from alerts.events import (
     BUDGET_ALERT,
     BUDGET_EXCEEDED,
@@ -28,7 +28,7 @@ from alerts.events import (
 )
 from alerts.rules import Candidate
 from config.load import parse_config
-from ledger import SQLiteLedger, outbox
+from ledger import SQLiteLedger
 
 USD = 1_000_000_000
 RAISED = datetime(2024, 4, 15, 10, 30, tzinfo=UTC)
@@ -200,7 +200,7 @@ def test_port_587_refuses_a_server_without_starttls(monkeypatch):
         server.stop()
 
 
-# --- the dispatcher -----------------------------------------------------------------------------
+# --- the delivery loop --------------------------------------------------------------------------
 
 
 class Clock:
@@ -231,7 +231,7 @@ def test_a_delivery_is_retried_then_given_up_after_a_day(tmp_path, receiver):
     rt = runtime(tmp_path, receiver)
     now = datetime.now(UTC)
     clock = Clock(now)
-    d = Dispatcher(lambda: rt, DispatchSettings(retry=RetryPolicy(base=1, cap=300, give_up_after=86400)), clock)
+    d = AlertDelivery(lambda: rt, DeliverySettings(retry=RetryPolicy(base=1, cap=300, give_up_after=86400)), clock)
 
     async def scenario():
         await rt.ledger.write(outbox.enqueue, [Candidate(seed_alert(raised_at=now), ("webhook",))], now)
@@ -256,7 +256,7 @@ def test_a_delivery_is_retried_then_given_up_after_a_day(tmp_path, receiver):
 
 def test_a_channel_removed_from_the_config_is_dropped_not_retried(tmp_path, receiver):
     rt = runtime(tmp_path, receiver)
-    d = Dispatcher(lambda: rt)
+    d = AlertDelivery(lambda: rt)
     now = datetime.now(UTC)
 
     async def scenario():

@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from alerts.dispatch import RetryPolicy
+from alerts.delivery import RetryPolicy
 from alerts.events import BUDGET_ALERT, Alert, Subject
 from alerts.rules import Candidate
 from backends import open_store
-from ledger import outbox
+from alerts import outbox
 
 T0 = datetime(2024, 4, 15, 10, 30, tzinfo=UTC)
 LEASE = timedelta(seconds=60)

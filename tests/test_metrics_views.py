@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from alerts import outbox
 from core.usage import TokenUsage
 from ledger import views_metrics as vm
 from ledger import views_ui as vu
@@ -78,7 +79,7 @@ def test_budget_snapshot_lists_every_scope_and_only_budgets_that_exist(store):
 
 
 def test_alert_outbox_starts_empty(store):
-    assert vm.alert_outbox(store) == {}
+    assert outbox.counts_by_channel(store) == {}
 
 
 def test_ui_views_window_days_top_and_recent_calls(store):

@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from backends import LedgerTarget, open_async_ledger, open_store
-from ledger import LedgerUnavailable, outbox
+from alerts import outbox
+from ledger import LedgerUnavailable
 from ledger.migrations import MIGRATIONS
 from ledger.model import BudgetSpec, CallRecord, Reservation, ScopeRef
 from ledger.postgres import translate
@@ -70,11 +71,11 @@ def test_an_older_ledger_is_migrated_in_place_on_both_engines(ledger_target):
     def v3_ledger_with_a_call():
         s.conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)")
         for step in MIGRATIONS[:3]:
-            step.apply(s)
+            step.apply(s.conn, s.dialect)
             s.conn.execute("INSERT INTO schema_migrations (version) VALUES (?)", (step.version,))
         s.conn.execute("INSERT INTO calls (ts, provider, cost_nanos) VALUES (?, 'openai', 5)", ("x",))
 
-    s._tx(v3_ledger_with_a_call)
+    s.write_transaction(v3_ledger_with_a_call)
     assert s.migrate() == len(MIGRATIONS)  # every later step, v4 (calls.uid) among them
     assert [tuple(r) for r in s.conn.execute("SELECT uid, cost_nanos FROM calls")] == [(None, 5)]
     s.settle(None, [GLOBAL], call(7), T0)

@@ -12,10 +12,9 @@ from pydantic import BaseModel, ConfigDict
 
 from admin.api import AdminContext, ApiError, route
 from admin.schemas import Ident
-from alerts import channels, render
+from alerts import channels, outbox, render
 from alerts.addon import find
 from alerts.subjects import Routes
-from ledger import outbox
 
 
 class AlertTestRequest(BaseModel):
@@ -39,8 +38,8 @@ async def list_alerts(ctx: AdminContext) -> dict:
     if status and status not in (outbox.PENDING, outbox.SENDING, outbox.SENT, outbox.FAILED, outbox.DROPPED):
         raise ApiError(400, "status must be one of pending, sending, sent, failed, dropped", param="status")
     rows = await rt.ledger.read(outbox.recent, limit, status)
-    dispatcher = find(ctx.config)
-    routes = dispatcher.dispatcher.routes if dispatcher else Routes()
+    raiser = find(ctx.config)
+    routes = raiser.delivery.routes if raiser else Routes()
     settings = rt.config.litellm_settings
     alerts = []
     for row in rows:
@@ -60,11 +59,11 @@ async def list_alerts(ctx: AdminContext) -> dict:
             ],
         })
     body = {"alerts": alerts, "deliveries": await rt.ledger.read(outbox.counts)}
-    if dispatcher is not None:
+    if raiser is not None:
         body["this_process"] = {
-            "alerts_raised_total": dict(dispatcher.alerts_raised_total),
+            "alerts_raised_total": dict(raiser.alerts_raised_total),
             "deliveries_total": [{"channel": c, "outcome": o, "count": n}
-                                 for (c, o), n in sorted(dispatcher.deliveries_total.items())],
+                                 for (c, o), n in sorted(raiser.deliveries_total.items())],
         }
     return body
 
@@ -74,10 +73,10 @@ async def test_alert(ctx: AdminContext, body: AlertTestRequest) -> dict:
     """Send a test alert through every configured channel now (bypassing the outbox and
     its dedupe) and report each channel's result, with the receiver's answer on failure."""
     rt = ctx.runtime
-    dispatcher = find(ctx.config)
-    if dispatcher is None:
+    raiser = find(ctx.config)
+    if raiser is None:
         raise ApiError(503, "the alert dispatcher is not running", "service_unavailable")
-    results = await dispatcher.dispatcher.send_test(rt, body.team_id)
+    results = await raiser.delivery.send_test(rt, body.team_id)
     reply: dict = {"ok": bool(results) and all(r["ok"] for r in results), "results": results}
     if not results:
         reply["message"] = (

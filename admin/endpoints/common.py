@@ -14,12 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from metering.credentials import key_hash
-from admin.api import AdminContext, ApiError, not_found
+from admin.api import AdminContext, ApiError
 from admin.schemas import BudgetFields, soft_above_max
-from ledger import views
+from ledger import Store, views
 from ledger.directory import KeyRecord, TeamRecord, UserRecord
 from ledger.model import BudgetSpec, ScopeRef, ScopeState, nanos_to_usd, usd_to_nanos
-from ledger.sqlite import SQLiteStore
 
 HASH = re.compile(r"[0-9a-f]{64}")
 
@@ -39,11 +38,11 @@ async def write(ctx: AdminContext, op, *args):
 
 
 async def apply(ctx: AdminContext, saves=(), removes=(), budgets=(), resets=()) -> list[ScopeState | None]:
-    return await write(ctx, SQLiteStore.apply, ctx.now, list(saves), list(removes), list(budgets), list(resets))
+    return await write(ctx, Store.apply, ctx.now, list(saves), list(removes), list(budgets), list(resets))
 
 
 async def get(ctx: AdminContext, cls: type, id_: str):
-    return await read(ctx, SQLiteStore.get, cls, id_)
+    return await read(ctx, Store.get, cls, id_)
 
 
 async def find(ctx: AdminContext, cls: type, **where):
@@ -136,13 +135,6 @@ async def require_team(ctx: AdminContext, team_id: str, param: str = "team_id") 
     if team is None:
         raise ApiError(404, f"team {team_id!r} not found; create it with /team/new first", "not_found_error", param)
     return team
-
-
-async def require_user(ctx: AdminContext, user_id: str, param: str = "user_id") -> UserRecord:
-    user = await get(ctx, UserRecord, user_id)
-    if user is None:
-        raise not_found(f"user {user_id!r}")
-    return user
 
 
 async def user_or_new(ctx: AdminContext, user_id: str) -> tuple[UserRecord, bool]:
@@ -261,13 +253,6 @@ def take_given(body, record, *names: str) -> None:
         if body.given(name):
             value = getattr(body, name)
             setattr(record, name, _NORMALISE.get(name, lambda v: v)(value))
-
-
-def ensure_member(team: TeamRecord, user_id: str) -> bool:
-    if user_id in team.members:
-        return False
-    team.members.append(user_id)
-    return True
 
 
 def expires(ctx: AdminContext, duration) -> datetime | None:

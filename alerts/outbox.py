@@ -1,6 +1,7 @@
 """The alert outbox: store operations on the `alerts` and `alert_deliveries` tables (v3).
 
-Plain functions taking a `Store` first, run on the ledger's writer or reader thread
+It belongs to the alerts (it stores `alerts.events.Alert`), and runs on the ledger: plain
+functions taking a ledger `Store` first, on the ledger's writer or reader thread
 (`await ledger.write(outbox.enqueue, items, now)`). Each is one write transaction under the
 ledger's write lock (`BEGIN IMMEDIATE` on SQLite, the advisory lock on PostgreSQL), so they
 are atomic across every process sharing the ledger:
@@ -27,7 +28,7 @@ from ledger.model import iso, parse_iso
 
 if TYPE_CHECKING:
     from alerts.rules import Candidate
-    from ledger.store import Store as SQLiteStore
+    from ledger.store import Store
 
 PENDING, SENDING, SENT, FAILED, DROPPED = "pending", "sending", "sent", "failed", "dropped"
 
@@ -46,7 +47,7 @@ class Claimed:
     alert: Alert
 
 
-def enqueue(store: SQLiteStore, candidates: list[Candidate], now: datetime) -> dict[str, int]:
+def enqueue(store: Store, candidates: list[Candidate], now: datetime) -> dict[str, int]:
     """Insert each alert whose dedupe key is new, with its pending deliveries; returns
     {dedupe key: alert id} of the alerts inserted (duplicates are silently ignored)."""
 
@@ -72,7 +73,7 @@ def enqueue(store: SQLiteStore, candidates: list[Candidate], now: datetime) -> d
             inserted[a.dedupe_key] = alert_id
         return inserted
 
-    return store._tx(work)
+    return store.write_transaction(work)
 
 
 _DUE = (
@@ -81,7 +82,7 @@ _DUE = (
 )
 
 
-def claim(store: SQLiteStore, owner: str, now: datetime, lease: timedelta, limit: int = 20) -> list[Claimed]:
+def claim(store: Store, owner: str, now: datetime, lease: timedelta, limit: int = 20) -> list[Claimed]:
     """Take up to `limit` due deliveries (pending and due, or sending with an expired
     lease), oldest first, leasing them to `owner` until now + `lease`."""
 
@@ -103,23 +104,23 @@ def claim(store: SQLiteStore, owner: str, now: datetime, lease: timedelta, limit
             for r in rows
         ]
 
-    return store._tx(work)
+    return store.write_transaction(work)
 
 
-def _finish(store: SQLiteStore, delivery_id: int, owner: str, sets: str, params: tuple) -> bool:
-    return bool(store._tx(lambda: store.conn.execute(
+def _finish(store: Store, delivery_id: int, owner: str, sets: str, params: tuple) -> bool:
+    return bool(store.write_transaction(lambda: store.conn.execute(
         f"UPDATE alert_deliveries SET {sets}, lease_owner = NULL, lease_until = NULL"
         " WHERE id = ? AND status = 'sending' AND lease_owner = ?",
         (*params, delivery_id, owner),
     ).rowcount))
 
 
-def succeed(store: SQLiteStore, delivery_id: int, owner: str, now: datetime) -> bool:
+def succeed(store: Store, delivery_id: int, owner: str, now: datetime) -> bool:
     """Delivered. False when the lease was lost meanwhile (the other holder records it)."""
     return _finish(store, delivery_id, owner, "status = 'sent', sent_at = ?, last_error = NULL", (iso(now),))
 
 
-def fail(store: SQLiteStore, delivery_id: int, owner: str, error: str, retry_at: datetime | None) -> bool:
+def fail(store: Store, delivery_id: int, owner: str, error: str, retry_at: datetime | None) -> bool:
     """An attempt failed: pending again from `retry_at`, or `failed` for good when None."""
     if retry_at is None:
         return _finish(store, delivery_id, owner, "status = 'failed', last_error = ?", (error,))
@@ -127,22 +128,22 @@ def fail(store: SQLiteStore, delivery_id: int, owner: str, error: str, retry_at:
                    (iso(retry_at), error))
 
 
-def drop(store: SQLiteStore, delivery_id: int, owner: str, reason: str) -> bool:
+def drop(store: Store, delivery_id: int, owner: str, reason: str) -> bool:
     """Not deliverable any more (the channel was removed from the config): stop trying."""
     return _finish(store, delivery_id, owner, "status = 'dropped', last_error = ?", (reason,))
 
 
-def release(store: SQLiteStore, owner: str, now: datetime) -> int:
+def release(store: Store, owner: str, now: datetime) -> int:
     """A clean shutdown: hand this process's unfinished deliveries back, due at once, so
     the next process sends them without waiting for the lease to expire."""
-    return store._tx(lambda: store.conn.execute(
+    return store.write_transaction(lambda: store.conn.execute(
         "UPDATE alert_deliveries SET status = 'pending', next_attempt_at = ?, lease_owner = NULL,"
         " lease_until = NULL WHERE status = 'sending' AND lease_owner = ?",
         (iso(now), owner),
     ).rowcount)
 
 
-def next_due(store: SQLiteStore) -> datetime | None:
+def next_due(store: Store) -> datetime | None:
     """When the next delivery becomes claimable (a read: polling costs no write lock)."""
     row = store.conn.execute(
         "SELECT MIN(t) FROM (SELECT MIN(next_attempt_at) AS t FROM alert_deliveries WHERE status = 'pending'"
@@ -151,7 +152,7 @@ def next_due(store: SQLiteStore) -> datetime | None:
     return parse_iso(row[0]) if row and row[0] else None
 
 
-def recent(store: SQLiteStore, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
+def recent(store: Store, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
     """The newest alerts with their deliveries, for `GET /alerts`. `status` keeps only
     alerts with a delivery in that status."""
     sql = "SELECT id, uid, created_at, route_team, facts FROM alerts"
@@ -179,6 +180,13 @@ def recent(store: SQLiteStore, limit: int = 50, status: str | None = None) -> li
     return out
 
 
-def counts(store: SQLiteStore) -> dict[str, int]:
+def counts(store: Store) -> dict[str, int]:
     """Deliveries by status, across the whole outbox."""
     return dict(store.conn.execute("SELECT status, COUNT(*) FROM alert_deliveries GROUP BY status").fetchall())
+
+
+def counts_by_channel(store: Store) -> dict[tuple[str, str], int]:
+    """(channel, status) → deliveries in the outbox (pending, sending, sent, failed, dropped),
+    for the metrics: ledger-wide and durable, unlike a process's delivery counters."""
+    rows = store.conn.execute("SELECT channel, status, COUNT(*) FROM alert_deliveries GROUP BY channel, status")
+    return {(channel, status): n for channel, status, n in rows}

@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from alerts import channels
+from alerts import channels, outbox
 from alerts.events import TEST_ALERT, Alert
+from alerts.outbox import Claimed
 from alerts.subjects import Routes, subject
-from ledger import ScopeRef, outbox
-from ledger.outbox import Claimed
+from ledger import ScopeRef
 
 if TYPE_CHECKING:
     from metering.runtime import Runtime
@@ -67,7 +67,7 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True, slots=True)
-class DispatchSettings:
+class DeliverySettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     poll: float = 2.0  # seconds between outbox checks when nothing wakes the loop
     lease: float = 60.0  # seconds a claimed delivery is ours; must outlast `timeout`
@@ -75,17 +75,17 @@ class DispatchSettings:
     max_in_flight: int = 20
 
 
-class Dispatcher:
+class AlertDelivery:
     """The delivery loop and its counters (for the metrics endpoint):
 
     deliveries_total[(channel, outcome)]  outcome: sent | failed (will retry) | gave_up | dropped
     test_deliveries_total[(channel, outcome)]  POST /alerts/test: sent | failed
     """
 
-    def __init__(self, runtime: Callable[[], Runtime | None], settings: DispatchSettings | None = None,
+    def __init__(self, runtime: Callable[[], Runtime | None], settings: DeliverySettings | None = None,
                  clock: Callable[[], datetime] = utcnow, smtp_context: ssl.SSLContext | None = None):
         self.runtime = runtime
-        self.settings = settings or DispatchSettings()
+        self.settings = settings or DeliverySettings()
         self.clock = clock
         self.smtp_context = smtp_context
         self.owner = uuid.uuid4().hex  # lease holder id: this process
