@@ -159,6 +159,9 @@ class _Allowed:
         return any(ip in net for net in self.networks if net.version == ip.version)
 
 
+EXAMPLE_MASTER_KEYS = frozenset({"sk-1234"})  # config/example.yaml's, and LiteLLM's docs'
+
+
 class Egress:
     """Refuses relaying to the admin listener, and to private destinations from listeners
     others can reach; closes connections from other machines to a listener left at
@@ -179,10 +182,30 @@ class Egress:
             self._reach.clear()
 
     def running(self) -> None:
+        if ctx.options.budget_admin_port:
+            self._warn_example_key()
         if listeners(Reach.UNSET):
             log.warning("spendgate: listen_host is not set, so mitmproxy listens on every interface; spendgate "
                         "serves clients on this machine only. To serve others, set --listen-host (e.g. 0.0.0.0) "
                         "and read the README's Security section first.")
+
+    def _warn_example_key(self) -> None:
+        """The example config's master key is full admin for anyone who can reach a listener."""
+        admin_host = ctx.options.budget_admin_host
+        rt = self.config.runtime
+        master = rt.config.general_settings.master_key if rt else None
+        if master is None or master.get_secret_value() not in EXAMPLE_MASTER_KEYS:
+            return
+        reachable = listeners(Reach.EXPOSED)
+        if not is_loopback_host(admin_host):
+            reachable.append(f"the admin listener {admin_host or '*'}:{ctx.options.budget_admin_port}")
+        if reachable:
+            log.warning(
+                "\n" + "!" * 78 + "\n"
+                "spendgate: general_settings.master_key is the example config's well-known key, and other\n"
+                "machines can reach %s. Anyone who reaches the admin API with it is full admin.\n"
+                "Set a long random secret instead: master_key: os.environ/SPENDGATE_MASTER_KEY\n" + "!" * 78,
+                ", ".join(reachable))
 
     def reach(self, mode: mode_specs.ProxyMode) -> Reach:
         kind = self._reach.get(mode)

@@ -21,8 +21,8 @@ from collections.abc import Iterable
 import tornado.httputil
 import tornado.web
 
-from addon.redact import redact
 from admin.errors import ApiError, send_error
+from core.redact import redact
 
 MAX_URI = 8 * 1024  # bytes of request target (path and query)
 MAX_HEADERS = 32 * 1024  # bytes of header names and values

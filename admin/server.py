@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 import tornado.httpserver
 from mitmproxy import ctx
 
-from addon.egress import Reach, is_loopback_host, listeners
 from admin import endpoints  # noqa: F401  (registers the routes)
 from admin.api import application
 from admin.guard import HARD_HEADER_LIMIT, MAX_BODY, AdminNames
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("spendgate.admin")
 
-EXAMPLE_MASTER_KEYS = frozenset({"sk-1234"})  # config/example.yaml's, and LiteLLM's docs'
 
 
 class AdminServer:
@@ -51,7 +49,6 @@ class AdminServer:
         if self.server is not None or ctx.options.budget_admin_port == 0:
             return
         host, port = ctx.options.budget_admin_host, ctx.options.budget_admin_port
-        self._warn_example_key(host)
         extra = ui_handlers(self.config)
         if self.metrics is not None:
             from admin.metrics_http import metrics_handlers
@@ -67,22 +64,6 @@ class AdminServer:
             return
         self.server = server
         log.info("spendgate: admin API listening at http://%s:%s", host, port)
-
-    def _warn_example_key(self, admin_host: str) -> None:
-        rt = self.config.runtime
-        master = rt.config.general_settings.master_key if rt else None
-        if master is None or master.get_secret_value() not in EXAMPLE_MASTER_KEYS:
-            return
-        reachable = listeners(Reach.EXPOSED)
-        if not is_loopback_host(admin_host):
-            reachable.append(f"the admin listener {admin_host or '*'}:{ctx.options.budget_admin_port}")
-        if reachable:
-            log.warning(
-                "\n" + "!" * 78 + "\n"
-                "spendgate: general_settings.master_key is the example config's well-known key, and other\n"
-                "machines can reach %s. Anyone who reaches the admin API with it is full admin.\n"
-                "Set a long random secret instead: master_key: os.environ/SPENDGATE_MASTER_KEY\n" + "!" * 78,
-                ", ".join(reachable))
 
     async def done(self) -> None:
         if self.server is not None:

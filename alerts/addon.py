@@ -29,7 +29,7 @@ from alerts import outbox, rules
 from alerts.delivery import AlertDelivery, RetryPolicy
 from alerts.render import usd
 from alerts.subjects import RuntimeContext
-from ledger.background import Background
+from core.background import Background
 
 if TYPE_CHECKING:
     from ledger import CallRecord, SpendChange

@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from .background import Background
+from core.background import Background
 from .leases import LEASE_PREFIX, LeaseBook
 from .leasing import LeaseKeeper
 from .model import BudgetSpec, CallRecord, Denial, Reservation, ScopeRef, ScopeState, SpendChange

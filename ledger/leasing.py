@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from .background import Background
+from core.background import Background
 from .leases import LeaseBook, Want
 from .model import Denial, Reservation, ScopeRef, SpendChange
 from .store import Store

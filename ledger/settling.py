@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from .background import Background
+from core.background import Background
 from .model import SpendChange
 from .spool import Entry, Spool
 from .store import Settlement, Store

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from core.vocab import CallStatus, UsageSource
 from ledger import Denial, LedgerUnavailable
-from ledger.background import Background
+from core.background import Background
 from metering.call import HELD, Ending, MeteredCall, settled_record
 from metering.credentials import fingerprint
 from metering.identity import Identity, identify

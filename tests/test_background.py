@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ledger.background import Background
+from core.background import Background
 
 
 class Expected(Exception):

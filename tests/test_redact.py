@@ -7,7 +7,8 @@ import logging
 
 import pytest
 
-from addon.redact import FILTER, LogRedaction, RedactingFilter, redact
+from addon.redact import LogRedaction
+from core.redact import FILTER, RedactingFilter, redact
 
 SECRETS = ["sk-secret-abcdefgh1234", "sk-ant-api03-XYZxyz_0123456789", "AIzaSyD-abcdefghijklmnopqrstuvwxyz012345",
            "plain-token-value", "dXNlcjpwYXNzd29yZA=="]

@@ -3,7 +3,7 @@
 asyncio keeps only a weak reference to a task: one nobody holds can be collected before
 it finishes. `Background` holds each until it is done, logs a failure nobody else will
 see, and lets the owner wait for all of them at shutdown. The ledger, the Meter and the
-alert dispatcher each keep one.
+alert raiser each keep one.
 """
 
 from __future__ import annotations
