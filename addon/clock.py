@@ -22,19 +22,20 @@ from ledger import LedgerUnavailable
 from metering.recovery import recover_orphans
 
 if TYPE_CHECKING:
-    from metering.runtime import ProcessState as BudgetConfig
+    from metering.runtime import ProcessState
 
 log = logging.getLogger("spendgate")
 
 TICK = 1.0  # seconds between reset checks
 HEARTBEAT_EVERY = 5  # ticks
 RECOVER_EVERY = 30  # ticks between looks for the journals of stopped instances
+CHECKPOINT_EVERY = 60  # ticks between folds of SQLite's WAL into the database (ledger/sqlite.py)
 STALE_AFTER = timedelta(seconds=30)  # an instance silent this long is dead
 
 
 class BudgetClock:
-    def __init__(self, config: BudgetConfig):
-        self.config = config
+    def __init__(self, state: ProcessState):
+        self.state = state
         self._task: asyncio.Task | None = None
         self.stale_after = STALE_AFTER
         self.heartbeat_every = HEARTBEAT_EVERY
@@ -63,7 +64,7 @@ class BudgetClock:
         ticks = 0
         while True:
             await asyncio.sleep(TICK)
-            rt = self.config.runtime
+            rt = self.state.runtime
             if rt is None:
                 continue
             ticks += 1
@@ -75,7 +76,9 @@ class BudgetClock:
                         log.warning("spendgate: released %d reservations of a stopped instance", released)
                 await rt.ledger.flush_spool()
                 if ticks % RECOVER_EVERY == 1:  # at start-up, and for instances that die later
-                    await recover_orphans(self.config)
+                    await recover_orphans(self.state)
+                if ticks % CHECKPOINT_EVERY == 0:
+                    await rt.ledger.checkpoint()
                 await rt.ledger.return_leases(now)
                 await rt.directory.refresh(rt.ledger)
                 for scope in await rt.ledger.reset_due(now):

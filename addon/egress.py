@@ -44,7 +44,7 @@ from addon.replies import error_response
 from config.schema import SpendgateConfig
 
 if TYPE_CHECKING:
-    from metering.runtime import ProcessState as BudgetConfig
+    from metering.runtime import ProcessState
 
 log = logging.getLogger("spendgate")
 
@@ -167,8 +167,8 @@ class Egress:
     others can reach; closes connections from other machines to a listener left at
     mitmproxy's every-interface default."""
 
-    def __init__(self, config: BudgetConfig):
-        self.config = config
+    def __init__(self, state: ProcessState):
+        self.state = state
         self.admin_port = 0
         self._reach: dict[mode_specs.ProxyMode, Reach] = {}  # by listener mode: options read once, not per flow
         self._allowed: tuple[SpendgateConfig | None, _Allowed | None] = (None, None)
@@ -192,7 +192,7 @@ class Egress:
     def _warn_example_key(self) -> None:
         """The example config's master key is full admin for anyone who can reach a listener."""
         admin_host = ctx.options.budget_admin_host
-        rt = self.config.runtime
+        rt = self.state.runtime
         master = rt.config.general_settings.master_key if rt else None
         if master is None or master.get_secret_value() not in EXAMPLE_MASTER_KEYS:
             return
@@ -317,7 +317,7 @@ class Egress:
 
     def allowed(self) -> _Allowed:
         """What the current config allows (rebuilt when a new config is loaded)."""
-        rt = self.config.runtime
+        rt = self.state.runtime
         config = rt.config if rt else None
         if self._allowed[0] is not config or self._allowed[1] is None:
             self._allowed = (config, _Allowed(config or SpendgateConfig()))

@@ -27,7 +27,7 @@ from admin.sessions import SESSIONS, is_ui_session, session_cookie
 from admin.throttle import THROTTLE, Attempt
 
 if TYPE_CHECKING:
-    from metering.runtime import ProcessState as BudgetConfig
+    from metering.runtime import ProcessState
     from metering.runtime import Runtime
 
 log = logging.getLogger("spendgate.admin")
@@ -48,14 +48,14 @@ class Caller:
 
 @dataclass
 class AdminContext:
-    config: BudgetConfig
+    state: ProcessState
     caller: Caller
     query: dict[str, str] = field(default_factory=dict)
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def runtime(self) -> Runtime:
-        rt = self.config.runtime
+        rt = self.state.runtime
         if rt is None:
             raise ApiError(503, "spendgate is not configured yet", "service_unavailable")
         return rt
@@ -149,8 +149,8 @@ def validation_message(e: ValidationError) -> tuple[str, str | None]:
 class ApiHandler(tornado.web.RequestHandler):
     """One tornado handler serving every registered route of a path."""
 
-    def initialize(self, config: BudgetConfig, routes: dict[str, Route]) -> None:
-        self.config = config
+    def initialize(self, state: ProcessState, routes: dict[str, Route]) -> None:
+        self.state = state
         self.routes = routes
 
     def check_xsrf_cookie(self) -> None:  # a bearer-token API, not a cookie session
@@ -193,7 +193,7 @@ class ApiHandler(tornado.web.RequestHandler):
 
     async def _run(self, r: Route, token: str | None, attempt: Attempt | None = None) -> None:
         caller = self._authenticate(r.access, token, attempt)
-        ctx = AdminContext(self.config, caller, self._query())
+        ctx = AdminContext(self.state, caller, self._query())
         args = [ctx]
         if r.body is not None:
             args.append(self._body(r.body))
@@ -216,7 +216,7 @@ class ApiHandler(tornado.web.RequestHandler):
     def _authenticate(self, access: Access, token: str | None, attempt: Attempt | None) -> Caller:
         if access == "public":
             return Caller(is_master=False)
-        rt = self.config.runtime
+        rt = self.state.runtime
         master = rt.config.general_settings.master_key if rt else None
         master_value = master.get_secret_value() if master else None
         if token is not None and is_master_key(token, master_value):
@@ -258,8 +258,8 @@ class ApiHandler(tornado.web.RequestHandler):
 
 
 class NotFoundHandler(ApiHandler):
-    def initialize(self, config: BudgetConfig, routes: dict[str, Route] | None = None) -> None:
-        super().initialize(config, {})
+    def initialize(self, state: ProcessState, routes: dict[str, Route] | None = None) -> None:
+        super().initialize(state, {})
 
     async def _serve(self, method: str) -> None:
         self.write_error_json(ApiError(404, f"no such endpoint: {method} {self.request.path}", "not_found_error"))
@@ -273,18 +273,18 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def application(config: BudgetConfig, names: AdminNames, extra_handlers: list | None = None) -> GuardedApplication:
+def application(state: ProcessState, names: AdminNames, extra_handlers: list | None = None) -> GuardedApplication:
     """The tornado app for every registered route (import the endpoint modules first),
     answering to `names` only (`admin.guard`)."""
     by_path: dict[str, dict[str, Route]] = {}
     for r in ROUTES:
         by_path.setdefault(r.path, {})[r.method] = r
-    handlers = [(path, ApiHandler, {"config": config, "routes": methods}) for path, methods in by_path.items()]
+    handlers = [(path, ApiHandler, {"state": state, "routes": methods}) for path, methods in by_path.items()]
     handlers += extra_handlers or []
     return GuardedApplication(
         handlers,
         names,
         default_handler_class=NotFoundHandler,
-        default_handler_args={"config": config},
+        default_handler_args={"state": state},
         compress_response=True,
     )

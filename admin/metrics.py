@@ -46,7 +46,7 @@ from ledger.views_metrics import (
 )
 
 if TYPE_CHECKING:
-    from metering.runtime import ProcessState as BudgetConfig
+    from metering.runtime import ProcessState
     from metering.runtime import Runtime
 
 log = logging.getLogger("spendgate.metrics")
@@ -212,8 +212,8 @@ class Metrics:
     its hooks' time to `observe_latency`.
     """
 
-    def __init__(self, config: BudgetConfig):
-        self.config = config
+    def __init__(self, state: ProcessState):
+        self.state = state
         self.registry = CollectorRegistry(auto_describe=False)
         self.latency = Histogram(
             "spendgate_added_latency_seconds",
@@ -242,13 +242,13 @@ class Metrics:
     # -- addon hooks ----------------------------------------------------------------------
 
     def running(self) -> None:
-        if enabled(self.config.runtime) and self._warmup is None:
+        if enabled(self.state.runtime) and self._warmup is None:
             self._warmup = asyncio.get_running_loop().create_task(self._warm())
 
     async def _warm(self) -> None:
         try:
             async with self._lock:
-                await self._refresh_calls(self.config.runtime)
+                await self._refresh_calls(self.state.runtime)
         except Exception:
             log.exception("spendgate: could not read the ledger for the metrics")
 
@@ -256,7 +256,7 @@ class Metrics:
 
     @property
     def enabled(self) -> bool:
-        return enabled(self.config.runtime)
+        return enabled(self.state.runtime)
 
     async def _refresh_calls(self, rt: Runtime) -> None:
         if rt.ledger is not self._ledger:  # first read, or the config moved to another ledger
@@ -270,7 +270,7 @@ class Metrics:
         text is megabytes); when nothing changed since the last scrape, its bytes are
         served again.
         """
-        rt = self.config.runtime
+        rt = self.state.runtime
         if rt is None:
             raise RuntimeError("spendgate is not configured yet")
         async with self._lock:
@@ -297,7 +297,7 @@ class Metrics:
     def alert_deliveries(self) -> dict[tuple[str, str], int] | None:
         """(channel, outcome) → count, from the alert raiser among the spend listeners
         (`alerts.addon.AlertRaiser.deliveries_total`); None when alerting isn't loaded."""
-        for listener in self.config.listeners:
+        for listener in self.state.listeners:
             counts = getattr(listener, "deliveries_total", None)
             if counts is not None:
                 return _delivery_labels(counts)

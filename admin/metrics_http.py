@@ -23,14 +23,14 @@ from admin.sessions import is_ui_session
 from admin.throttle import THROTTLE
 
 if TYPE_CHECKING:
-    from metering.runtime import ProcessState as BudgetConfig
+    from metering.runtime import ProcessState
 
 log = logging.getLogger("spendgate.metrics")
 
 
 class MetricsHandler(tornado.web.RequestHandler):
-    def initialize(self, config: BudgetConfig, metrics: Metrics) -> None:
-        self.config = config
+    def initialize(self, state: ProcessState, metrics: Metrics) -> None:
+        self.state = state
         self.metrics = metrics
 
     def check_xsrf_cookie(self) -> None:
@@ -40,7 +40,7 @@ class MetricsHandler(tornado.web.RequestHandler):
         send_error(self, ApiError(status, message, type_))
 
     async def get(self) -> None:
-        rt = self.config.runtime
+        rt = self.state.runtime
         if rt is None:
             return self._fail(503, "spendgate is not configured yet", "service_unavailable")
         if not enabled(rt):
@@ -81,5 +81,5 @@ class MetricsHandler(tornado.web.RequestHandler):
             attempt.succeeded()
 
 
-def metrics_handlers(config: BudgetConfig, metrics: Metrics) -> list:
-    return [(r"/metrics/?", MetricsHandler, {"config": config, "metrics": metrics})]
+def metrics_handlers(state: ProcessState, metrics: Metrics) -> list:
+    return [(r"/metrics/?", MetricsHandler, {"state": state, "metrics": metrics})]

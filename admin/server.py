@@ -23,7 +23,7 @@ from admin.guard import HARD_HEADER_LIMIT, MAX_BODY, AdminNames
 from admin.ui_http import ui_handlers
 
 if TYPE_CHECKING:
-    from metering.runtime import ProcessState as BudgetConfig
+    from metering.runtime import ProcessState
     from admin.metrics import Metrics
 
 log = logging.getLogger("spendgate.admin")
@@ -31,8 +31,8 @@ log = logging.getLogger("spendgate.admin")
 
 
 class AdminServer:
-    def __init__(self, config: BudgetConfig, metrics: Metrics | None = None):
-        self.config = config
+    def __init__(self, state: ProcessState, metrics: Metrics | None = None):
+        self.state = state
         self.metrics = metrics
         self.server: tornado.httpserver.HTTPServer | None = None
 
@@ -49,13 +49,13 @@ class AdminServer:
         if self.server is not None or ctx.options.budget_admin_port == 0:
             return
         host, port = ctx.options.budget_admin_host, ctx.options.budget_admin_port
-        extra = ui_handlers(self.config)
+        extra = ui_handlers(self.state)
         if self.metrics is not None:
             from admin.metrics_http import metrics_handlers
 
-            extra += metrics_handlers(self.config, self.metrics)
+            extra += metrics_handlers(self.state, self.metrics)
         names = AdminNames(host, ctx.options.budget_admin_hostnames)
-        server = tornado.httpserver.HTTPServer(application(self.config, names, extra), xheaders=False,
+        server = tornado.httpserver.HTTPServer(application(self.state, names, extra), xheaders=False,
                                                max_header_size=HARD_HEADER_LIMIT, max_body_size=MAX_BODY)
         try:
             server.listen(port, host)

@@ -26,7 +26,7 @@ from admin.sessions import COOKIE, LIFETIME, SESSIONS, same_origin, session_cook
 from admin.throttle import THROTTLE
 
 if TYPE_CHECKING:
-    from metering.runtime import ProcessState as BudgetConfig
+    from metering.runtime import ProcessState
 
 UI_DIR = Path(__file__).resolve().parent / "ui"
 LOGIN_TYPES = ("application/json", "application/x-www-form-urlencoded")
@@ -41,15 +41,15 @@ SECURITY_HEADERS = {
 }
 
 
-def _master_key(config: BudgetConfig) -> str | None:
-    rt = config.runtime
+def _master_key(state: ProcessState) -> str | None:
+    rt = state.runtime
     master = rt.config.general_settings.master_key if rt else None
     return master.get_secret_value() if master else None
 
 
 class _UiHandler(tornado.web.RequestHandler):
-    def initialize(self, config: BudgetConfig) -> None:
-        self.config = config
+    def initialize(self, state: ProcessState) -> None:
+        self.state = state
 
     def check_xsrf_cookie(self) -> None:  # SameSite=Strict cookie + JSON-only bodies
         return
@@ -77,7 +77,7 @@ class LoginHandler(_UiHandler):
     async def post(self) -> None:
         try:
             self.require_same_origin()
-            master = _master_key(self.config)
+            master = _master_key(self.state)
             if master is None:
                 raise ApiError(503, "no general_settings.master_key is configured; the admin UI is locked",
                                "authentication_error")
@@ -125,10 +125,10 @@ class SessionHandler(_UiHandler):
     """GET /ui/session: whether this browser is logged in (the UI's first question)."""
 
     def get(self) -> None:
-        master = _master_key(self.config)
+        master = _master_key(self.state)
         logged_in = SESSIONS.valid(session_cookie(self.request), master)
         self.json(200, {"logged_in": logged_in, "master_key_configured": master is not None,
-                        "metrics_enabled": logged_in and metrics_enabled(self.config.runtime)})
+                        "metrics_enabled": logged_in and metrics_enabled(self.state.runtime)})
 
 
 class StaticHandler(tornado.web.StaticFileHandler):
@@ -140,8 +140,8 @@ class StaticHandler(tornado.web.StaticFileHandler):
         self.set_header("Cache-Control", "no-cache")  # revalidate (ETag): a new release shows at once
 
 
-def ui_handlers(config: BudgetConfig) -> list:
-    args = {"config": config}
+def ui_handlers(state: ProcessState) -> list:
+    args = {"state": state}
     return [
         (r"/ui/login", LoginHandler, args),
         (r"/ui/logout", LogoutHandler, args),

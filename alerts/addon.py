@@ -34,7 +34,7 @@ from core.background import Background
 if TYPE_CHECKING:
     from ledger import CallRecord, SpendChange
     from metering.runtime import Denied, Runtime, Settled
-    from metering.runtime import ProcessState as BudgetConfig
+    from metering.runtime import ProcessState
 
 log = logging.getLogger("spendgate.alerts")
 
@@ -68,9 +68,9 @@ def _number(name: str) -> float:
 class AlertRaiser:
     """Raises alerts (rules, into the outbox) and runs this process's delivery of them."""
 
-    def __init__(self, config: BudgetConfig):
-        self.config = config
-        self.delivery = AlertDelivery(lambda: config.runtime)
+    def __init__(self, state: ProcessState):
+        self.state = state
+        self.delivery = AlertDelivery(lambda: state.runtime)
         self.min_elapsed = rules.DEFAULT_MIN_ELAPSED
         self.alerts_raised_total: Counter[str] = Counter()  # by event
         self._seen: OrderedDict[str, None] = OrderedDict()
@@ -78,7 +78,7 @@ class AlertRaiser:
         # hook and taken on the loop by `settled`
         self._enqueued: dict[str, tuple[list[rules.Candidate], dict[str, int]]] = {}
         self._background = Background("alert queueing")
-        config.listeners.append(self)
+        state.listeners.append(self)
 
     @property
     def deliveries_total(self) -> Counter[tuple[str, str]]:
@@ -116,7 +116,7 @@ class AlertRaiser:
         await self.delivery.stop()
 
     def _warn_about_config(self) -> None:
-        rt = self.config.runtime
+        rt = self.state.runtime
         if rt is None:
             return
         s = rt.config.litellm_settings
@@ -216,6 +216,6 @@ class AlertRaiser:
             self.delivery.wake()
 
 
-def find(config: BudgetConfig) -> AlertRaiser | None:
+def find(state: ProcessState) -> AlertRaiser | None:
     """The running AlertRaiser (for the admin API), found among the listeners."""
-    return next((x for x in config.listeners if isinstance(x, AlertRaiser)), None)
+    return next((x for x in state.listeners if isinstance(x, AlertRaiser)), None)

@@ -38,7 +38,7 @@ async def list_alerts(ctx: AdminContext) -> dict:
     if status and status not in (outbox.PENDING, outbox.SENDING, outbox.SENT, outbox.FAILED, outbox.DROPPED):
         raise ApiError(400, "status must be one of pending, sending, sent, failed, dropped", param="status")
     rows = await rt.ledger.read(outbox.recent, limit, status)
-    raiser = find(ctx.config)
+    raiser = find(ctx.state)
     routes = raiser.delivery.routes if raiser else Routes()
     settings = rt.config.litellm_settings
     alerts = []
@@ -73,7 +73,7 @@ async def test_alert(ctx: AdminContext, body: AlertTestRequest) -> dict:
     """Send a test alert through every configured channel now (bypassing the outbox and
     its dedupe) and report each channel's result, with the receiver's answer on failure."""
     rt = ctx.runtime
-    raiser = find(ctx.config)
+    raiser = find(ctx.state)
     if raiser is None:
         raise ApiError(503, "the alert dispatcher is not running", "service_unavailable")
     results = await raiser.delivery.send_test(rt, body.team_id)

@@ -7,7 +7,7 @@ from admin.api import AdminContext, route
 
 @route("GET", "/health", access="public")
 async def health(ctx: AdminContext) -> dict:
-    rt = ctx.config.runtime
+    rt = ctx.state.runtime
     return {
         "status": "healthy" if rt is not None else "starting",
         "ledger": rt.ledger.engine if rt else None,
