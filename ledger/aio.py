@@ -261,5 +261,16 @@ class AsyncLedger:
 
     async def flush_spool(self) -> int:
         """Replay spooled writes in order while the database answers; returns how many
-        were recorded. Cheap when nothing is spooled (called every second)."""
+        were recorded. Cheap when nothing is spooled (called every second). A full disk
+        may have left the WAL holding the space: it is checkpointed before each retry."""
+        if self.spool.entries:
+            await self.checkpoint()
         return await self._replay.flush()
+
+    async def checkpoint(self) -> None:
+        """Fold the write-ahead log into the database (SQLite; see SQLiteStore.checkpoint).
+        A failure is logged by the caller's next write, not raised here."""
+        try:
+            await self._writer_thread.run(lambda store: store.checkpoint())
+        except Exception as e:
+            log.debug("spendgate: ledger checkpoint failed: %s", e)

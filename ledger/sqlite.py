@@ -16,6 +16,10 @@ from .dialect import Dialect
 from .store import Store
 
 
+WAL_AUTOCHECKPOINT_PAGES = 256  # 1 MiB of 4 KiB pages
+WAL_SIZE_LIMIT = 4 * 1024 * 1024  # bytes the WAL file is cut back to after a checkpoint
+
+
 def connect(path: str | Path) -> sqlite3.Connection:
     """A connection tuned for the ledger: autocommit driver, WAL, a generous busy wait."""
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
@@ -24,6 +28,10 @@ def connect(path: str | Path) -> sqlite3.Connection:
     # NORMAL in WAL mode: a commit survives a crash of the process; only an OS crash
     # or power loss can lose the last transactions. See docs/ledger.md.
     conn.execute("PRAGMA synchronous = NORMAL")
+    # Keep the WAL small: checkpoint once it holds 1 MiB (SQLite's default, 4 MiB, can fill a
+    # small volume before the first checkpoint), and cut the file back after one.
+    conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+    conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
 
@@ -40,6 +48,17 @@ class SQLiteStore(Store):
 
     def _begin_write(self) -> None:
         self.conn.execute("BEGIN IMMEDIATE")
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file and truncate it to zero bytes.
+
+        SQLite checkpoints by itself only when a commit leaves the WAL over 1000 pages: on a
+        small volume the WAL can fill the disk first, after which no commit succeeds, so no
+        checkpoint ever runs, even once space is freed — the ledger stays unwritable until a
+        restart. The clock calls this every minute, and before each retry of what was
+        spooled while the disk was full: once there is room for the database to take the
+        WAL's pages, the WAL goes and writes succeed again."""
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def close(self) -> None:
         self.conn.close()

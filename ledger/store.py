@@ -129,6 +129,10 @@ class Store(DirectoryOps, LeaseOps):
         returns the version now in force."""
         return self.write_transaction(lambda: migrations.migrate(self.conn, self.dialect))
 
+    def checkpoint(self) -> None:
+        """Fold the engine's write-ahead log back into the database, where it has one to fold
+        (SQLite's WAL); nothing elsewhere."""
+
     def close(self) -> None:
         raise NotImplementedError
 
