@@ -46,6 +46,7 @@ from ledger.views_metrics import (
 )
 
 if TYPE_CHECKING:
+    from ledger.spool import Spool
     from metering.runtime import ProcessState
     from metering.runtime import Runtime
 
@@ -159,7 +160,26 @@ class SpendCollector(Collector):
         for (channel, status), n in sorted(m.outbox.items()):
             outbox.add_metric([channel, status], n)
         yield outbox
+        rt = m.state.runtime
+        if rt is not None:
+            yield from spool_families(rt.ledger.spool)
         yield from budget_families(snapshot)
+
+
+def spool_families(spool: Spool) -> Iterable[Metric]:
+    """What this process spooled while its database was away or its disk full (ledger/spool.py)."""
+    waiting = GaugeMetricFamily("spendgate_ledger_spool_waiting", "Ledger writes spooled by this process "
+                                "and not yet written to the database.")
+    waiting.add_metric([], len(spool))
+    yield waiting
+    spooled = CounterMetricFamily("spendgate_ledger_spooled_writes", "Ledger writes this process spooled "
+                                  "because its database was unreachable or full, since it started.")
+    spooled.add_metric([], spool.spooled_total)
+    yield spooled
+    replayed = CounterMetricFamily("spendgate_ledger_replayed_writes", "Spooled ledger writes this process "
+                                   "has since written to the database.")
+    replayed.add_metric([], spool.replayed_total)
+    yield replayed
 
 
 def budget_families(snapshot: BudgetSnapshot) -> Iterable[Metric]:

@@ -91,6 +91,8 @@ class Spool:
         self.path = self.directory / f"{instance_id}.jsonl" if self.directory else None
         self.entries: list[Entry] = []
         self._fd: int | None = None
+        self.spooled_total = 0  # writes spooled since start (the database was away or full)
+        self.replayed_total = 0  # of those (and adopted ones), written to the database since
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -114,6 +116,7 @@ class Spool:
     def add(self, entry: Entry) -> None:
         """Keep `entry` (durably, when there is a file) before returning."""
         self.entries.append(entry)
+        self.spooled_total += 1
         try:
             self._append([entry.line()])
         except OSError as e:  # a full or read-only disk: still kept in memory
@@ -121,6 +124,7 @@ class Spool:
 
     def done(self, entry: Entry) -> None:
         self.entries.remove(entry)
+        self.replayed_total += 1
         if not self.entries and self._fd is not None:
             # Everything replayed: the file starts over (entries replayed twice after a
             # crash right here would be recognised anyway, see the module doc).
