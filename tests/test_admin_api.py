@@ -18,9 +18,7 @@ import pytest
 from metering.credentials import key_hash
 from admin import endpoints  # noqa: F401  (registers the routes)
 from admin.api import ROUTES
-from conftest import write_config
-from e2e_helpers import wait_for
-from proxy import DEFAULT_SCRIPT, MitmProxy
+from e2e_helpers import module_proxy, wait_for
 
 MASTER = "sk-1234"
 REAL_OPENAI = "sk-real-openai-upstream-0000"
@@ -28,25 +26,7 @@ CONFIG = {"general_settings": {"master_key": MASTER}, "providers": {"openai": {"
 CALL_NANOS = 7_250_000
 
 
-@pytest.fixture(scope="module")
-def proxy(fake_provider_session, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("admin-api")
-    config_path, _ = write_config(CONFIG, tmp)
-    p = MitmProxy(fake_provider_session.url, script=DEFAULT_SCRIPT, budget_config=config_path, workdir=tmp / "mitm")
-    p.start()
-    yield p
-    p.stop()
-
-
-@pytest.fixture(scope="module")
-def admin(proxy):
-    return proxy.admin_client(MASTER)
-
-
-@pytest.fixture
-def fake(fake_provider_session):
-    fake_provider_session.reset()
-    return fake_provider_session
+proxy = module_proxy(CONFIG)
 
 
 def ok(r: httpx.Response) -> dict:

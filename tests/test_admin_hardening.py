@@ -19,6 +19,7 @@ import pytest
 from admin import endpoints  # noqa: F401  (registers the routes)
 from admin.api import ROUTES
 from conftest import write_config
+from e2e_helpers import module_proxy
 from proxy import DEFAULT_SCRIPT, MitmProxy
 
 MASTER = "sk-hardening-master-0000"
@@ -28,20 +29,7 @@ POSTS = sorted({r.path for r in ROUTES if r.method == "POST"})
 GETS = sorted({r.path for r in ROUTES if r.method == "GET"})
 
 
-@pytest.fixture(scope="module")
-def proxy(fake_provider_session, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("admin-hardening")
-    config_path, _ = write_config(CONFIG, tmp)
-    p = MitmProxy(fake_provider_session.url, script=DEFAULT_SCRIPT, budget_config=config_path, workdir=tmp / "mitm",
-                  options={"budget_admin_hostnames": "spendgate.internal"})
-    p.start()
-    yield p
-    p.stop()
-
-
-@pytest.fixture(scope="module")
-def admin(proxy):
-    return proxy.admin_client(MASTER)
+proxy = module_proxy(CONFIG, budget_admin_hostnames="spendgate.internal")
 
 
 def from_address(proxy: MitmProxy, source: str, **kw) -> httpx.Client:

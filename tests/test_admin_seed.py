@@ -22,9 +22,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from conftest import write_config
-from e2e_helpers import wait_for
-from proxy import DEFAULT_SCRIPT, MitmProxy
+from e2e_helpers import module_proxy, wait_for
+from proxy import MitmProxy
 
 MASTER = "sk-1234"
 REAL_OPENAI = "sk-real-openai-upstream-0000"
@@ -199,20 +198,7 @@ def run(proxy: MitmProxy, command: str) -> Ran:
 # --- the proxy ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def proxy(fake_provider_session, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("admin-seed")
-    config_path, data = write_config(CONFIG, tmp)
-    p = MitmProxy(fake_provider_session.url, script=DEFAULT_SCRIPT, budget_config=config_path, workdir=tmp / "mitm")
-    p.ledger_path = tmp / "ledger.db"
-    p.start()
-    yield p
-    p.stop()
-
-
-@pytest.fixture(scope="module")
-def admin(proxy):
-    return proxy.admin_client(MASTER)
+proxy = module_proxy(CONFIG)
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,8 @@ import botocore.exceptions
 import httpx
 import pytest
 
-from e2e_helpers import start_proxy
+
+from e2e_helpers import module_proxy
 
 MASTER = "sk-1234"
 REAL_KEY_ID = "AKIAREALUPSTREAM0001"
@@ -53,11 +54,7 @@ ANTHROPIC_BODY = json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tok
                              "messages": [{"role": "user", "content": "hi"}]})
 
 
-@pytest.fixture(scope="module")
-def proxy(fake_provider_session, tmp_path_factory):
-    p = start_proxy(fake_provider_session.url, tmp_path_factory.mktemp("bedrock"), CONFIG)
-    yield p
-    p.stop()
+proxy = module_proxy(CONFIG)
 
 
 @pytest.fixture(autouse=True)
@@ -68,12 +65,6 @@ def no_aws_environment(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-
-
-@pytest.fixture
-def fake(fake_provider_session):
-    fake_provider_session.reset()
-    return fake_provider_session
 
 
 @pytest.fixture

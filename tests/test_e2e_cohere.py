@@ -17,7 +17,8 @@ import json
 
 import cohere
 import pytest
-from e2e_helpers import start_proxy
+
+from e2e_helpers import module_proxy, start_proxy
 
 MASTER = "sk-1234"
 REAL_COHERE = "co-real-upstream-key-0000"
@@ -30,17 +31,7 @@ CHAT_NANOS = 7_500_000
 HI = [{"role": "user", "content": "hi"}]
 
 
-@pytest.fixture(scope="module")
-def proxy(fake_provider_session, tmp_path_factory):
-    p = start_proxy(fake_provider_session.url, tmp_path_factory.mktemp("cohere"), CONFIG)
-    yield p
-    p.stop()
-
-
-@pytest.fixture
-def fake(fake_provider_session):
-    fake_provider_session.reset()
-    return fake_provider_session
+proxy = module_proxy(CONFIG)
 
 
 def test_chat_is_billed_on_billed_units_and_priced_by_the_requests_model(proxy, fake):

@@ -20,7 +20,7 @@ import json
 
 import anthropic
 import pytest
-from e2e_helpers import start_proxy
+from e2e_helpers import module_proxy, start_proxy
 from google.genai import errors as genai_errors
 from google.oauth2.credentials import Credentials
 
@@ -37,17 +37,7 @@ CLAUDE = "claude-sonnet-4-5@20250929"
 TOKEN = "ya29.a0AfB_test-access-token-0001"
 
 
-@pytest.fixture(scope="module")
-def proxy(fake_provider_session, tmp_path_factory):
-    p = start_proxy(fake_provider_session.url, tmp_path_factory.mktemp("google"), CONFIG)
-    yield p
-    p.stop()
-
-
-@pytest.fixture
-def fake(fake_provider_session):
-    fake_provider_session.reset()
-    return fake_provider_session
+proxy = module_proxy(CONFIG)
 
 
 def vertex_client(proxy, token=TOKEN, location="us-central1", **kw):

@@ -16,7 +16,7 @@ import anthropic
 import openai
 import pytest
 
-from e2e_helpers import Ledger, start_proxy, wait_for
+from e2e_helpers import module_proxy, Ledger, start_proxy, wait_for
 
 MASTER = "sk-1234"
 REAL_OPENAI = "sk-real-openai-upstream-0000"
@@ -32,22 +32,7 @@ CONFIG = {
 CALL_NANOS = 7_250_000
 
 
-@pytest.fixture(scope="module")
-def proxy(fake_provider_session, tmp_path_factory):
-    p = start_proxy(fake_provider_session.url, tmp_path_factory.mktemp("keys"), CONFIG)
-    yield p
-    p.stop()
-
-
-@pytest.fixture
-def admin(proxy):
-    return proxy.admin_client(MASTER)
-
-
-@pytest.fixture
-def fake(fake_provider_session):
-    fake_provider_session.reset()
-    return fake_provider_session
+proxy = module_proxy(CONFIG)
 
 
 def generate(admin, **body) -> str:
