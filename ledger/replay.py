@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from .model import CallRecord, SpendChange, parse_iso
-from .spool import Entry, Spool, record_from_json, refs_from_json, reservation_from_json
+from .spool import Entry, Spool, refs_from_json, reservation_from_json
 from .store import Store
 from .unavailable import LedgerUnavailable
 from .writer import WriterThread
@@ -31,9 +31,9 @@ def apply(store: Store, entry: Entry) -> Any:
     a = entry.args
     if entry.op == "settle":
         return store.settle(reservation_from_json(a["reservation"]), refs_from_json(a["refs"]),
-                            record_from_json(a["record"]), parse_iso(a["now"]))
+                            CallRecord.from_json(a["record"]), parse_iso(a["now"]))
     if entry.op == "record":
-        return store.record(record_from_json(a["record"]))
+        return store.record(CallRecord.from_json(a["record"]))
     if entry.op == "release":
         return store.release(reservation_from_json(a["reservation"]))
     raise ValueError(f"unknown spooled operation {entry.op!r}")
@@ -97,7 +97,7 @@ class SpoolReplay:
             recorded += 1
             if notify and entry.op == "settle" and self.on_replayed is not None:
                 try:
-                    self.on_replayed(record_from_json(entry.args["record"]), result[1])
+                    self.on_replayed(CallRecord.from_json(entry.args["record"]), result[1])
                 except Exception:
                     log.exception("spendgate: replay listener failed")
         return recorded

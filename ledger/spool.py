@@ -29,13 +29,6 @@ from .model import CallRecord, Reservation, ScopeRef, iso
 
 log = logging.getLogger("spendgate")
 
-def record_to_json(record: CallRecord) -> dict[str, Any]:
-    return record.to_json()
-
-
-def record_from_json(data: dict[str, Any]) -> CallRecord:
-    return CallRecord.from_json(data)
-
 
 def reservation_to_json(r: Reservation | None) -> list | None:
     return None if r is None else [r.id, r.amount_nanos, [[s.kind, s.id] for s in r.scopes]]
@@ -72,11 +65,11 @@ class Entry:
     @classmethod
     def settle(cls, reservation: Reservation | None, refs, record: CallRecord, now: datetime) -> Entry:
         return cls("settle", {"reservation": reservation_to_json(reservation), "refs": refs_to_json(refs),
-                              "record": record_to_json(record), "now": iso(now)})
+                              "record": record.to_json(), "now": iso(now)})
 
     @classmethod
     def record(cls, record: CallRecord) -> Entry:
-        return cls("record", {"record": record_to_json(record)})
+        return cls("record", {"record": record.to_json()})
 
     @classmethod
     def release(cls, reservation: Reservation) -> Entry:
