@@ -117,7 +117,7 @@ def fleet(fake_provider_session, pg_server, tmp_path_factory):
             group = groups[i]
             key = keys[group][i % len(keys[group])]
             # the third proxy's streams last longer: still in flight, holding budget, when it dies
-            result = call(clients[i], key, stream=True, delay_ms=1000 if i % 3 == 2 else 300)
+            result = call(clients[i], key, stream=True, delay_ms=2500 if i % 3 == 2 else 300)
             with lock:
                 outcomes[i % 3].append((1, result))
 
@@ -128,7 +128,7 @@ def fleet(fake_provider_session, pg_server, tmp_path_factory):
                 return out["ledger"].query(
                     "SELECT COUNT(*) AS n FROM reservations WHERE instance_id = ?", (instances[2],))[0]["n"]
 
-            wait_for(lambda: dead_holds() >= 1, 10)
+            wait_for(lambda: dead_holds() >= 1, 30)
             time.sleep(0.3)  # the rest of its admissions
             out["dead_holds"] = dead_holds()
             os.kill(proxies[2].proc.pid, signal.SIGKILL)
