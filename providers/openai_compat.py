@@ -70,5 +70,17 @@ OPENAI_COMPATIBLE: tuple[Provider, ...] = (
         "every call (read with genai-prices' perplexity extractor).",)),
     compatible("cerebras", "Cerebras", completions=True),
     compatible("moonshotai", "Moonshot AI", hosts=("api.moonshot.ai", "api.moonshot.cn")),
-    compatible("novita", "Novita AI", bases=("/openai/v1", "/v3/openai"), completions=True, embeddings=True),
+    compatible("novita", "Novita AI", bases=("/openai", "/openai/v1", "/v3/openai"), completions=True,
+               embeddings=True),
+    # The other genai-prices providers whose API is OpenAI-style, on hosts its api_pattern names.
+    compatible("arcee", "Arcee AI", bases=("/api/v1",)),
+    compatible("avian", "Avian"),
+    compatible("baseten", "Baseten Model APIs"),
+    compatible("doubleword", "Doubleword", responses=True, embeddings=True),
+    compatible("github-copilot", "GitHub Copilot", bases=("",), responses=True),
+    compatible("minimax", "MiniMax"),
+    compatible("ovhcloud", "OVHcloud AI Endpoints", embeddings=True),
+    compatible("quicksilverpro", "QuickSilver Pro", responses=True),
+    compatible("zai", "Z.AI", bases=("/api/paas/v4", "/api/coding/paas/v4")),
+    compatible("zhipuai", "Zhipu AI (BigModel)", bases=("/api/paas/v4", "/api/coding/paas/v4")),
 )
