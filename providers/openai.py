@@ -203,6 +203,8 @@ class OpenAIChatParser(_OpenAIStyleParser):
                 if choice.get("finish_reason"):
                     finished = True
         raw = obj.get("usage")
+        if raw is None:  # Groq: a stream's last chunk carries it in `x_groq` unless usage was asked for
+            raw = get_path(obj, "x_groq", "usage")
         if raw is None:
             return
         usage = self._usage_of(raw, _openai_usage)

@@ -208,3 +208,17 @@ def test_deepseek_reservations_follow_the_time_of_day_too():
     peak, off = (estimate_max_cost(PRICES, "deepseek", call.request, call.endpoint.kind, at, 4096).nanos
                  for at in (PEAK, OFF_PEAK))
     assert peak == 2 * off > 0
+
+
+def test_a_groq_stream_reports_its_usage_in_x_groq_when_usage_was_not_asked_for():
+    call = call_for("api.groq.com", "/openai/v1/chat/completions",
+                    {"model": "llama-3.3-70b-versatile", "messages": [], "stream": True})
+    call.streamed = True
+    call.parser.feed_event(json.dumps({"model": "llama-3.3-70b-versatile", "choices": [{"delta": {"content": "hi"}}]}))
+    call.parser.feed_event(json.dumps({"model": "llama-3.3-70b-versatile",
+                                       "choices": [{"delta": {}, "finish_reason": "stop"}],
+                                       "x_groq": {"id": "req_1", "usage": {"prompt_tokens": 1000,
+                                                                           "completion_tokens": 500}}}))
+    call.parser.feed_event("[DONE]")
+    row = call.record(PRICES, 200, None)
+    assert (row.status, row.usage_source, row.cost_nanos) == ("ok", "reported", 985_000)  # 590 + 395 µ$
