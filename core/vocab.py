@@ -51,6 +51,30 @@ class UsageSource(StrEnum):
     """No usage: the call was refused, never reached the provider, or is not billed."""
 
 
+class PriceSource(StrEnum):
+    """Where a call row's cost comes from when it is not the price list's own figure
+    (`genai-prices 0.2.x`, with ` + spendgate supplement` where pricing/supplement.py
+    added to it): the `calls.price_source` column."""
+
+    REPORTED = "reported"
+    """The provider's own statement of what it charged (OpenRouter's `usage.cost`),
+    bounded like usage (metering/bounds.py)."""
+    CONFIG = "config"
+    """A `pricing:` override in the config."""
+    SUPPLEMENT = "spendgate supplement"
+    """Priced by pricing/supplement.py alone (dall-e images, whisper-1 seconds)."""
+    UNPRICED = "unpriced"
+    """Nobody knows the model's price: the cost is NULL, never 0."""
+    UNMETERED = "unmetered"
+    """An endpoint spendgate cannot price."""
+    NOT_BILLED = "not billed"
+    """A call the provider does not bill (an error reply without usage)."""
+    HELD = "held"
+    """Charged what was held for it: its pricing failed, or the proxy stopped mid-call."""
+    BLOCKED = "blocked"
+    """Refused by spendgate: never forwarded, never billed."""
+
+
 class ScopeKind(StrEnum):
     """Budget scopes, widest first: the `budgets.kind` column."""
 

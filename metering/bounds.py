@@ -14,6 +14,11 @@ unit inside a total (cached, reasoning, audio tokens...) is at most that total, 
 units (web searches, images, seconds, characters: `input_audio_seconds` and
 `input_characters` are counts, not tokens) at most `FALLBACK_COUNT`. Money is bounded as well:
 a cost above `MAX_COST_NANOS` (a million dollars) is clamped and flagged.
+
+A cost the provider states itself (OpenRouter's `usage.cost`) is believed within the same
+kind of limit: at most what the most input and output the call could use cost at the
+model's list price (`MAX_COST_NANOS` for a model without one); a negative or larger
+figure is flagged, and a negative one is not used at all.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from typing import Any
 from core.usage import TokenUsage
 from providers.base import CallRequest
 
-__all__ = ["FALLBACK_COUNT", "FALLBACK_TOKENS", "MAX_COST_NANOS", "bound_cost", "bound_usage"]
+__all__ = ["FALLBACK_COUNT", "FALLBACK_TOKENS", "MAX_COST_NANOS", "bound_cost", "bound_reported_cost",
+           "bound_usage", "usage_limits"]
 
 FALLBACK_TOKENS = 10_000_000  # above any model's context, far below an integer overflow
 FALLBACK_COUNT = 100_000  # web searches, images, audio seconds... in one call
@@ -35,14 +41,17 @@ _INPUT_PARTS = ("cache_read_tokens", "cache_write_tokens")
 _OUTPUT_PARTS = ("reasoning_tokens",)
 
 
+def usage_limits(request: CallRequest, context_window: int | None) -> tuple[int, int]:
+    """The most input and output tokens the call could have used."""
+    window = context_window or FALLBACK_TOKENS
+    return max(request.input_bytes, window), max(request.max_output_tokens or 0, window)
+
+
 def bound_usage(usage: TokenUsage, request: CallRequest, context_window: int | None) -> tuple[TokenUsage, dict[str, Any]]:
     """`usage` with every count clamped to what the call could produce, and the raw
     figures that were clamped ({} when nothing was)."""
-    window = context_window or FALLBACK_TOKENS
-    limits = {
-        "input_tokens": max(request.input_bytes, window),
-        "output_tokens": max(request.max_output_tokens or 0, window),
-    }
+    most_input, most_output = usage_limits(request, context_window)
+    limits = {"input_tokens": most_input, "output_tokens": most_output}
     raw = usage.tokens()
     fixed = dict(raw)
     for name, limit in limits.items():
@@ -69,4 +78,16 @@ def bound_cost(nanos: int | None) -> tuple[int | None, dict[str, Any]]:
     """The cost, clamped to `MAX_COST_NANOS`, and the raw figure if it was."""
     if nanos is not None and nanos > MAX_COST_NANOS:
         return MAX_COST_NANOS, {"cost_nanos": nanos}
+    return nanos, {}
+
+
+def bound_reported_cost(nanos: int, most_nanos: int | None) -> tuple[int | None, dict[str, Any]]:
+    """A cost the provider stated (`nanos`), believed up to `most_nanos` (the most the call
+    could cost at list price; `MAX_COST_NANOS` when unknown), and the raw figure if it was
+    not believed as it is. A negative figure gives None: price the call from its usage."""
+    if nanos < 0:
+        return None, {"reported_cost_nanos": nanos}
+    limit = min(most_nanos, MAX_COST_NANOS) if most_nanos is not None else MAX_COST_NANOS
+    if nanos > limit:
+        return limit, {"reported_cost_nanos": nanos}
     return nanos, {}

@@ -15,18 +15,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.usage import TokenUsage
-from core.vocab import CallStatus, UsageSource
+from core.vocab import CallStatus, PriceSource, UsageSource
 from ledger import CallRecord, Reservation
 from ledger.model import call_uid, iso, parse_iso
-from metering.bounds import bound_cost, bound_usage
+from metering.bounds import bound_cost, bound_reported_cost, bound_usage, usage_limits
 from metering.identity import Identity
 from pricing.prices import UNPRICED, PriceBook
 from providers.base import UNMETERED, CallRequest, Endpoint
 from providers.parsing import UsageParser
 
-NOT_BILLED = "not billed"  # the price_source of a call the provider does not bill
-UNMETERED_SOURCE = "unmetered"  # the price_source of a call spendgate cannot price
-HELD = "held"  # the price_source of a call charged what was held for it (its pricing failed)
+NOT_BILLED = PriceSource.NOT_BILLED  # a call the provider does not bill
+UNMETERED_SOURCE = PriceSource.UNMETERED  # a call spendgate cannot price
+HELD = PriceSource.HELD  # a call charged what was held for it (its pricing failed)
 BYTES_PER_TOKEN_GUESS = 4  # only for estimating calls whose usage never arrived
 
 
@@ -95,7 +95,8 @@ class MeteredCall:
         usage, usage_source, status = settlement_usage(self, http_status, error)
         return Ending(http_status, error or self.parser.error, status, usage_source, usage, self.model,
                       self.streamed or self.request.stream, round((time.perf_counter() - self.t0) * 1000, 3),
-                      datetime.now(UTC), self.parser.service_tier, self.parser.price_context)
+                      datetime.now(UTC), self.parser.service_tier, self.parser.price_context,
+                      self.parser.reported_cost_nanos)
 
     def record(self, prices: PriceBook, http_status: int | None, error: str | None) -> CallRecord:
         """The ledger row for this call, priced at the time the request was made."""
@@ -128,6 +129,7 @@ class Ending:
     finished_at: datetime
     service_tier: str | None = None  # the tier that served it, as the reply said
     price_context: dict[str, str] | None = None  # what else picks its price (a tier with prices of its own)
+    reported_cost_nanos: int | None = None  # what the reply says it was charged (OpenRouter), unbounded
 
     def to_json(self) -> dict[str, Any]:
         usage = self.usage
@@ -137,6 +139,7 @@ class Ending:
             "latency_ms": self.latency_ms, "finished_at": iso(self.finished_at),
             "usage": None if usage is None else {**usage.tokens(), "units": dict(usage.units)},
             "service_tier": self.service_tier, "price_context": self.price_context,
+            "reported_cost_nanos": self.reported_cost_nanos,
         }
 
     @classmethod
@@ -147,6 +150,7 @@ class Ending:
             UsageSource(data["usage_source"]), None if usage is None else TokenUsage(**usage),
             data.get("model"), bool(data.get("streamed")), data.get("latency_ms") or 0.0,
             parse_iso(data["finished_at"]), data.get("service_tier"), data.get("price_context"),
+            data.get("reported_cost_nanos"),
         )
 
 
@@ -167,13 +171,21 @@ def settled_record(prices: PriceBook, record: CallRecord, ending: Ending, price_
         return record
     resolved = prices.resolve(price_provider, ending.model)
     request = CallRequest(ending.model, ending.streamed, max_output_tokens, input_bytes)
-    usage, anomaly = bound_usage(ending.usage, request, resolved.context_window if resolved else None)
+    window = resolved.context_window if resolved else None
+    usage, anomaly = bound_usage(ending.usage, request, window)
     record.usage = usage
     cost = prices.price(resolved, usage, record.started_at, ending.price_context) if resolved is not None else UNPRICED
     nanos, cost_anomaly = bound_cost(cost.nanos)
     record.cost_nanos, record.price_source = nanos, cost.source
+    if ending.reported_cost_nanos is not None:  # the provider says what it charged (OpenRouter)
+        most = (prices.max_price(resolved, *usage_limits(request, window), record.started_at).nanos
+                if resolved is not None else None)
+        reported, reported_anomaly = bound_reported_cost(ending.reported_cost_nanos, most)
+        if reported is not None:
+            record.cost_nanos, record.price_source, cost_anomaly = reported, PriceSource.REPORTED, {}
+        cost_anomaly = {**cost_anomaly, **reported_anomaly}
     record.anomaly = {**anomaly, **cost_anomaly} or None
-    if cost.nanos is None and ending.status == CallStatus.OK:
+    if record.cost_nanos is None and ending.status == CallStatus.OK:
         record.status = CallStatus.UNPRICED
     return record
 

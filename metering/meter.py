@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
-from core.vocab import CallStatus, UsageSource
+from core.vocab import CallStatus, PriceSource, UsageSource
 from ledger import Denial, LedgerUnavailable
 from core.background import Background
 from metering.call import HELD, Ending, MeteredCall, settled_record
@@ -144,7 +144,7 @@ class Meter:
         """Keep a ledger row of a refusal, and tell the listeners."""
         call.done = True
         record = call.base_record(
-            refused.status, cost_nanos=0, price_source="blocked", usage_source=UsageSource.NONE,
+            refused.status, cost_nanos=0, price_source=PriceSource.BLOCKED, usage_source=UsageSource.NONE,
             status=CallStatus.BLOCKED, error=refused.type,
         )
         self._background.spawn(rt.ledger.record(record))

@@ -29,7 +29,7 @@ from genai_prices.types import calc_unit_price as _gp_unit_price
 from genai_prices.units import _get_registry as _gp_registry
 
 from core.usage import TOKEN_CLASSES, TokenUsage
-from core.vocab import STANDARD_TIERS
+from core.vocab import STANDARD_TIERS, PriceSource
 
 from . import supplement
 from .supplement import SUPPLEMENT_SOURCE, Fee, UnitModel
@@ -49,8 +49,8 @@ __all__ = (
 logger = logging.getLogger(__name__)
 
 GENAI_PRICES_SOURCE = f"genai-prices {genai_prices.__version__}"
-CONFIG_SOURCE = "config"
-UNPRICED_SOURCE = "unpriced"
+CONFIG_SOURCE = PriceSource.CONFIG
+UNPRICED_SOURCE = PriceSource.UNPRICED
 
 _NANOS_PER_USD = Decimal(1_000_000_000)
 _ONE = Decimal(1)

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
 
+from core.vocab import PriceSource
+
 __all__ = [
     "FEES",
     "SUPPLEMENT_SOURCE",
@@ -39,7 +41,7 @@ __all__ = [
 
 #: The `price_source` of a call priced here alone; "genai-prices x + spendgate supplement"
 #: when a supplement price was part of a genai-prices price.
-SUPPLEMENT_SOURCE = "spendgate supplement"
+SUPPLEMENT_SOURCE = PriceSource.SUPPLEMENT
 
 OPENAI_PRICING = "https://developers.openai.com/api/docs/pricing"
 ANTHROPIC_PRICING = "https://docs.anthropic.com/en/docs/about-claude/pricing"

@@ -131,6 +131,26 @@ Anthropic's `speed: fast`) prices the call at that tier.
   `web_search_preview` tool on non-reasoning models (gpt-4o, gpt-4.1) at $25 per 1,000 calls
   with the search content free; genai-prices, and so spendgate, charge $10 per 1,000 plus
   the tokens. `open_page` and `find_in_page` actions of a web search are counted as calls.
+- **The price in force at the call's time**: every call is priced at the rates genai-prices
+  lists for the moment its request arrived (`started_at`, UTC), its reservation too. Where a
+  price changes with the time of day (DeepSeek's off-peak hours, 16:30-00:30 UTC for
+  `deepseek-chat` at half price) two identical calls at different hours cost differently;
+  where it changes on a date (Mistral, OpenRouter), a call is priced at the rates of its day.
+- **OpenAI-compatible providers** are read in their own dialect: genai-prices' usage
+  extractor for the provider, where it has one, says which fields count what (xAI's chat
+  reasoning tokens are billed as output beside `completion_tokens`; Perplexity's
+  `citation_tokens`, `reasoning_tokens` and `num_search_queries`); else usage is read as
+  OpenAI's.
+- **A cost the provider states** (OpenRouter's `usage.cost`, in the body or a stream's last
+  chunk, plus `cost_details.upstream_inference_cost` on a bring-your-own-key call) is the
+  call's cost, price source `reported`. It is bounded like usage: at most what the most
+  input and output the call could use cost at the model's list price (`$1M` for a model
+  without one; above that it is clamped and the raw figure kept in `anomaly`); a negative
+  or unreadable figure is not believed, and the call is priced from its usage. Only
+  providers marked so are believed (a `cost` in any other provider's reply is ignored).
+- Known disagreement: Perplexity's request fee depends on the search context size ($5, $8,
+  $12 per 1,000 requests for `sonar` at low, medium, high); genai-prices lists one fee
+  per model, the high one, and so spendgate charges it for every `sonar` call.
 - Replies that report no usage (dall-e images, tts-1 audio) are billed from the request
   (`reported`: the request fixes the bill). gpt-4o-mini-tts audio bytes, plain-text
   transcripts and translations are charged an estimate from the request (`usage_source:

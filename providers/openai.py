@@ -11,12 +11,13 @@ request asked (`stream_options.include_usage`); spendgate asks on the client's b
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from core.usage import TokenUsage
 from core.vocab import EndpointKind, Framing
 from providers.base import FREE, Api, CallRequest, Endpoint, Provider, Route
+from providers.genai_usage import UsageReader, reader
 from providers.openai_audio import SPEECH, TRANSCRIPTIONS, TRANSLATIONS
 from providers.openai_images import IMAGES_EDIT, IMAGES_GENERATE, IMAGES_VARIATION
 from providers.parsing import (
@@ -28,17 +29,19 @@ from providers.parsing import (
     slen,
 )
 from providers.reading import choices, load_object, read_json_request
-from providers.values import count
+from providers.values import count, usd_nanos
 
 __all__ = [
     "CHAT",
     "COMPLETIONS",
+    "Dialect",
     "EMBEDDINGS",
     "OPENAI",
     "RESPONSES",
     "OpenAIChatParser",
     "OpenAIEmbeddingsParser",
     "OpenAIResponsesParser",
+    "openai_apis",
     "openai_media_routes",
     "openai_routes",
     "request_stream_usage",
@@ -69,6 +72,59 @@ def _openai_usage(u: Any) -> TokenUsage | None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """How an OpenAI-compatible provider's replies differ from OpenAI's.
+
+    `usage_of`: the genai-prices provider whose usage extractors read the replies' usage
+    (providers/genai_usage.py: xAI's reasoning tokens outside `completion_tokens`,
+    Perplexity's citation tokens and searches); None reads it as OpenAI's.
+    `reports_cost`: the reply states what the call was charged (OpenRouter's `usage.cost`),
+    and that figure is the call's cost.
+    """
+
+    usage_of: str | None = None
+    reports_cost: bool = False
+
+
+OPENAI_DIALECT = Dialect()
+
+
+class _OpenAIStyleParser(UsageParser):
+    """What OpenAI's parsers share: a usage read in the provider's dialect, and the cost a
+    reply may state."""
+
+    def __init__(self, read_usage: UsageReader | None = None, reports_cost: bool = False) -> None:
+        super().__init__()
+        self._read_usage = read_usage
+        self._reports_cost = reports_cost
+
+    def _usage_of(self, raw: Any, openai_reading) -> TokenUsage | None:
+        """`raw` read as the provider's dialect says, else as OpenAI's; the cost it states
+        taken too where the provider reports one."""
+        if self._reports_cost:
+            self._take_cost(raw)
+        if self._read_usage is not None:
+            usage = self._read_usage(raw)
+            if usage is not None:
+                return usage
+        return openai_reading(raw)
+
+    def _take_cost(self, raw: Any) -> None:
+        """OpenRouter's `usage.cost` (USD credits charged); on a bring-your-own-key call the
+        upstream provider bills that key `cost_details.upstream_inference_cost` besides,
+        which is spend too."""
+        if not isinstance(raw, dict) or raw.get("cost") is None:
+            return
+        nanos = usd_nanos(raw["cost"])
+        if nanos is None:
+            self.note_error("unreadable usage.cost: priced from the usage instead")
+            return
+        if raw.get("is_byok") is True:
+            nanos += usd_nanos(get_path(raw, "cost_details", "upstream_inference_cost")) or 0
+        self.reported_cost_nanos = nanos
+
+
 def _chat_delta_chars(delta: Any) -> int:
     if not isinstance(delta, dict):
         return 0
@@ -89,15 +145,17 @@ def _chat_delta_chars(delta: Any) -> int:
     return chars
 
 
-class OpenAIChatParser(UsageParser):
-    """OpenAI chat/completions and legacy completions (also Azure, vLLM, Ollama...).
+class OpenAIChatParser(_OpenAIStyleParser):
+    """OpenAI chat/completions and legacy completions (also Azure, vLLM, Ollama, and the
+    OpenAI-compatible providers in their dialects).
 
     A stream reports usage only when `stream_options.include_usage` was set, in
     a last chunk with `choices: []`, followed by `data: [DONE]`.
     """
 
-    def __init__(self, legacy_completions: bool = False) -> None:
-        super().__init__()
+    def __init__(self, legacy_completions: bool = False, read_usage: UsageReader | None = None,
+                 reports_cost: bool = False) -> None:
+        super().__init__(read_usage, reports_cost)
         self._legacy = legacy_completions
         self._usage: TokenUsage | None = None
         self._last_data: bytes | str | None = None
@@ -117,7 +175,7 @@ class OpenAIChatParser(UsageParser):
                     self.output_chars += slen(get_path(choice, "text"))
                 else:
                     self.output_chars += _chat_delta_chars(get_path(choice, "message"))
-        usage = _openai_usage(obj.get("usage"))
+        usage = self._usage_of(obj.get("usage"), _openai_usage)
         if usage is None:
             self.note_error("no usage in response body")
             return
@@ -145,9 +203,11 @@ class OpenAIChatParser(UsageParser):
                 if choice.get("finish_reason"):
                     finished = True
         raw = obj.get("usage")
+        if raw is None:  # Groq: a stream's last chunk carries it in `x_groq` unless usage was asked for
+            raw = get_path(obj, "x_groq", "usage")
         if raw is None:
             return
-        usage = _openai_usage(raw)
+        usage = self._usage_of(raw, _openai_usage)
         if usage is None:
             self.note_error("unexpected usage shape in stream event")
             return
@@ -180,11 +240,18 @@ class OpenAIChatParser(UsageParser):
         )
 
 
-class OpenAIEmbeddingsParser(UsageParser):
+def _embeddings_usage(u: Any) -> TokenUsage | None:
+    tokens = count(get_path(u, "prompt_tokens"))
+    if tokens is None:
+        tokens = count(get_path(u, "total_tokens"))
+    return None if tokens is None else TokenUsage(input_tokens=tokens)
+
+
+class OpenAIEmbeddingsParser(_OpenAIStyleParser):
     """Embeddings: `usage.prompt_tokens`, no output."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, read_usage: UsageReader | None = None, reports_cost: bool = False) -> None:
+        super().__init__(read_usage, reports_cost)
         self._usage: TokenUsage | None = None
 
     @property
@@ -193,14 +260,11 @@ class OpenAIEmbeddingsParser(UsageParser):
 
     def _on_event(self, obj: dict[str, Any], event: str | None) -> None:
         self._take_model(obj.get("model"))
-        u = obj.get("usage")
-        tokens = count(get_path(u, "prompt_tokens"))
-        if tokens is None:
-            tokens = count(get_path(u, "total_tokens"))
-        if tokens is None:
+        usage = self._usage_of(obj.get("usage"), _embeddings_usage)
+        if usage is None:
             self.note_error("no usage in response body")
             return
-        self._usage = TokenUsage(input_tokens=tokens)
+        self._usage = usage
         self.complete = True
 
 
@@ -249,13 +313,13 @@ def web_search_calls(output: Any) -> int | None:
     return sum(1 for item in output if isinstance(item, dict) and item.get("type") == "web_search_call")
 
 
-class OpenAIResponsesParser(UsageParser):
+class OpenAIResponsesParser(_OpenAIStyleParser):
     """OpenAI Responses API: usage at `usage` in a body, or at `response.usage`
     in the terminal stream event (completed, incomplete or failed). Web search calls in
     the output are billed per call: `units["web_searches"]`."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, read_usage: UsageReader | None = None, reports_cost: bool = False) -> None:
+        super().__init__(read_usage, reports_cost)
         self._usage: TokenUsage | None = None
         self._searches = 0  # web_search_call items seen (the final output's count wins)
 
@@ -276,7 +340,7 @@ class OpenAIResponsesParser(UsageParser):
         self._take_model(obj.get("model"))
         self._take_tier(obj.get("service_tier"))
         self._take_output(obj.get("output"))
-        usage = _responses_usage(obj.get("usage"))
+        usage = self._usage_of(obj.get("usage"), _responses_usage)
         if usage is None:
             self.note_error("no usage in response body")
             return
@@ -306,7 +370,7 @@ class OpenAIResponsesParser(UsageParser):
             searches = web_search_calls(response.get("output"))
             if searches:
                 self._searches = searches
-        usage = _responses_usage(response.get("usage"))
+        usage = self._usage_of(response.get("usage"), _responses_usage)
         if usage is not None:
             self._usage = usage
         if etype in _RESPONSES_TERMINAL:
@@ -323,7 +387,21 @@ def _wants_usage(body: dict[str, Any]) -> bool:
     return isinstance(opts, dict) and opts.get("include_usage") is True
 
 
-class ChatApi(Api):
+class _OpenAIStyleApi(Api):
+    """An OpenAI operation as one provider speaks it (`dialect`): OpenAI's own, or an
+    OpenAI-compatible provider's."""
+
+    def __init__(self, dialect: Dialect = OPENAI_DIALECT) -> None:
+        self.dialect = dialect
+        self._read_usage = reader(dialect.usage_of, self.kind)
+        if dialect.reports_cost:
+            self.meters = f"{type(self).meters}; the charged cost the reply states (`usage.cost`)"
+
+    def _parser_options(self) -> dict[str, Any]:
+        return {"read_usage": self._read_usage, "reports_cost": self.dialect.reports_cost}
+
+
+class ChatApi(_OpenAIStyleApi):
     """`/chat/completions`: output capped by `max_completion_tokens` (or the older
     `max_tokens`) for each of `n` choices."""
 
@@ -344,7 +422,7 @@ class ChatApi(Api):
         return None if cap is None else cap * choices(body.get("n"))
 
     def new_parser(self, endpoint: Endpoint) -> UsageParser:
-        return OpenAIChatParser()
+        return OpenAIChatParser(**self._parser_options())
 
 
 class CompletionsApi(ChatApi):
@@ -360,10 +438,10 @@ class CompletionsApi(ChatApi):
         return None if cap is None else cap * n_
 
     def new_parser(self, endpoint: Endpoint) -> UsageParser:
-        return OpenAIChatParser(legacy_completions=True)
+        return OpenAIChatParser(legacy_completions=True, **self._parser_options())
 
 
-class ResponsesApi(Api):
+class ResponsesApi(_OpenAIStyleApi):
     """`/responses`: output capped by `max_output_tokens`; usage in the body or in the
     terminal stream event."""
 
@@ -374,10 +452,10 @@ class ResponsesApi(Api):
         return read_json_request(endpoint, body, lambda b: count(b.get("max_output_tokens")))
 
     def new_parser(self, endpoint: Endpoint) -> UsageParser:
-        return OpenAIResponsesParser()
+        return OpenAIResponsesParser(**self._parser_options())
 
 
-class EmbeddingsApi(Api):
+class EmbeddingsApi(_OpenAIStyleApi):
     """`/embeddings`: input tokens only."""
 
     kind = EndpointKind.EMBEDDINGS
@@ -387,7 +465,7 @@ class EmbeddingsApi(Api):
         return read_json_request(endpoint, body, lambda b: 0)
 
     def new_parser(self, endpoint: Endpoint) -> UsageParser:
-        return OpenAIEmbeddingsParser()
+        return OpenAIEmbeddingsParser(**self._parser_options())
 
 
 CHAT, COMPLETIONS, RESPONSES, EMBEDDINGS = ChatApi(), CompletionsApi(), ResponsesApi(), EmbeddingsApi()
@@ -422,17 +500,26 @@ def request_stream_usage(body: bytes) -> bytes:
 # --- the provider ---------------------------------------------------------------------
 
 
+def openai_apis(dialect: Dialect) -> tuple[ChatApi, ResponsesApi, CompletionsApi, EmbeddingsApi]:
+    """The OpenAI operations as a provider of `dialect` speaks them (OpenAI's own: the singletons)."""
+    if dialect == OPENAI_DIALECT:
+        return CHAT, RESPONSES, COMPLETIONS, EMBEDDINGS
+    return ChatApi(dialect), ResponsesApi(dialect), CompletionsApi(dialect), EmbeddingsApi(dialect)
+
+
 def openai_routes(base: str, *, responses: bool = True, completions: bool = True,
-                  embeddings: bool = True) -> tuple[Route, ...]:
+                  embeddings: bool = True, apis: tuple[Api, Api, Api, Api] | None = None) -> tuple[Route, ...]:
     """The OpenAI-style endpoints under `base` (`/v1`, `/openai/v1`, `/inference/v1`...):
-    what an OpenAI-compatible provider is, as far as recognition goes."""
-    routes = [Route(f"{base}/chat/completions", CHAT)]
+    what an OpenAI-compatible provider is, as far as recognition goes. `apis`: the
+    operations in a provider's dialect (`openai_apis`), OpenAI's by default."""
+    chat, responses_api, completions_api, embeddings_api = apis or openai_apis(OPENAI_DIALECT)
+    routes = [Route(f"{base}/chat/completions", chat)]
     if responses:
-        routes.append(Route(f"{base}/responses", RESPONSES))
+        routes.append(Route(f"{base}/responses", responses_api))
     if completions:
-        routes.append(Route(f"{base}/completions", COMPLETIONS))
+        routes.append(Route(f"{base}/completions", completions_api))
     if embeddings:
-        routes.append(Route(f"{base}/embeddings", EMBEDDINGS))
+        routes.append(Route(f"{base}/embeddings", embeddings_api))
     return tuple(routes)
 
 

@@ -69,6 +69,9 @@ class UsageParser:
         #: `service_tier`, Anthropic's `usage.service_tier`): the ledger's column, and
         #: what prices the call where the tier has prices of its own.
         self.service_tier: str | None = None
+        #: What the reply says the call was charged, in nano-dollars, where the provider
+        #: states it (OpenRouter's `usage.cost`): the call's cost, bounded (metering/bounds.py).
+        self.reported_cost_nanos: int | None = None
 
     # -- public interface --------------------------------------------------------
 

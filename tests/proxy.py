@@ -479,6 +479,21 @@ class MitmProxy:
         kwargs.setdefault("timeout", 30.0)
         return cohere.ClientV2(api_key=api_key, httpx_client=self.httpx_client(), **kwargs)
 
+    def groq_client(self, api_key: str = "gsk_test-groq-key", **kwargs: Any):
+        """The groq SDK's client (it sends through httpx; retries are off)."""
+        import groq
+
+        kwargs.setdefault("max_retries", 0)
+        kwargs.setdefault("timeout", 30.0)
+        return groq.Groq(api_key=api_key, http_client=self.httpx_client(), **kwargs)
+
+    def mistral_client(self, api_key: str = "mistral-test-key", **kwargs: Any):
+        """The mistralai SDK's client (it sends through httpx)."""
+        from mistralai.client import Mistral
+
+        kwargs.setdefault("timeout_ms", 30_000)
+        return Mistral(api_key=api_key, client=self.httpx_client(), **kwargs)
+
     def curl(self, *args: str, timeout: float = 30.0, text: bool = True,
              check: bool = False) -> subprocess.CompletedProcess:
         """curl -sS --proxy URL --cacert CA ARGS... (never inherits other proxy settings)."""

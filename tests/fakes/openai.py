@@ -179,7 +179,7 @@ def embeddings(h, model: str) -> None:
         data.append({"object": "embedding", "index": i, "embedding": emb})
     h.send_json(
         200,
-        {"object": "list", "data": data, "model": model,
+        {"id": f"embd-fake{h.req_id}", "object": "list", "data": data, "model": model,  # (Mistral's SDK needs the id)
          "usage": h.usage(OPENAI_EMBEDDINGS_USAGE)},
         headers(h),
     )
@@ -272,6 +272,8 @@ def deployment(h, match) -> None:
     OPERATIONS[match["op"]](h, h.body_model(urllib.parse.unquote(match["deployment"])))
 
 
-@route("POST", rf"(?:/[^?]*?)?/(?P<op>{_OPS})", errors)
+# `??`: the shortest prefix, so `/chat/completions` at the root (DeepSeek, Perplexity) is chat,
+# not a legacy completion under `/chat`.
+@route("POST", rf"(?:/[^?]*?)??/(?P<op>{_OPS})", errors)
 def operation(h, match) -> None:
     OPERATIONS[match["op"]](h, h.body_model())
