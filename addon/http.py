@@ -17,6 +17,7 @@ from mitmproxy import http
 
 from addon.proxyauth import PROXY_USER
 from addon.replies import refusal_response
+from core.clients import client_of_headers
 from core.vocab import Framing
 from metering.call import MeteredCall
 from metering.meter import Meter
@@ -71,8 +72,9 @@ class HttpMeter:
             request=endpoint.api.read_request(endpoint, req.get_content(strict=False) or b"",
                                               req.headers.get("content-type", "")),
             started_at=datetime.now(UTC),
-            path=flow.request.path,
-            method=flow.request.method,
+            path=req.path,
+            method=req.method,
+            client=client_of_headers(req.headers),
         )
         refused = await self.meter.admit(rt, call, flow.request, flow.metadata.get(PROXY_USER))
         if refused is not None:

@@ -37,6 +37,7 @@ class MeteredCall:
     started_at: datetime
     path: str
     method: str = "POST"
+    client: str | None = None  # the client application (core/clients.py), from the request's headers
     uid: str = field(default_factory=call_uid)  # the ledger row's, from the start: the journal names it
     identity: Identity = field(default_factory=Identity)
     reservation: Reservation | None = None
@@ -75,6 +76,7 @@ class MeteredCall:
             user_id=ident.user_id,
             team_id=ident.team_id,
             metadata=ident.metadata,
+            client=self.client,
             **fields,
         )
 

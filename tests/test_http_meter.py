@@ -220,6 +220,22 @@ def test_an_unmetered_write_is_forwarded_and_recorded(tmp_path):
     scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}})(body)
 
 
+def test_every_row_names_the_client_application_from_its_headers(tmp_path):
+    async def body(h):
+        await through(h, flow_for(**{"user-agent": "codex_cli_rs/0.169.0 (Ubuntu 24.04; x86_64) xterm",
+                                     "originator": "codex_cli_rs"}))
+        refused = await through(h, flow_for(body={"model": "gpt-4o", "messages": [], "max_tokens": 100_000}),
+                                reply=None)  # its most ($1) is over the budget: refused, no user-agent
+        assert refused.response.status_code == 429
+        await through(h, flow_for("https://api.openai.com/v1/batches", {"input_file_id": "f"},
+                                  **{"user-agent": "curl/8.5.0"}), reply={"id": "batch_1"})
+        rows = await h.rows()
+        assert sorted((r["status"], r["client"]) for r in rows) == [
+            ("blocked", None), ("ok", "codex/0.169"), ("unmetered", "curl")]
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 0.5}})(body)
+
+
 def test_a_virtual_key_in_two_headers_never_reaches_upstream(tmp_path):
     async def body(h):
         rec = KeyRecord(hash=key_hash(VIRTUAL), key_masked=mask(VIRTUAL), issued=True)
