@@ -143,6 +143,7 @@ REPORT_COLUMNS = {
     "team": "team_id",
     "user": "user_id",
     "key": "key_hash",
+    "client": "client",
 }
 METADATA_FIELD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}")
 
@@ -154,7 +155,10 @@ def report_group_ok(group_by: str) -> bool:
 def spend_report(store: Store, start: datetime, end: datetime, group_by: str) -> list[dict[str, Any]]:
     """Spend from the `calls` rows with start <= ts < end, grouped by a column or by a
     metadata field (`project`, `cost_center`, ...). Biggest spend first; refused calls
-    count as `blocked_calls`, not `calls`."""
+    count as `blocked_calls`, not `calls`; calls spendgate cannot meter are `calls` and
+    `unmetered_calls` (their cost is unknown, and they are not `unpriced_calls`: no price
+    is missing, there is nothing to price); `anomalous_calls` reported more usage than
+    they could have used (clamped, the raw figures in the row's `anomaly`)."""
     if group_by in REPORT_COLUMNS:
         expr, params = REPORT_COLUMNS[group_by], []
     elif METADATA_FIELD.fullmatch(group_by):
@@ -169,7 +173,9 @@ def spend_report(store: Store, start: datetime, end: datetime, group_by: str) ->
                SUM(CASE WHEN status = 'blocked' THEN 1 ELSE 0 END) AS blocked_calls,
                COALESCE(SUM(CASE WHEN status != 'blocked' THEN input_tokens END), 0) AS input_tokens,
                COALESCE(SUM(CASE WHEN status != 'blocked' THEN output_tokens END), 0) AS output_tokens,
-               SUM(CASE WHEN cost_nanos IS NULL THEN 1 ELSE 0 END) AS unpriced_calls,
+               SUM(CASE WHEN cost_nanos IS NULL AND status != 'unmetered' THEN 1 ELSE 0 END) AS unpriced_calls,
+               SUM(CASE WHEN status = 'unmetered' THEN 1 ELSE 0 END) AS unmetered_calls,
+               SUM(CASE WHEN anomaly IS NOT NULL THEN 1 ELSE 0 END) AS anomalous_calls,
                MAX(key_masked) AS key_masked,
                MAX(key_alias) AS key_alias
         FROM calls WHERE ts >= ? AND ts < ?
@@ -177,7 +183,7 @@ def spend_report(store: Store, start: datetime, end: datetime, group_by: str) ->
     """
     rows = store.conn.execute(sql, [*params, iso(start), iso(end)]).fetchall()
     out = []
-    for value, spend, calls, blocked, inp, outp, unpriced, masked, alias in rows:
+    for value, spend, calls, blocked, inp, outp, unpriced, unmetered, anomalous, masked, alias in rows:
         item: dict[str, Any] = {
             "group_by": group_by,
             "group_by_value": _report_value(value),
@@ -187,6 +193,8 @@ def spend_report(store: Store, start: datetime, end: datetime, group_by: str) ->
             "input_tokens": inp,
             "output_tokens": outp,
             "unpriced_calls": unpriced or 0,
+            "unmetered_calls": unmetered or 0,
+            "anomalous_calls": anomalous or 0,
         }
         if group_by == "key":
             item["key_masked"], item["key_alias"] = masked, alias

@@ -1,5 +1,6 @@
-"""Read-only views behind the admin UI: overview figures, spend per day, top spenders and
-recent calls of one key, team, user or model.
+"""Read-only views behind the admin UI: overview figures, spend per day, top spenders (by
+key, team, user, model, provider or client application) and recent calls of one key, team,
+user or model.
 
 Plain functions taking the store first (they run on the ledger's reader thread). Money
 stays in integer nano-dollars; the endpoints turn it into USD. Days are UTC days, taken
@@ -25,6 +26,7 @@ GROUPS = {
     "team": "COALESCE(team_id, '(no team)')",
     "user": "COALESCE(user_id, '(no user)')",
     "key": "COALESCE(key_hash, '(no key)')",
+    "client": "COALESCE(client, '(unknown)')",
 }
 # Which calls a detail page lists, by the query argument naming them.
 FILTERS = {"key": "key_hash", "team": "team_id", "user": "user_id", "model": "model"}
@@ -37,17 +39,21 @@ class Window:
     spend_nanos: int
     calls: int
     blocked: int
-    unpriced: int
+    unpriced: int  # cost unknown for want of a price
+    unmetered: int = 0  # to a provider's endpoint spendgate cannot meter (cost unknown)
+    anomalous: int = 0  # reported more usage than possible: clamped, the raw figures kept
 
 
 def window(store: Store, since: datetime | None) -> Window:
     row = store.conn.execute(
         "SELECT COALESCE(SUM(cost_nanos), 0), SUM(CASE WHEN status != 'blocked' THEN 1 ELSE 0 END),"
-        " SUM(CASE WHEN status = 'blocked' THEN 1 ELSE 0 END), SUM(CASE WHEN cost_nanos IS NULL THEN 1 ELSE 0 END)"
+        " SUM(CASE WHEN status = 'blocked' THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN cost_nanos IS NULL AND status != 'unmetered' THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN status = 'unmetered' THEN 1 ELSE 0 END), SUM(CASE WHEN anomaly IS NOT NULL THEN 1 ELSE 0 END)"
         " FROM calls WHERE ts >= ?",
         (iso(since) if since else "",),
     ).fetchone()
-    return Window(row[0] or 0, row[1] or 0, row[2] or 0, row[3] or 0)
+    return Window(*(value or 0 for value in row))
 
 
 def counts(store: Store) -> dict[str, int]:
@@ -75,24 +81,26 @@ def daily_spend(
     return [(r[0], r[1], r[2]) for r in store.conn.execute(sql, params)]
 
 
-def top_spenders(store: Store, since: datetime, group_by: str, limit: int) -> list[tuple[str, int, int]]:
-    """(group value, spend nanos, calls) of the biggest spenders since `since`."""
+def top_spenders(store: Store, since: datetime, group_by: str, limit: int,
+                 where: tuple[str, str] | None = None) -> list[tuple[str, int, int]]:
+    """(group value, spend nanos, calls) of the biggest spenders since `since`; `where` as
+    for `daily_spend` (a key's clients, a user's models...)."""
     column = GROUPS[group_by]
-    return [
-        (r[0], r[1], r[2])
-        for r in store.conn.execute(
-            f"SELECT {column} AS grp, SUM(COALESCE(cost_nanos, 0)) AS spend, COUNT(*) FROM calls"
-            " WHERE ts >= ? AND status != 'blocked' GROUP BY grp HAVING SUM(COALESCE(cost_nanos, 0)) > 0"
-            " ORDER BY spend DESC, grp LIMIT ?",
-            (iso(since), limit),
-        )
-    ]
+    sql = f"SELECT {column} AS grp, SUM(COALESCE(cost_nanos, 0)) AS spend, COUNT(*) FROM calls WHERE ts >= ?"
+    params: list[Any] = [iso(since)]
+    if where is not None:
+        sql += f" AND {FILTERS[where[0]]} = ?"
+        params.append(where[1])
+    sql += (" AND status != 'blocked' GROUP BY grp HAVING SUM(COALESCE(cost_nanos, 0)) > 0"
+            " ORDER BY spend DESC, grp LIMIT ?")
+    params.append(limit)
+    return [(r[0], r[1], r[2]) for r in store.conn.execute(sql, params)]
 
 
 CALL_COLUMNS = (
     "id, ts, provider, endpoint, model, streamed, input_tokens, cache_read_tokens, cache_write_tokens,"
     " output_tokens, reasoning_tokens, cost_nanos, status, http_status, latency_ms, key_hash, key_masked,"
-    " key_alias, user_id, team_id, metadata, error"
+    " key_alias, user_id, team_id, metadata, error, client, anomaly"
 )
 
 
@@ -111,6 +119,7 @@ def recent_calls(store: Store, where: tuple[str, str] | None, limit: int) -> lis
     for row in cur.fetchall():
         item = dict(zip(names, row))
         item["metadata"] = json.loads(item["metadata"]) if item["metadata"] else {}
+        item["anomaly"] = json.loads(item["anomaly"]) if item["anomaly"] else None
         out.append(item)
     return out
 

@@ -163,3 +163,20 @@ def test_report_group_names_cannot_reach_the_sql(traffic):
         with pytest.raises(ValueError):
             views.spend_report(traffic, T0, T0 + timedelta(days=1), bad)
     assert views.report_group_ok("cost_center") and views.report_group_ok("team.name")
+
+
+def test_report_by_client_counts_unmetered_and_anomalous_calls(store):
+    """`group_by=client`: spend per client application; unmetered calls are calls with an
+    unknown cost but not unpriced ones; anomalous calls are counted where they were charged."""
+    rows = [call(300, T0), call(200, T0), call(None, T0, status="unmetered", model=None), call(50, T0)]
+    for rec, client in zip(rows, ["claude-code/2.1", "codex/0.169", "codex/0.169", None]):
+        rec.client = client
+    rows[1].anomaly = {"output_tokens": 2**63}
+    for rec in rows:
+        settle(store, rec)
+    by_client = report(store, "client", days=1)
+    assert {c: (r["spend_nanos"], r["calls"]) for c, r in by_client.items()} == {
+        "claude-code/2.1": (300, 1), "codex/0.169": (200, 2), None: (50, 1)}
+    codex = by_client["codex/0.169"]
+    assert (codex["unmetered_calls"], codex["unpriced_calls"], codex["anomalous_calls"]) == (1, 0, 1)
+    assert by_client["claude-code/2.1"]["unmetered_calls"] == by_client["claude-code/2.1"]["anomalous_calls"] == 0

@@ -73,12 +73,12 @@ def _days_after(day: date, days: int) -> date:
 @route("GET", "/spend/report")
 async def spend_report(ctx: AdminContext) -> list[dict[str, Any]]:
     """Spend from the ledger's calls between start_date and end_date (UTC days, both
-    inclusive; default the last 30 days), grouped by model, provider, team, user, key or
-    a metadata field."""
+    inclusive; default the last 30 days), grouped by model, provider, team, user, key,
+    client (the application that made the call) or a metadata field."""
     group_by = ctx.query.get("group_by") or "team"
     if not views.report_group_ok(group_by):
-        raise ApiError(400, f"group_by: cannot group by {group_by!r}; use model, provider, team, user, key "
-                       "or a metadata field name such as project or cost_center", param="group_by")
+        raise ApiError(400, f"group_by: cannot group by {group_by!r}; use model, provider, team, user, key, "
+                       "client or a metadata field name such as project or cost_center", param="group_by")
     today = ctx.now.astimezone(UTC).date()
     end = _date(ctx, "end_date", today)
     start = _date(ctx, "start_date", _days_after(end, -(REPORT_DAYS_DEFAULT - 1)))

@@ -1,11 +1,13 @@
 """Small read endpoints for the admin UI (master key or a UI session), beside LiteLLM's:
 
-    GET /ui/api/overview                 this period's and today's spend, calls, blocked and
-                                         unpriced calls; the global budget; directory counts
+    GET /ui/api/overview                 this period's and today's spend, calls, blocked,
+                                         unpriced, unmetered and anomalous calls; the global
+                                         budget; directory counts
     GET /ui/api/daily?by=model&days=30   spend per UTC day, stacked by model, team, provider,
-                                         user or key (the biggest few; the rest as "other");
-                                         narrowed by ?key=TOKEN, ?team=ID, ?user=ID or ?model=
-    GET /ui/api/top?by=key&days=30       the biggest spenders of the window
+                                         user, key or client (the biggest few; the rest as
+                                         "other"); narrowed by ?key=TOKEN, ?team=ID, ?user=ID
+                                         or ?model=
+    GET /ui/api/top?by=key&days=30       the biggest spenders of the window (narrowed alike)
     GET /ui/api/calls?key=TOKEN&limit=50 recent calls (of one key, team, user or model)
 
 Lists of keys, teams and users, and every change, use LiteLLM's endpoints (`/spend/keys`,
@@ -48,7 +50,8 @@ def _group(ctx: AdminContext, default: str) -> str:
 
 
 def _window(w: views_ui.Window) -> dict[str, Any]:
-    return {"spend": nanos_to_usd(w.spend_nanos), "calls": w.calls, "blocked": w.blocked, "unpriced": w.unpriced}
+    return {"spend": nanos_to_usd(w.spend_nanos), "calls": w.calls, "blocked": w.blocked, "unpriced": w.unpriced,
+            "unmetered": w.unmetered, "anomalous": w.anomalous}
 
 
 @route("GET", "/ui/api/overview")
@@ -97,7 +100,7 @@ async def top(ctx: AdminContext) -> dict[str, Any]:
     days = query_int(ctx, "days", 30, 1, 366)
     limit = query_int(ctx, "limit", 10, 1, 100)
     by = _group(ctx, "key")
-    rows = await read(ctx, views_ui.top_spenders, views_ui.days_back(ctx.now, days), by, limit)
+    rows = await read(ctx, views_ui.top_spenders, views_ui.days_back(ctx.now, days), by, limit, _where(ctx))
     return {"by": by, "days": days, "items": [
         {"id": g, "name": _label(ctx, by, g), "spend": nanos_to_usd(n), "calls": calls} for g, n, calls in rows]}
 
