@@ -5,7 +5,8 @@ on the admin listener (`admin/metrics_http.py`). See docs/metrics.md for every s
 
 Where each value comes from, so that it is true right after a restart and cheap to scrape:
 
-- Call counters (spend, calls, blocked calls, tokens, unpriced calls) are running totals
+- Call counters (spend, calls, blocked calls, tokens, unpriced, unmetered and anomalous
+  calls) are running totals
   over the `calls` table kept in memory. Each scrape folds in only the rows added since
   the previous one (`ledger.views_metrics.call_totals`, an index range on the primary
   key); the first read after start aggregates the whole ledger once, in the background
@@ -76,6 +77,8 @@ class CallTotals:
         self.blocked: dict[tuple[str, ...], int] = defaultdict(int)  # (reason, provider, model)
         self.tokens: dict[tuple[str, ...], int] = defaultdict(int)  # (provider, model, class)
         self.unpriced: dict[tuple[str, ...], int] = defaultdict(int)  # (provider, model)
+        self.unmetered: dict[tuple[str, ...], int] = defaultdict(int)  # (provider, model)
+        self.anomalous: dict[tuple[str, ...], int] = defaultdict(int)  # (provider, model)
 
     def absorb(self, batch: CallBatch) -> None:
         for g in batch.groups:
@@ -86,6 +89,10 @@ class CallTotals:
             self.calls[(g.provider, g.model, g.endpoint, g.status)] += g.calls
             if g.unpriced:
                 self.unpriced[(g.provider, g.model)] += g.unpriced
+            if g.status == "unmetered":
+                self.unmetered[(g.provider, g.model)] += g.calls
+            if g.anomalous:
+                self.anomalous[(g.provider, g.model)] += g.anomalous
             for name, count in zip(TOKEN_CLASSES, g.tokens):
                 if count:
                     self.tokens[(g.provider, g.model, name)] += count
@@ -149,6 +156,12 @@ class SpendCollector(Collector):
                        ["provider", "model", "class"], totals.tokens)
         yield _counter("spendgate_unpriced_calls", "Calls recorded with unknown cost (no price for the model).",
                        ["provider", "model"], totals.unpriced)
+        yield _counter("spendgate_unmetered_calls", "Calls to a provider's endpoint spendgate cannot meter, "
+                       "recorded with status unmetered and an unknown cost (general_settings.unmetered_endpoints).",
+                       ["provider", "model"], totals.unmetered)
+        yield _counter("spendgate_anomalous_calls", "Calls whose response reported more usage than the request "
+                       "could produce: clamped, the raw figures kept in the ledger row's anomaly.",
+                       ["provider", "model"], totals.anomalous)
         deliveries = m.deliveries
         if deliveries is not None:
             yield _counter("spendgate_alert_deliveries", "Budget alert delivery attempts by channel and outcome "

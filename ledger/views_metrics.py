@@ -31,7 +31,8 @@ SELECT provider, model, endpoint, status, error, team_id, user_id,
        COALESCE(key_alias, key_masked) AS key_label,
        COUNT(*) AS calls,
        COALESCE(SUM(cost_nanos), 0) AS cost_nanos,
-       SUM(CASE WHEN cost_nanos IS NULL THEN 1 ELSE 0 END) AS unpriced,
+       SUM(CASE WHEN cost_nanos IS NULL AND status != 'unmetered' THEN 1 ELSE 0 END) AS unpriced,
+       SUM(CASE WHEN anomaly IS NOT NULL THEN 1 ELSE 0 END) AS anomalous,
        COALESCE(SUM(input_tokens), 0), COALESCE(SUM(cache_read_tokens), 0),
        COALESCE(SUM(cache_write_tokens), 0), COALESCE(SUM(output_tokens), 0),
        COALESCE(SUM(reasoning_tokens), 0)
@@ -55,7 +56,8 @@ class CallGroup:
     key: str
     calls: int
     cost_nanos: int
-    unpriced: int
+    unpriced: int  # cost unknown for want of a price (unmetered calls are not)
+    anomalous: int  # reported more usage than possible (clamped; `calls.anomaly` has the raw figures)
     tokens: tuple[int, int, int, int, int]  # in TOKEN_CLASSES order
 
 
@@ -78,7 +80,7 @@ def _call_totals(conn: Any, after_id: int) -> CallBatch:
         CallGroup(
             provider=r[0] or "", model=r[1] or "", endpoint=r[2] or "", status=r[3] or "",
             error=r[4] or "", team=r[5] or "", user=r[6] or "", key=r[7] or "",
-            calls=r[8], cost_nanos=r[9], unpriced=r[10], tokens=tuple(r[11:16]),
+            calls=r[8], cost_nanos=r[9], unpriced=r[10], anomalous=r[11], tokens=tuple(r[12:17]),
         )
         for r in conn.execute(_CALL_TOTALS_SQL, (after_id, last_id))
     ]

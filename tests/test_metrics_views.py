@@ -104,3 +104,35 @@ def test_ui_views_window_days_top_and_recent_calls(store):
     assert recent[1]["metadata"] == {"project": "chatbot"}
     assert len(vu.recent_calls(store, None, 3)) == 3
     assert vu.days_back(datetime(2026, 11, 30, 15, tzinfo=UTC), 30) == datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def test_clients_unmetered_and_anomalous_calls_are_counted_apart(store):
+    """By client: the spend per client application, for everything and for one key. An
+    unmetered call has an unknown cost, yet it is not unpriced (nothing to price); an
+    anomalous one is counted wherever it was charged."""
+    rows = [
+        call(3 * USD, T0, key="k1"), call(USD, T0 + timedelta(minutes=1), key="k2"),
+        call(2 * USD, T0 + timedelta(minutes=2), key="k1"),
+        call(None, T0 + timedelta(minutes=3), key="k1", status="unmetered", model=None),
+        call(None, T0 + timedelta(minutes=4), model="mystery", status="unpriced"),
+    ]
+    for rec, client in zip(rows, ["claude-code/2.1", "codex/0.169", "codex/0.169", "curl", None]):
+        rec.client = client
+    rows[2].anomaly = {"input_tokens": 9 * 10**15}
+    for rec in rows:
+        settle(store, rec)
+    w = vu.window(store, T0)
+    assert (w.calls, w.unpriced, w.unmetered, w.anomalous) == (5, 1, 1, 1)
+    assert vu.top_spenders(store, T0, "client", 10) == [("claude-code/2.1", 3 * USD, 1), ("codex/0.169", 3 * USD, 2)]
+    assert vu.top_spenders(store, T0, "client", 10, ("key", "k1")) == [
+        ("claude-code/2.1", 3 * USD, 1), ("codex/0.169", 2 * USD, 1)]
+    assert vu.daily_spend(store, T0, "client", ("key", "k2")) == [("2026-11-01", "codex/0.169", USD)]
+    assert vu.daily_spend(store, T0, "client")[-1] == ("2026-11-01", "curl", 0)
+    assert [c["client"] for c in vu.recent_calls(store, None, 10)] == [
+        None, "curl", "codex/0.169", "codex/0.169", "claude-code/2.1"]
+    assert [c["anomaly"] for c in vu.recent_calls(store, ("key", "k1"), 10) if c["anomaly"]] == [
+        {"input_tokens": 9 * 10**15}]
+    groups = vm.call_totals(store, 0).groups
+    assert sum(g.anomalous for g in groups) == 1
+    assert sum(g.unpriced for g in groups) == 1  # the mystery model, not the unmetered call
+    assert [g.calls for g in groups if g.status == "unmetered"] == [1]
