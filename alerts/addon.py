@@ -13,6 +13,7 @@ Options (seconds unless noted; tests shrink them):
   budget_alert_lease                 how long a claimed delivery is ours (60)
   budget_alert_timeout               per HTTP request / SMTP operation (10)
   budget_alert_projection_min_elapsed  fraction of a period before projecting (0.1)
+  budget_alert_anomaly_window        one usage_anomaly alert per key per this many (3600; 0: every call)
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "budget_alert_timeout": ("10", "Timeout in seconds of one alert HTTP request or SMTP operation."),
     "budget_alert_projection_min_elapsed": ("0.1", "Fraction of a budget period that must have passed before "
                                                    "projected-spend alerts are considered."),
+    "budget_alert_anomaly_window": ("3600", "Seconds: at most one usage_anomaly alert per key in each window "
+                                            "(UTC-aligned); 0 alerts on every anomalous call."),
 }
 
 
@@ -72,6 +75,7 @@ class AlertRaiser:
         self.state = state
         self.delivery = AlertDelivery(lambda: state.runtime)
         self.min_elapsed = rules.DEFAULT_MIN_ELAPSED
+        self.anomaly_window = rules.DEFAULT_ANOMALY_WINDOW
         self.alerts_raised_total: Counter[str] = Counter()  # by event
         self._seen: OrderedDict[str, None] = OrderedDict()
         # call uid → (candidates, inserted ids), set on the writer thread by in_settlement's
@@ -104,6 +108,7 @@ class AlertRaiser:
                 timeout=n["budget_alert_timeout"],
             )
             self.min_elapsed = n["budget_alert_projection_min_elapsed"]
+            self.anomaly_window = n["budget_alert_anomaly_window"]
 
     def running(self) -> None:
         self._warn_about_config()
@@ -136,7 +141,7 @@ class AlertRaiser:
 
         def enqueue(store, changes: list[SpendChange]) -> None:
             try:
-                candidates = self._settlement_candidates(runtime, changes)
+                candidates = self._settlement_candidates(runtime, record, changes)
             except Exception:  # a rules bug must not fail the settlement
                 log.exception("spendgate: alert evaluation failed")
                 return
@@ -157,15 +162,20 @@ class AlertRaiser:
             if not self.delivery.routes.any_channel(runtime.config):
                 return
             # a settlement replayed from the spool, or settled without in_settlement
-            self._queue(runtime, self._settlement_candidates(runtime, changes))
+            self._queue(runtime, self._settlement_candidates(runtime, record, changes))
         except Exception:
             log.exception("spendgate: alert evaluation failed")
 
-    def _settlement_candidates(self, runtime: Runtime, changes: list[SpendChange]) -> list[rules.Candidate]:
+    def _settlement_candidates(self, runtime: Runtime, record: CallRecord,
+                               changes: list[SpendChange]) -> list[rules.Candidate]:
         general = runtime.config.general_settings
         projection = (rules.Projection(general.projected_spend_threshold, self.min_elapsed)
                       if general.projected_spend_alerts else None)
-        return rules.from_settlement(changes, self._context(runtime), datetime.now(UTC), projection)
+        context, now = self._context(runtime), datetime.now(UTC)
+        candidates = rules.from_settlement(changes, context, now, projection)
+        if record.anomaly:
+            candidates += rules.from_anomaly(record, changes, context, now, self.anomaly_window)
+        return candidates
 
     def denied(self, event: Denied) -> None:
         """Called from the flow's hook: evaluates in memory and queues, nothing more."""

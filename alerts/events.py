@@ -27,10 +27,15 @@ PROJECTED_SPEND_ALERT = "projected_spend_alert"
 BUDGET_EXCEEDED = "budget_exceeded"
 """Spend reached 100 % of `max_budget`, or a call was refused by the budget: calls are blocked."""
 
+USAGE_ANOMALY = "usage_anomaly"
+"""A response reported more usage than its request could produce (metering/bounds.py): the
+figures were clamped, the raw ones kept. Not about a budget: once per key (the global scope
+for a call without a key) per rate-limit window (`budget_alert_anomaly_window`)."""
+
 TEST_ALERT = "test_alert"
 """Sent by `POST /alerts/test` only; never stored in the outbox."""
 
-EVENTS = (BUDGET_ALERT, SOFT_BUDGET_ALERT, PROJECTED_SPEND_ALERT, BUDGET_EXCEEDED)
+EVENTS = (BUDGET_ALERT, SOFT_BUDGET_ALERT, PROJECTED_SPEND_ALERT, BUDGET_EXCEEDED, USAGE_ANOMALY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,9 @@ class Alert:
     subject: Subject
     projected_nanos: int | None = None  # projected_spend_alert: spend at the period's end
     exhausted_at: datetime | None = None  # projected_spend_alert: when the budget runs out (None: not before the reset)
+    anomaly: dict[str, Any] | None = None
+    """usage_anomaly: the call (`call_id`, `provider`, `model`, `path`) and its figures as
+    `reported` and as `recorded` after clamping, by name (`input_tokens`, `units.…`, `cost_nanos`)."""
 
     @property
     def dedupe_key(self) -> str:

@@ -24,12 +24,16 @@ from alerts.events import (
     PROJECTED_SPEND_ALERT,
     SOFT_BUDGET_ALERT,
     TEST_ALERT,
+    USAGE_ANOMALY,
     Alert,
 )
 from ledger.model import NANOS_PER_USD, nanos_to_usd
 
 HEADLINE = "🚨 Budget Alert"
 ADVICE = "Consider increasing budget or optimizing usage."
+ANOMALY_HEADLINE = "⚠️ Usage Anomaly"
+ANOMALY_ADVICE = ("The provider's response claimed more usage than the request could produce: spendgate "
+                  "recorded the figures clamped and kept the reported ones (calls.anomaly). Check the upstream.")
 SCOPE_NAMES = {"global": "Proxy", "team": "Team", "user": "User", "key": "Key"}
 
 
@@ -92,7 +96,25 @@ def detail(a: Alert) -> str | None:
     return None
 
 
+def _figure(value: object) -> str:
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def anomaly_lines(a: Alert) -> list[str]:
+    """A usage anomaly: who, which call, each figure as reported and as recorded."""
+    facts = a.anomaly or {}
+    recorded = facts.get("recorded") or {}
+    figures = ", ".join(f"{name} {_figure(raw)} → {_figure(recorded.get(name))}"
+                        for name, raw in (facts.get("reported") or {}).items())
+    call = " ".join(str(facts[k]) for k in ("provider", "model", "path") if facts.get(k))
+    return [ANOMALY_HEADLINE, who(a), f"Call: {call} (id {facts.get('call_id')})",
+            f"Reported → recorded: {figures}", spend_line(a),
+            "At most one such alert per key and window; every call's figures are in the ledger.", ANOMALY_ADVICE]
+
+
 def text_lines(a: Alert) -> list[str]:
+    if a.event == USAGE_ANOMALY:
+        return anomaly_lines(a)
     lines = [HEADLINE if a.event != TEST_ALERT else f"{HEADLINE} (test)", who(a), spend_line(a)]
     extra = detail(a)
     if extra:
@@ -105,7 +127,10 @@ def slack(a: Alert) -> dict[str, Any]:
     """Incoming-webhook body: the seed's text (also the notification fallback) and Block Kit
     blocks with the same facts laid out."""
     lines = text_lines(a)
-    fields = [lines[1], lines[2], f"Budget Reset: {when(a.reset_at)}", f"Event: {a.event}"]
+    if a.event == USAGE_ANOMALY:
+        fields = [lines[1], lines[2], lines[3], f"Event: {a.event}"]
+    else:
+        fields = [lines[1], lines[2], f"Budget Reset: {when(a.reset_at)}", f"Event: {a.event}"]
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": lines[0], "emoji": True}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": _bold_label(f)} for f in fields]},
@@ -113,7 +138,8 @@ def slack(a: Alert) -> dict[str, Any]:
     extra = detail(a)
     if extra:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": extra}})
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": ADVICE}]})
+    advice = ANOMALY_ADVICE if a.event == USAGE_ANOMALY else ADVICE
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": advice}]})
     return {"text": "\n".join(lines), "blocks": blocks}
 
 
@@ -151,10 +177,15 @@ def webhook(a: Alert) -> dict[str, Any]:
     if a.event == PROJECTED_SPEND_ALERT:
         body["projected_spend"] = nanos_to_usd(a.projected_nanos)
         body["projected_exhausted_at"] = stamp(a.exhausted_at)
+    if a.event == USAGE_ANOMALY:
+        body["anomaly"] = a.anomaly
     return body
 
 
 def email_subject(a: Alert) -> str:
+    if a.event == USAGE_ANOMALY:
+        facts = a.anomaly or {}
+        return f"{ANOMALY_HEADLINE}: {who(a)} ({facts.get('provider')} {facts.get('model') or ''})".replace(" )", ")")
     pct = percent(a)
     at = f" at {pct}% of {usd(a.max_nanos)}" if pct is not None else f" spent {usd(a.spend_nanos)}"
     kind = {SOFT_BUDGET_ALERT: "soft budget reached", BUDGET_EXCEEDED: "budget exceeded",
@@ -168,6 +199,7 @@ def email_text(a: Alert) -> str:
 
 def email_html(a: Alert) -> str:
     lines = text_lines(a)
+    advice = lines[-1]
     rows = "".join(
         f"<tr><th align='left' style='padding-right:1em'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
         for k, _, v in (line.partition(": ") for line in lines[1:-1])
@@ -176,5 +208,5 @@ def email_html(a: Alert) -> str:
     notes = "".join(f"<p>{html.escape(line)}</p>" for line in lines[1:-1] if ": " not in line)
     return (
         f"<html><body><h2>{html.escape(lines[0])}</h2><table>{rows}</table>{notes}"
-        f"<p><em>{html.escape(ADVICE)}</em></p></body></html>"
+        f"<p><em>{html.escape(advice)}</em></p></body></html>"
     )

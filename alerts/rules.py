@@ -11,6 +11,7 @@ max budget)" hold across repeats, restarts and processes.
   A threshold of 1.0 is this alert (one message when calls start being blocked, not two).
 - `soft_budget_alert`: spend crossing the scope's `soft_budget` (never blocks).
 - `projected_spend_alert`: see `project`.
+- `usage_anomaly`: a settled call whose reported usage was clamped (see `from_anomaly`).
 
 Time comes in as `now`, so tests control the clock.
 """
@@ -18,20 +19,26 @@ Time comes in as `now`, so tests control the clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
-from typing import Protocol
+from typing import Any, Protocol
 
 from alerts.events import (
     BUDGET_ALERT,
     BUDGET_EXCEEDED,
     PROJECTED_SPEND_ALERT,
     SOFT_BUDGET_ALERT,
+    USAGE_ANOMALY,
     Alert,
     Subject,
 )
 from config.schema import AlertRouting
-from ledger.model import Denial, ScopeState, SpendChange
+from ledger.model import CallRecord, Denial, ScopeState, SpendChange
+
+DEFAULT_ANOMALY_WINDOW = 3600.0
+"""Seconds: a key's usage anomalies raise one alert per window (UTC-aligned). A response
+that lies once usually lies on every call (a broken or hostile upstream): one message an
+hour says so without flooding the channel; the ledger keeps every call's figures."""
 
 DEFAULT_MIN_ELAPSED = 0.1
 """A projection needs at least this fraction of the period behind it (3 days of a 30-day
@@ -161,3 +168,48 @@ def project(st: ScopeState, subject: Subject, now: datetime, projection: Project
     exhausted_at = runs_out if runs_out < st.reset_at else None
     return [_alert(st, PROJECTED_SPEND_ALERT, _level(projection.threshold), projection.threshold, subject, now,
                    projected_nanos=projected, exhausted_at=exhausted_at)]
+
+
+def from_anomaly(record: CallRecord, changes: list[SpendChange], ctx: AlertContext, now: datetime,
+                 window: float = DEFAULT_ANOMALY_WINDOW) -> list[Candidate]:
+    """`usage_anomaly` for a settled call whose reported usage was clamped (`record.anomaly`).
+
+    About the call's key (the global scope for a call without one), routed like that key's
+    budget alerts, whether or not it has a budget. Once per key per `window` seconds: the
+    window's start is the alert's `period_start`, so the outbox's dedupe key keeps it once
+    across repeats, restarts and processes. `window` 0: one alert per anomalous call."""
+    if not record.anomaly:
+        return []
+    kind, id_ = ("key", record.key_hash) if record.key_hash else ("global", "global")
+    subject = ctx.subject(kind, id_)
+    channels = tuple(dict.fromkeys(ctx.routing(subject.route_team).alerting))
+    if not channels:
+        return []
+    st = next((c.scope for c in changes if c.scope.kind == kind and c.scope.id == id_), None)
+    if window > 0:
+        epoch = int(now.timestamp() // window * window)
+        start, level = datetime.fromtimestamp(epoch, UTC), "window"
+    else:
+        start, level = now, f"call={record.uid}"
+    alert = Alert(
+        event=USAGE_ANOMALY, scope=kind, scope_id=id_, level=level, threshold=None, period_start=start,
+        reset_at=st.reset_at if st else None, max_nanos=st.max_nanos if st else None,
+        soft_nanos=st.soft_nanos if st else None, spend_nanos=st.spend_nanos if st else 0,
+        raised_at=now, subject=subject, anomaly=anomaly_facts(record),
+    )
+    return [Candidate(alert, channels)]
+
+
+def anomaly_facts(record: CallRecord) -> dict[str, Any]:
+    """The call and each clamped figure as reported and as recorded."""
+    reported = dict(record.anomaly or {})
+    recorded: dict[str, Any] = {}
+    for name in reported:
+        if name == "cost_nanos":
+            recorded[name] = record.cost_nanos
+        elif name.startswith("units."):
+            recorded[name] = record.usage.units.get(name.removeprefix("units."))
+        else:
+            recorded[name] = getattr(record.usage, name, None)
+    return {"call_id": record.uid, "provider": record.provider, "model": record.model, "path": record.path,
+            "reported": reported, "recorded": recorded}

@@ -23,6 +23,7 @@ from alerts.events import (
     BUDGET_EXCEEDED,
     PROJECTED_SPEND_ALERT,
     SOFT_BUDGET_ALERT,
+    USAGE_ANOMALY,
     Alert,
     Subject,
 )
@@ -117,6 +118,27 @@ def test_email_has_a_text_and_an_html_part():
     assert msg.get_body(("plain",)).get_content().startswith("🚨 Budget Alert\n")
     html = msg.get_body(("html",)).get_content()
     assert "<td>$82.45 / $100.00 (82%)</td>" in html and "<script" not in html
+
+
+def anomaly_alert(**kw) -> Alert:
+    facts = {"call_id": "0123abcd", "provider": "openai", "model": "gpt-4o", "path": "/v1/chat/completions",
+             "reported": {"input_tokens": 9 * 10**15}, "recorded": {"input_tokens": 128_000}}
+    return seed_alert(USAGE_ANOMALY, spend=12, level="window", threshold=None, anomaly=facts, **kw)
+
+
+def test_a_usage_anomaly_says_which_call_and_what_it_claimed():
+    a = anomaly_alert()
+    text = render.slack(a)["text"].split("\n")
+    assert text[:4] == ["⚠️ Usage Anomaly", "Key: sk-1234...abcd (production-key)",
+                        "Call: openai gpt-4o /v1/chat/completions (id 0123abcd)",
+                        "Reported → recorded: input_tokens 9,000,000,000,000,000 → 128,000"]
+    assert "Spend: $12.00 / $100.00 (12%)" in text and "Budget Reset" not in render.slack(a)["text"]
+    hook = render.webhook(a)
+    assert (hook["event"], hook["anomaly"], hook["budget_threshold"]) == ("usage_anomaly", a.anomaly, None)
+    msg = channels.email_message(a, "alerts@example.com", ["a@example.com"], "uid-2")
+    assert msg["Subject"] == "⚠️ Usage Anomaly: Key: sk-1234...abcd (production-key) (openai gpt-4o)"
+    assert "<td>input_tokens 9,000,000,000,000,000 → 128,000</td>" in msg.get_body(("html",)).get_content()
+    assert Alert.from_json(a.to_json()) == a  # the outbox keeps it whole
 
 
 # --- secrets ------------------------------------------------------------------------------------

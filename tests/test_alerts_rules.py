@@ -177,3 +177,49 @@ def test_projection_is_evaluated_with_the_clock_given():
 def test_no_projection_once_the_budget_is_spent(spend):
     found = settle(Ctx(SLACK), 99, spend, now=T0 + timedelta(days=6), projection=PROJ)
     assert events(found) == [(BUDGET_EXCEEDED, "1")]
+
+
+# --- usage anomalies ---------------------------------------------------------------------------
+
+
+def anomalous_call(key="k1", uid="c1"):
+    from core.usage import TokenUsage
+    from ledger.model import CallRecord
+
+    return CallRecord(started_at=T0, provider="openai", endpoint="chat", path="/v1/chat/completions",
+                      model="gpt-4o", usage=TokenUsage(input_tokens=128_000, output_tokens=5),
+                      cost_nanos=320_050_000, key_hash=key, uid=uid,
+                      anomaly={"input_tokens": 9 * 10**15, "cost_nanos": 10**20})
+
+
+def test_an_anomalous_call_alerts_about_its_key_once_per_window_budget_or_not():
+    from alerts.events import USAGE_ANOMALY
+
+    ctx = Ctx(SLACK, {("key", "k1"): Subject(label="alpha", key_masked="sk-k1...", route_team=None)})
+    now = datetime(2024, 4, 1, 10, 59, 59, tzinfo=UTC)
+    [c] = rules.from_anomaly(anomalous_call(), [], ctx, now)
+    a = c.alert
+    assert (a.event, a.scope, a.scope_id, a.max_nanos, c.channels) == (USAGE_ANOMALY, "key", "k1", None, ("slack",))
+    assert a.period_start == datetime(2024, 4, 1, 10, tzinfo=UTC)  # the hour it falls in
+    assert a.anomaly == {"call_id": "c1", "provider": "openai", "model": "gpt-4o", "path": "/v1/chat/completions",
+                         "reported": {"input_tokens": 9 * 10**15, "cost_nanos": 10**20},
+                         "recorded": {"input_tokens": 128_000, "cost_nanos": 320_050_000}}
+    # another call of the key in the same hour: the same dedupe key (the outbox keeps one);
+    # the next hour, or another key, or window 0: a new alert
+    same = rules.from_anomaly(anomalous_call(uid="c2"), [], ctx, now - timedelta(minutes=59))[0].alert
+    assert same.dedupe_key == a.dedupe_key
+    assert rules.from_anomaly(anomalous_call(), [], ctx, now + timedelta(seconds=1))[0].alert.dedupe_key != a.dedupe_key
+    assert rules.from_anomaly(anomalous_call("k2"), [], ctx, now)[0].alert.dedupe_key != a.dedupe_key
+    per_call = [rules.from_anomaly(anomalous_call(uid=u), [], ctx, now, window=0)[0].alert.dedupe_key for u in "ab"]
+    assert per_call[0] != per_call[1]
+    # with the key's budget in the settlement, the alert says where the key stands
+    with_budget = rules.from_anomaly(anomalous_call(), [SpendChange(state(12, kind="key", id_="k1"), 0)], ctx, now)
+    assert (with_budget[0].alert.spend_nanos, with_budget[0].alert.max_nanos) == (12 * USD, 100 * USD)
+
+
+def test_an_anomaly_without_a_key_is_the_global_scopes_and_none_without_a_channel():
+    call = anomalous_call(key=None)
+    assert [c.alert.scope for c in rules.from_anomaly(call, [], Ctx(SLACK), T0)] == ["global"]
+    assert rules.from_anomaly(call, [], Ctx({}), T0) == []
+    call.anomaly = None
+    assert rules.from_anomaly(call, [], Ctx(SLACK), T0) == []
