@@ -18,7 +18,7 @@ Time comes in as `now`, so tests control the clock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any, Protocol
@@ -182,6 +182,11 @@ def from_anomaly(record: CallRecord, changes: list[SpendChange], ctx: AlertConte
         return []
     kind, id_ = ("key", record.key_hash) if record.key_hash else ("global", "global")
     subject = ctx.subject(kind, id_)
+    if kind == "key" and subject.key_masked is None and record.key_masked:
+        # a provider key the directory does not list (seen in traffic only): as the call named it
+        subject = replace(subject, label=record.key_alias or record.key_masked, key_masked=record.key_masked,
+                          key_alias=record.key_alias, team_id=subject.team_id or record.team_id,
+                          user_id=subject.user_id or record.user_id)
     channels = tuple(dict.fromkeys(ctx.routing(subject.route_team).alerting))
     if not channels:
         return []
