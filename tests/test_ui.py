@@ -96,6 +96,9 @@ def seed(path: Path, now: datetime) -> None:
               "marketing-copy": [("anthropic", "claude-sonnet-4-5")],
               "research-batch": [("google", "gemini-2.5-pro"), ("openai", "o3")],
               "staging": [("openai", "gpt-4o-mini"), ("google", "gemini-2.5-flash")]}
+    clients = {"prod-chatbot": ["openai-python/3.57"], "ci-evals": ["claude-code/2.1", "codex/0.169"],
+               "marketing-copy": ["anthropic-python/0.40"], "research-batch": ["google-genai/1.2", "codex/0.169"],
+               "staging": ["curl"]}
     for alias, team, user, budget, allowed, blocked, _, _ in keys:
         raw = RAW[alias]
         store.save(KeyRecord(hash=key_hash(raw), key_masked=mask(raw), key_alias=alias, team_id=team, user_id=user,
@@ -114,7 +117,8 @@ def seed(path: Path, now: datetime) -> None:
                     path="/v1/chat/completions", model=model, usage=TokenUsage(input_tokens=tokens_in, output_tokens=tokens_out),
                     cost_nanos=usd_to_nanos(round(rnd.uniform(lo, hi) * ramp, 6)), price_source="genai-prices",
                     status="ok", http_status=200, latency_ms=rnd.uniform(400, 4000), key_hash=key_hash(RAW[alias]),
-                    key_masked=mask(RAW[alias]), key_alias=alias, user_id=user, team_id=team)
+                    key_masked=mask(RAW[alias]), key_alias=alias, user_id=user, team_id=team,
+                    client=clients[alias][day % len(clients[alias])])  # not from rnd: the history stays as it was
                 refs = [ScopeRef.global_()] + [ScopeRef(k, v) for k, v in
                                                (("team", team), ("user", user), ("key", key_hash(RAW[alias]))) if v]
                 store.settle(None, refs, rec, at)
@@ -161,7 +165,13 @@ def today(proxy) -> None:
     chat("marketing-copy", "gpt-4o")  # model not allowed
     with proxy.anthropic_client(api_key=RAW["marketing-copy"]) as client:
         client.messages.create(model="claude-sonnet-4-5", max_tokens=200, messages=[{"role": "user", "content": "hi"}])
-    assert len(proxy.ledger.rows(before, 8)) == 8
+    web = proxy.httpx_client()  # a batch (unmetered), and a reply claiming impossible usage (an anomaly)
+    web.post("https://api.openai.com/v1/batches", json={"input_file_id": "file-1"},
+             headers={"authorization": f"Bearer {RAW['research-batch']}"})
+    proxy.openai_client(api_key=RAW["ci-evals"]).chat.completions.create(
+        model="gpt-4o-mini", max_tokens=10, messages=[{"role": "user", "content": "hi"}],
+        extra_headers={"x-fake-usage": '{"prompt_tokens": 9000000000000000, "completion_tokens": 1}'})
+    assert len(proxy.ledger.rows(before, 10)) == 10
 
 
 @pytest.fixture(scope="module")
@@ -242,12 +252,20 @@ def test_overview_shows_the_ledger_figures_and_draws_its_charts(page, proxy):
     assert blocked == 2
     expect(page.locator(".stat", has_text="Blocked calls").locator(".stat-value")).to_have_text("2")
     expect(page.locator(".stat", has_text="Unpriced calls").locator(".stat-value")).to_have_text("1")
+    expect(page.locator(".stat", has_text="Unmetered calls").locator(".stat-value")).to_have_text("1")
+    expect(page.locator(".stat", has_text="Usage anomalies").locator(".stat-value")).to_have_text("1")
     expect(page.locator(".gauge .gauge-pct")).to_have_text(f"{spend / max_nanos * 100:.0f}%")
     wait_for(lambda: bars(page, ".span-2") > HISTORY_DAYS)
     assert bars(page, ".span-2") > HISTORY_DAYS  # a stacked bar per day, several models
     assert page.locator(".legend-item", has_text="gpt-4o").count() >= 1
     expect(page.locator("svg.hbars .hrow").first).to_be_visible()
     assert page.locator("svg.hbars .hlabel").first.text_content() == "prod-chatbot"  # the biggest spender
+    clients = ledger(proxy, "SELECT client, SUM(cost_nanos) AS spend FROM calls WHERE client IS NOT NULL"
+                     " AND cost_nanos > 0 GROUP BY client ORDER BY spend DESC")
+    by_client = page.locator("[data-chart=clients] svg.hbars .hlabel")
+    expect(by_client).to_have_count(min(len(clients), 8))
+    assert by_client.first.text_content() == clients[0][0]
+    assert {"claude-code/2.1", "codex/0.169", "curl"} <= set(by_client.all_text_contents())
     alerts = ledger(proxy, "SELECT COUNT(*) FROM alerts")[0][0]
     expect(page.locator(".alert-item")).to_have_count(min(alerts, 6))
     expect(page.locator(".alert-item", has_text="support-bot").first.locator(".badge.ok")).to_have_count(2)
@@ -291,7 +309,21 @@ def test_key_detail_shows_its_budget_chart_and_recent_calls(page, proxy):
     wait_for(lambda: bars(page, ".page") > 10)
     assert bars(page, ".page") > 10
     expect(page.locator(".gauge-pct")).to_be_visible()
+    # its spend by client: the SDK its history used and today's calls' (the real openai SDK)
+    expect(page.locator("[data-chart=clients] svg.hbars .hlabel").first).to_have_text("openai-python/3.57")
+    expect(page.locator("tbody tr").first).to_contain_text("openai-python/")
     shot(page, "key-detail")
+
+
+def test_a_call_reporting_impossible_usage_is_flagged_in_its_keys_calls(page, proxy):
+    page.goto(f"{proxy.admin_url}/ui/#/keys/{key_hash(RAW['ci-evals'])}")
+    expect(page.locator("#page-title")).to_contain_text("ci-evals")
+    flagged = page.locator("tbody tr", has=page.locator(".badge", has_text="anomaly"))
+    expect(flagged).to_have_count(1)
+    assert "input_tokens reported 9,000,000,000,000,000" in flagged.locator(".badge.danger").last.get_attribute("title")
+    labels = page.locator("[data-chart=clients] svg.hbars .hlabel")
+    expect(labels).to_have_count(3)  # Claude Code and Codex from its history, the openai SDK today
+    assert set(labels.all_text_contents()) == {"claude-code/2.1", "codex/0.169", "openai-python/3.57"}
 
 
 def test_teams_and_users_pages_render_with_details(page, proxy):
@@ -305,12 +337,26 @@ def test_teams_and_users_pages_render_with_details(page, proxy):
     expect(page.locator(".facts").last).to_contain_text("alice@example.com")
     wait_for(lambda: bars(page, ".page") > 10)
     shot(page, "team-detail")
+    # the team page is the key page's: block and unblock carry their data-action, and work
+    page.click("#page-actions [data-action=block]")
+    page.click("dialog [data-confirm]")
+    expect(page.locator("#page-actions [data-action=unblock]")).to_be_visible()
+    assert ledger(proxy, "SELECT blocked FROM teams WHERE team_id = 'team-eng'")[0][0] == 1
+    page.click("#page-actions [data-action=unblock]")
+    page.click("dialog [data-confirm]")
+    expect(page.locator("#page-actions [data-action=block]")).to_be_visible()
+    assert ledger(proxy, "SELECT blocked FROM teams WHERE team_id = 'team-eng'")[0][0] == 0
     page.click("nav a[data-nav=users]")
     expect(page.locator("#page-title")).to_have_text("Users")
     expect(page.locator("tbody tr")).to_have_count(4)
     [(spend,)] = ledger(proxy, "SELECT spend_nanos FROM budgets WHERE kind = 'user' AND id = 'alice@example.com'")
     expect(page.locator("tbody tr:has-text('alice@example.com')")).to_contain_text(usd_text(spend))
     shot(page, "users")
+    page.click("tbody tr:has-text('dave@example.com')")
+    expect(page.locator("#page-title")).to_contain_text("dave@example.com")
+    labels = page.locator("[data-chart=clients] svg.hbars .hlabel")
+    expect(labels).to_have_count(2)
+    assert set(labels.all_text_contents()) == {"google-genai/1.2", "codex/0.169"}
     assert not page.errors, page.errors
 
 

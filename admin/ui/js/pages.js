@@ -33,7 +33,12 @@ export async function overview() {
     stat("Spend today", usd(o.today.spend), `${num(o.today.calls)} calls today (UTC)`),
     stat("Blocked calls", num(o.period.blocked), `${num(o.today.blocked)} today`, o.period.blocked ? "warn" : null),
     stat("Unpriced calls", num(o.period.unpriced),
-      o.period.unpriced ? "no known price: see pricing: in the config" : "every call priced", o.period.unpriced ? "warn" : null));
+      o.period.unpriced ? "no known price: see pricing: in the config" : "every call priced", o.period.unpriced ? "warn" : null),
+    stat("Unmetered calls", num(o.period.unmetered),
+      o.period.unmetered ? "endpoints spendgate cannot price: cost unknown" : "every call metered", o.period.unmetered ? "warn" : null),
+    stat("Usage anomalies", num(o.period.anomalous),
+      o.period.anomalous ? "impossible usage reported: clamped, see the calls" : "no impossible usage reported",
+      o.period.anomalous ? "danger" : null));
 
   const budget = card("Global budget", { subtitle: g.max_budget !== null ? durationName(g.budget_duration) : null },
     g.max_budget !== null
@@ -53,7 +58,7 @@ export async function overview() {
   loadSpend("model");
   const spendCard = card(`Spend per day`, {
     subtitle: `Last ${DAYS} days, UTC`, className: "span-2",
-    actions: segmented([["model", "Model"], ["team", "Team"], ["provider", "Provider"]], "model", loadSpend),
+    actions: segmented([["model", "Model"], ["team", "Team"], ["provider", "Provider"], ["client", "Client"]], "model", loadSpend),
   }, spendSlot);
 
   const topSlot = h("div", { class: "chart-slot" });
@@ -71,7 +76,7 @@ export async function overview() {
     actions: segmented([["key", "Keys"], ["team", "Teams"], ["user", "Users"], ["model", "Models"]], "key", loadTop),
   }, topSlot);
 
-  const alertsCard = card("Recent alerts", { subtitle: "Budget alerts raised and how their delivery went" }, alertList(alerts.alerts || []));
+  const alertsCard = card("Recent alerts", { subtitle: "Alerts raised and how their delivery went" }, alertList(alerts.alerts || []));
 
   const counts = h("div", { class: "counts" },
     h("a", { href: "#/keys" }, h("strong", {}, num(o.counts.keys)), " keys"),
@@ -81,19 +86,21 @@ export async function overview() {
   return {
     title: "Overview",
     actions: [counts],
-    body: h("div", { class: "page" }, stats, h("div", { class: "grid-3" }, budget, spendCard), h("div", { class: "grid-2" }, topCard, alertsCard)),
+    body: h("div", { class: "page" }, stats, h("div", { class: "grid-3" }, budget, spendCard),
+      h("div", { class: "grid-2" }, topCard, clientsCard({})), alertsCard),
   };
 }
 
 const EVENTS = {
   budget_alert: "threshold", soft_budget_alert: "soft budget", projected_spend_alert: "projected", budget_exceeded: "exceeded",
+  usage_anomaly: "usage anomaly",
 };
 
 function alertList(alerts) {
   if (!alerts.length) return h("div", { class: "chart-empty" }, "No alerts yet.");
   return h("ul", { class: "alerts" }, alerts.map((a) => {
     const fraction = a.percentage;
-    const tone = fraction !== null && fraction >= 1 ? "danger" : "warn";
+    const tone = (fraction !== null && fraction >= 1) || a.event === "usage_anomaly" ? "danger" : "warn";
     return h("li", { class: "alert-item" },
       h("div", { class: "alert-main" },
         badge(a.event === "budget_alert" && a.threshold ? `${pct(a.threshold)} reached` : EVENTS[a.event] || a.event, tone),
@@ -253,8 +260,19 @@ function dailyCard(filter) {
   const slot = h("div", { class: "chart-slot" });
   const load = (by) => fill(slot, async () => stackedBars(await api.get("/ui/api/daily", { ...filter, by, days: DAYS }), { width: widthOf(slot, 1000) }));
   load("model");
-  const options = [["model", "Model"], filter.key ? null : ["key", "Key"], ["provider", "Provider"]].filter(Boolean);
+  const options = [["model", "Model"], filter.key ? null : ["key", "Key"], ["provider", "Provider"], ["client", "Client"]].filter(Boolean);
   return card("Spend per day", { subtitle: `Last ${DAYS} days, UTC`, actions: segmented(options, "model", load) }, slot);
+}
+
+/** Spend by client application (Claude Code, Codex, an SDK, curl...), of everything or of one key, team or user. */
+function clientsCard(filter) {
+  const slot = h("div", { class: "chart-slot", dataset: { chart: "clients" } });
+  fill(slot, async () => {
+    const top = await api.get("/ui/api/top", { ...filter, by: "client", days: DAYS, limit: 8 });
+    return hbars(top.items.map((i) => ({ name: i.name, value: i.spend, note: `${num(i.calls)} calls` })),
+      { width: widthOf(slot, 520), emptyText: "No priced calls yet." });
+  });
+  return card("Spend by client", { subtitle: `Last ${DAYS} days, by the application that made the calls` }, slot);
 }
 
 function callsCard(filter) {
@@ -263,21 +281,29 @@ function callsCard(filter) {
     const { calls } = await api.get("/ui/api/calls", { ...filter, limit: 100 });
     return dataTable({
       rows: calls, label: "calls", pageSize: 10, sort: { key: "ts", dir: "desc" },
-      search: (c) => [c.model, c.provider, c.endpoint, c.status, c.error, c.key, c.user_id].join(" "),
+      search: (c) => [c.model, c.provider, c.endpoint, c.status, c.error, c.key, c.user_id, c.client].join(" "),
       empty: "No calls yet.",
       columns: [
         { key: "ts", label: "Time", value: (c) => c.ts, render: (c) => h("span", { title: dateTime(c.ts) }, relative(c.ts)) },
         { key: "model", label: "Model", value: (c) => c.model, render: (c) => h("div", { class: "name-cell" }, h("span", {}, c.model || "—"), h("span", { class: "sub" }, `${c.provider} · ${c.endpoint}${c.streamed ? " · stream" : ""}`)) },
         !filter.key ? { key: "key", label: "Key", value: (c) => c.key, render: (c) => c.key || "—" } : null,
+        { key: "client", label: "Client", value: (c) => c.client, render: (c) => c.client || h("span", { class: "muted" }, "—") },
         { key: "in", label: "Input", align: "right", value: (c) => c.input_tokens, render: (c) => num(c.input_tokens) },
         { key: "out", label: "Output", align: "right", value: (c) => c.output_tokens, render: (c) => num(c.output_tokens) },
         { key: "cost", label: "Cost", align: "right", value: (c) => c.cost, render: (c) => (c.cost === null ? badge("unpriced", "warn") : usd(c.cost)) },
-        { key: "status", label: "Status", value: (c) => c.status, render: (c) => statusBadge(c) },
+        { key: "status", label: "Status", value: (c) => c.status,
+          render: (c) => h("span", { class: "badges" }, statusBadge(c), c.anomaly ? anomalyBadge(c.anomaly) : null) },
         { key: "latency", label: "Latency", align: "right", value: (c) => c.latency_ms, render: (c) => (c.latency_ms === null ? "—" : `${Math.round(c.latency_ms)} ms`) },
       ].filter(Boolean),
     });
   });
   return card("Recent calls", { subtitle: "Newest first, from the ledger" }, slot);
+}
+
+/** Reported figures spendgate did not believe: the badge's title lists them as reported. */
+function anomalyBadge(anomaly) {
+  const figures = Object.entries(anomaly).map(([name, value]) => `${name} reported ${num(value)}`).join(", ");
+  return badge("anomaly", "danger", `Clamped: ${figures}`);
 }
 
 function statusBadge(c) {
@@ -293,82 +319,84 @@ async function resetSpend(what, path, body) {
   window.dispatchEvent(new HashChangeEvent("hashchange"));
 }
 
-export async function keyDetail(token) {
-  const [k, aliases] = await Promise.all([api.get("/key/info", { key: token }), teamAliases()]);
-  const name = k.key_alias || k.key;
+/** The body every detail page shares: budget and details, spend per day and by client, recent calls. */
+function detailBody(item, save, reset, details, filter) {
+  return h("div", { class: "page" },
+    h("div", { class: "grid-2" }, budgetCard(item, save, reset), details),
+    dailyCard(filter), clientsCard(filter), callsCard(filter));
+}
+
+// Keys and teams can be blocked; their pages differ only in what they say and where they post.
+const BLOCKABLE = {
+  key: {
+    crumbs: [["Keys", "#/keys"]], update: "/key/update", ident: (token) => ({ key: token }),
+    blocking: (name) => `Calls with ${name} will be refused until it is unblocked.`,
+    unblocking: (name) => `${name} will be able to make calls again.`,
+    async load(token) {
+      const [k, aliases] = await Promise.all([api.get("/key/info", { key: token }), teamAliases()]);
+      return { item: k, name: k.key_alias || k.key, facts: [
+        ["Key", h("code", {}, k.key)],
+        ["Token", h("code", { class: "small", title: k.token }, `${k.token.slice(0, 16)}…`)],
+        ["Alias", k.key_alias],
+        ["Type", k.provider_key ? "provider key (seen in traffic)" : "virtual key"],
+        ["Team", k.team_id ? h("a", { href: `#/teams/${enc(k.team_id)}` }, aliases[k.team_id] || k.team_id) : null],
+        ["User", k.user_id ? h("a", { href: `#/users/${enc(k.user_id)}` }, k.user_id) : null],
+        ["Models", chips(k.models)],
+        ["Status", k.blocked ? badge("blocked", "danger") : badge("active", "ok")],
+        ["Expires", k.expires ? dateTime(k.expires) : "never"],
+        ["Created", dateTime(k.created_at)],
+      ] };
+    },
+  },
+  team: {
+    crumbs: [["Teams", "#/teams"]], update: "/team/update", ident: (teamId) => ({ team_id: teamId }),
+    blocking: (name) => `Every key of ${name} will be refused until the team is unblocked.`,
+    unblocking: (name) => `${name}'s keys will work again.`,
+    async load(teamId) {
+      const t = await api.get("/team/info", { team_id: teamId });
+      return { item: t, name: t.team_alias || t.team_id, facts: [
+        ["Team id", h("code", {}, t.team_id)],
+        ["Alias", t.team_alias],
+        ["Members", (t.members || []).length ? h("span", { class: "links" }, t.members.map((m) => h("a", { href: `#/users/${enc(m)}` }, m))) : null],
+        ["Keys", (t.keys || []).length ? h("span", { class: "links" }, t.keys.map((k) => h("a", { href: `#/keys/${enc(k.token)}` }, k.key_alias || k.key))) : null],
+        ["Models", chips(t.models)],
+        ["Status", t.blocked ? badge("blocked", "danger") : badge("active", "ok")],
+        ["Created", dateTime(t.created_at)],
+      ] };
+    },
+  },
+};
+
+async function blockableDetail(kind, id) {
+  const spec = BLOCKABLE[kind];
+  const { item, name, facts } = await spec.load(id);
+  const noun = kind[0].toUpperCase() + kind.slice(1);
   const setBlocked = async (blocked) => {
-    if (!(await confirmDialog(blocked ? "Block this key?" : "Unblock this key?",
-      blocked ? `Calls with ${name} will be refused until it is unblocked.` : `${name} will be able to make calls again.`,
-      blocked ? "Block key" : "Unblock key", blocked ? "danger" : "primary"))) return;
-    await api.post("/key/update", { key: token, blocked });
-    toast(blocked ? "Key blocked." : "Key unblocked.");
+    if (!(await confirmDialog(blocked ? `Block this ${kind}?` : `Unblock this ${kind}?`,
+      blocked ? spec.blocking(name) : spec.unblocking(name),
+      `${blocked ? "Block" : "Unblock"} ${kind}`, blocked ? "danger" : "primary"))) return;
+    await api.post(spec.update, { ...spec.ident(id), blocked });
+    toast(`${noun} ${blocked ? "blocked" : "unblocked"}.`);
     window.dispatchEvent(new HashChangeEvent("hashchange"));
   };
-  const details = card("Details", {}, definitionList([
-    ["Key", h("code", {}, k.key)],
-    ["Token", h("code", { class: "small", title: k.token }, `${k.token.slice(0, 16)}…`)],
-    ["Alias", k.key_alias],
-    ["Type", k.provider_key ? "provider key (seen in traffic)" : "virtual key"],
-    ["Team", k.team_id ? h("a", { href: `#/teams/${enc(k.team_id)}` }, aliases[k.team_id] || k.team_id) : null],
-    ["User", k.user_id ? h("a", { href: `#/users/${enc(k.user_id)}` }, k.user_id) : null],
-    ["Models", chips(k.models)],
-    ["Status", k.blocked ? badge("blocked", "danger") : badge("active", "ok")],
-    ["Expires", k.expires ? dateTime(k.expires) : "never"],
-    ["Created", dateTime(k.created_at)],
-  ]));
-  const reset = () => resetSpend(name, "/key/update", { key: token });
+  const reset = () => resetSpend(name, spec.update, spec.ident(id));
+  const save = (b) => api.post(spec.update, { ...spec.ident(id), ...b });
   return {
     title: name,
-    crumbs: [["Keys", "#/keys"]],
-    badges: [k.blocked ? badge("blocked", "danger") : null, levelBadge(k.spend, k.max_budget, k.soft_budget)],
+    crumbs: spec.crumbs,
+    badges: [item.blocked ? badge("blocked", "danger") : null, levelBadge(item.spend, item.max_budget, item.soft_budget)],
     actions: [
       h("button", { type: "button", class: "btn", dataset: { action: "reset-spend" }, onclick: reset }, "Reset spend"),
-      k.blocked
-        ? h("button", { type: "button", class: "btn primary", dataset: { action: "unblock" }, onclick: () => setBlocked(false) }, "Unblock key")
-        : h("button", { type: "button", class: "btn danger", dataset: { action: "block" }, onclick: () => setBlocked(true) }, "Block key"),
+      item.blocked
+        ? h("button", { type: "button", class: "btn primary", dataset: { action: "unblock" }, onclick: () => setBlocked(false) }, `Unblock ${kind}`)
+        : h("button", { type: "button", class: "btn danger", dataset: { action: "block" }, onclick: () => setBlocked(true) }, `Block ${kind}`),
     ],
-    body: h("div", { class: "page" },
-      h("div", { class: "grid-2" }, budgetCard(k, (b) => api.post("/key/update", { key: token, ...b }), reset), details),
-      dailyCard({ key: token }), callsCard({ key: token })),
+    body: detailBody(item, save, reset, card("Details", {}, definitionList(facts)), { [kind]: id }),
   };
 }
 
-export async function teamDetail(teamId) {
-  const t = await api.get("/team/info", { team_id: teamId });
-  const name = t.team_alias || t.team_id;
-  const setBlocked = async (blocked) => {
-    if (!(await confirmDialog(blocked ? "Block this team?" : "Unblock this team?",
-      blocked ? `Every key of ${name} will be refused until the team is unblocked.` : `${name}'s keys will work again.`,
-      blocked ? "Block team" : "Unblock team", blocked ? "danger" : "primary"))) return;
-    await api.post("/team/update", { team_id: teamId, blocked });
-    toast(blocked ? "Team blocked." : "Team unblocked.");
-    window.dispatchEvent(new HashChangeEvent("hashchange"));
-  };
-  const reset = () => resetSpend(name, "/team/update", { team_id: teamId });
-  const details = card("Details", {}, definitionList([
-    ["Team id", h("code", {}, t.team_id)],
-    ["Alias", t.team_alias],
-    ["Members", (t.members || []).length ? h("span", { class: "links" }, t.members.map((m) => h("a", { href: `#/users/${enc(m)}` }, m))) : null],
-    ["Keys", (t.keys || []).length ? h("span", { class: "links" }, t.keys.map((k) => h("a", { href: `#/keys/${enc(k.token)}` }, k.key_alias || k.key))) : null],
-    ["Models", chips(t.models)],
-    ["Status", t.blocked ? badge("blocked", "danger") : badge("active", "ok")],
-    ["Created", dateTime(t.created_at)],
-  ]));
-  return {
-    title: name,
-    crumbs: [["Teams", "#/teams"]],
-    badges: [t.blocked ? badge("blocked", "danger") : null, levelBadge(t.spend, t.max_budget, t.soft_budget)],
-    actions: [
-      h("button", { type: "button", class: "btn", dataset: { action: "reset-spend" }, onclick: reset }, "Reset spend"),
-      t.blocked
-        ? h("button", { type: "button", class: "btn primary", onclick: () => setBlocked(false) }, "Unblock team")
-        : h("button", { type: "button", class: "btn danger", onclick: () => setBlocked(true) }, "Block team"),
-    ],
-    body: h("div", { class: "page" },
-      h("div", { class: "grid-2" }, budgetCard(t, (b) => api.post("/team/update", { team_id: teamId, ...b }), reset), details),
-      dailyCard({ team: teamId }), callsCard({ team: teamId })),
-  };
-}
+export const keyDetail = (token) => blockableDetail("key", token);
+export const teamDetail = (teamId) => blockableDetail("team", teamId);
 
 export async function userDetail(userId) {
   const u = await api.get("/user/info", { user_id: userId });
@@ -385,9 +413,7 @@ export async function userDetail(userId) {
     crumbs: [["Users", "#/users"]],
     badges: [levelBadge(u.spend, u.max_budget, u.soft_budget)],
     actions: [h("button", { type: "button", class: "btn", dataset: { action: "reset-spend" }, onclick: reset }, "Reset spend")],
-    body: h("div", { class: "page" },
-      h("div", { class: "grid-2" }, budgetCard(u, (b) => api.post("/user/update", { user_id: userId, ...b }), reset), details),
-      dailyCard({ user: userId }), callsCard({ user: userId })),
+    body: detailBody(u, (b) => api.post("/user/update", { user_id: userId, ...b }), reset, details, { user: userId }),
   };
 }
 
