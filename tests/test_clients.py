@@ -28,6 +28,7 @@ CASES = [
     ("Botocore/1.44.8 Python/3.12.1 Linux/6.1", "botocore/1.44"),
     ("google-genai-sdk/1.2.0 gl-python/3.12.3", "google-genai/1.2"),
     ("cohere/7.3.1", "cohere-python/7.3"),
+    ("speakeasy-sdk/python 3.7.0 2.935.1 1.0.0 mistralai", "mistralai-python/3.7"),
     ("curl/8.5.0", "curl"),
     ("python-httpx/0.28.1", "python-httpx"),
     ("python-requests/2.32.3", "python-requests"),

@@ -1,7 +1,7 @@
 """End to end: spend by client, unmetered calls and usage anomalies, made visible.
 
 - Every row names the client application that made the call, from the real SDKs' own
-  User-Agents (openai, anthropic, boto3, google-genai), curl's, and Claude Code's and Codex's
+  User-Agents (openai, anthropic, boto3, google-genai, groq, mistralai), curl's, and Claude Code's and Codex's
   as they send them; `/spend/report?group_by=client` and the dashboard's views add them up.
 - Calls spendgate cannot meter are counted on the overview, in `/spend/report` and in
   `spendgate_unmetered_calls_total`, and logged once per path.
@@ -15,11 +15,13 @@ import json
 
 import anthropic
 import boto3
+import groq
 import openai
 import pytest
 from alert_receivers import HttpReceiver
 from e2e_helpers import Ledger
 from google import genai
+from mistralai.client import VERSION as mistralai_version
 from test_e2e_alerts import FAST, all_sent
 from test_metrics import scrape
 
@@ -61,6 +63,8 @@ def test_every_call_names_its_client_and_spend_adds_up_by_client(make_proxy, mon
                                     messages=[{"role": "user", "content": [{"text": "hi"}]}])
     proxy.genai_client(api_key="AIza-test-gemini-key-0001").models.generate_content(
         model="gemini-2.5-flash", contents="hi")
+    proxy.groq_client().chat.completions.create(model="llama-3.3-70b-versatile", messages=HI, max_tokens=100)
+    proxy.mistral_client().chat.complete(model="codestral-latest", messages=HI, max_tokens=100)
     curl = proxy.curl("https://api.openai.com/v1/chat/completions", "-H", "authorization: Bearer sk-test-curl",
                       "-H", "content-type: application/json",
                       "-d", json.dumps({"model": "gpt-4o-mini", "messages": HI}))
@@ -76,12 +80,14 @@ def test_every_call_names_its_client_and_spend_adds_up_by_client(make_proxy, mon
         "user-agent": CODEX_UA, "originator": "codex_cli_rs", "authorization": "Bearer sk-test-codex",
     }).raise_for_status()
 
-    rows = ledger.rows(since, n=8)
+    rows = ledger.rows(since, n=10)
     expected = {
         f"openai-python/{major_minor(openai.__version__)}": 1,
         f"anthropic-python/{major_minor(anthropic.__version__)}": 1,
         f"boto3/{major_minor(boto3.__version__)}": 1,
         f"google-genai/{major_minor(genai.__version__)}": 1,
+        f"groq-python/{major_minor(groq.__version__)}": 1,
+        f"mistralai-python/{major_minor(mistralai_version)}": 1,
         "curl": 1, "claude-code/2.1": 2, "codex/0.169": 1,
     }
     assert {c: sum(r["client"] == c for r in rows) for c in expected} == expected
