@@ -26,6 +26,7 @@ def compatible(
     responses: bool = False,
     completions: bool = False,
     embeddings: bool = False,
+    responses_socket: bool = False,
 ) -> Provider:
     """A provider speaking OpenAI's wire format under each of `bases` on its hosts."""
     price_provider = price_provider or name
@@ -34,7 +35,8 @@ def compatible(
         raise ValueError(f"{name}: genai-prices names no whole host for {price_provider!r}; list its hosts")
     routes = tuple(
         route for base in bases
-        for route in openai_routes(base, responses=responses, completions=completions, embeddings=embeddings)
+        for route in openai_routes(base, responses=responses, completions=completions, embeddings=embeddings,
+                               responses_socket=responses_socket)
     )
     return Provider(name, title=title, price_provider=price_provider, hosts=found, routes=routes)
 
@@ -43,7 +45,7 @@ OPENAI_COMPATIBLE: tuple[Provider, ...] = (
     compatible("groq", "Groq", bases=("/openai/v1",), responses=True),
     compatible("mistral", "Mistral AI", embeddings=True),
     compatible("deepseek", "DeepSeek", bases=("", "/v1"), completions=True),
-    compatible("x-ai", "xAI", responses=True),
+    compatible("x-ai", "xAI", responses=True, responses_socket=True),
     compatible("openrouter", "OpenRouter", bases=("/api/v1",), responses=True, completions=True,
                embeddings=True),
     compatible("together", "Together AI", completions=True, embeddings=True),
