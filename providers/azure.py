@@ -30,7 +30,7 @@ AZURE = Provider(
         Route("/openai/deployments/{model}/completions", COMPLETIONS),
         Route("/openai/deployments/{model}/embeddings", EMBEDDINGS),
         Route("/openai/realtime", REALTIME, method="GET",
-              note="WebSocket; the deployment in `?deployment=` (priced as that model)"),
-        Route("/openai/v1/realtime", REALTIME, method="GET", note="WebSocket; the model in `?model=`"),
+              note="the deployment in `?deployment=` (priced as that model)"),
+        Route("/openai/v1/realtime", REALTIME, method="GET", note="the model in `?model=`"),
     ),
 )

@@ -273,7 +273,7 @@ _MODELS = "/{version}/models/{model}"
 
 #: Gemini Live (providers/gemini_live.py), a WebSocket upgrade.
 LIVE_ROUTE = Route("/ws/google.ai.generativelanguage.{version}.GenerativeService.BidiGenerateContent", LIVE,
-                   method="GET", note="Gemini Live (WebSocket); the model in the `setup` message")
+                   method="GET", note="Gemini Live; the model in the `setup` message")
 
 GEMINI = Provider(
     "google",

@@ -547,7 +547,7 @@ def openai_routes(base: str, *, responses: bool = True, completions: bool = True
     if responses:
         routes.append(Route(f"{base}/responses", RESPONSES))
     if responses_socket:
-        routes.append(Route(f"{base}/responses", RESPONSES_SOCKET, method="GET", note="WebSocket mode"))
+        routes.append(Route(f"{base}/responses", RESPONSES_SOCKET, method="GET"))
     if completions:
         routes.append(Route(f"{base}/completions", COMPLETIONS))
     if embeddings:
@@ -574,7 +574,7 @@ OPENAI = Provider(
     price_provider="openai",
     hosts=("api.openai.com",),
     routes=openai_routes("/v1", responses_socket=True) + openai_media_routes("/v1") + (
-        Route("/v1/realtime", REALTIME, method="GET", note="WebSocket; the model in `?model=`"),
+        Route("/v1/realtime", REALTIME, method="GET", note="the model in `?model=`"),
         Route("/v1/moderations", FREE, note="free"),
         Route("/v1/responses/input_tokens", FREE, note="token count"),
         Route("/v1/responses/{id}/cancel", FREE),

@@ -95,6 +95,6 @@ VERTEX = Provider(
     ),
     routes=with_versions(_gemini_routes(_IN_PROJECT) + _claude_routes(_IN_PROJECT) + _gemini_routes(_EXPRESS)
                          + (Route("/ws/google.cloud.aiplatform.{version}.LlmBidiService/BidiGenerateContent", LIVE,
-                                  method="GET", note="Gemini Live (WebSocket); the model in the `setup` message"),),
+                                  method="GET", note="Gemini Live; the model in the `setup` message"),),
                          _VERSIONS),
 )

@@ -270,3 +270,41 @@ def test_a_gemini_live_turn_settles_at_turn_complete_with_its_usage(tmp_path):
         assert row["cost_nanos"] == 1000 * 300 + 100 * 2500
 
     scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}}, body)
+
+
+def test_a_live_turn_whose_usage_follows_turn_complete_waits_for_it(tmp_path):
+    async def body(h):
+        flow = await h.open(LIVE_URL)
+        await h.client(flow, {"setup": {"model": "models/gemini-2.5-flash"}})
+        await h.client(flow, {"realtimeInput": {"text": "hi"}})
+        await h.client(flow, {"realtimeInput": {"text": "more of the same turn"}})
+        sock = flow.metadata[SOCKET_KEY]
+        [turn] = sock.session.open_turns()
+        h.server(flow, {"serverContent": {"turnComplete": True}})
+        assert not turn.meta.done  # its usage is still to come
+        h.server(flow, {"usageMetadata": {"promptTokenCount": 10, "responseTokenCount": 4,
+                                          "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 10}]}})
+        assert turn.meta.done and sock.session.open_turns() == []
+        [row] = await h.rows()
+        assert (row["status"], row["input_tokens"], row["output_tokens"], row["endpoint"]) == (
+            "ok", 10, 4, "realtime")
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}}, body)
+
+
+def test_a_continuation_is_bounded_by_the_context_it_carries(tmp_path):
+    async def body(h):
+        flow = await h.open(RESPONSES_URL, authorization=KEY)
+        await h.client(flow, {"type": "response.create", "model": "gpt-4o", "input": "hi", "max_output_tokens": 10})
+        h.server(flow, {"type": "response.created", "response": {"id": "r1"}})
+        h.server(flow, completed("r1", 3000, 10))
+        await h.client(flow, {"type": "response.create", "model": "gpt-4o", "input": "and?",
+                              "previous_response_id": "r1", "max_output_tokens": 10})
+        await h.client(flow, {"type": "response.create", "model": "gpt-4o", "input": "and?", "stream_id": "x",
+                              "previous_response_id": "resp_from_elsewhere", "max_output_tokens": 10})
+        known, unknown = flow.metadata[SOCKET_KEY].session.open_turns()
+        assert 3010 < known.request.input_bytes < 3200  # its body and what r1 read and wrote
+        # a context this socket never saw: the model's whole window (gpt-4o: 128k) is held
+        assert unknown.meta.reservation.amount_nanos >= 128_000 * 2_500
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}}, body)
