@@ -9,6 +9,7 @@ from addon.idle import UpstreamIdleWatch
 from addon.loader import ConfigLoader
 from addon.proxyauth import ProxyIdentity
 from addon.redact import LogRedaction
+from addon.websocket import WebSocketMeter
 from admin.metrics import Metrics
 from admin.server import AdminServer
 from alerts.addon import AlertRaiser
@@ -25,7 +26,11 @@ def make_addons() -> list[object]:
     # the process. Egress judges a request's destination before the meter reserves
     # budget for it.
     metrics = Metrics(state)
-    http_meter = HttpMeter(state, Meter(state))
+    meter = Meter(state)
+    http_meter = HttpMeter(state, meter)
     http_meter.observe_latency = metrics.observe_latency  # the latency spendgate adds, as a histogram
-    return [LogRedaction(), ProxyIdentity(state), Egress(state), http_meter, UpstreamIdleWatch(state),
+    # The WebSocket meter shares the metering core; it comes before the HTTP meter, whose
+    # `done` drains the core's settlements (a socket's last turns among them).
+    return [LogRedaction(), ProxyIdentity(state), Egress(state), WebSocketMeter(state, meter), http_meter,
+            UpstreamIdleWatch(state),
             AlertRaiser(state), BudgetClock(state), AdminServer(state, metrics), metrics, ConfigLoader(state)]

@@ -17,6 +17,7 @@ from mitmproxy import http
 
 from addon.proxyauth import PROXY_USER
 from addon.replies import refusal_response
+from addon.websocket import is_websocket_upgrade
 from core.clients import client_of_headers
 from core.vocab import Framing
 from metering.call import MeteredCall
@@ -46,8 +47,8 @@ class HttpMeter:
     # -- hooks ------------------------------------------------------------------------------
 
     async def request(self, flow: http.HTTPFlow) -> None:
-        if flow.response or flow.error or not flow.live:
-            return
+        if flow.response or flow.error or not flow.live or is_websocket_upgrade(flow.request):
+            return  # an upgrade is addon/websocket.py's
         rt = self.state.runtime
         if rt is None:
             return

@@ -350,6 +350,12 @@ class GeneralSettings(_Model):
     default_max_output_tokens: TokenCount = 16384
     """Output tokens to reserve budget for when a call sets no `max_tokens` and its model has
     no `max_output_tokens` in `pricing`."""
+    realtime_max_output_tokens: TokenCount = 4096
+    """Output tokens to reserve for a turn of a realtime socket (OpenAI Realtime, Gemini Live)
+    when neither the turn (`response.max_output_tokens`) nor the session
+    (`max_response_output_tokens`, Live's `maxOutputTokens`) bounds it, or the bound is
+    `inf`. Reserved as audio output, the dearest kind; the turn settles at its reported usage
+    (docs/websocket.md)."""
 
     @model_validator(mode="before")
     @classmethod

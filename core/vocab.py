@@ -107,6 +107,9 @@ class EndpointKind(StrEnum):
     """Speech to English text (OpenAI `/audio/translations`)."""
     SPEECH = "speech"
     """Text to speech (OpenAI `/audio/speech`)."""
+    REALTIME = "realtime"
+    """A turn of a realtime session over a WebSocket (OpenAI Realtime, Gemini Live): text,
+    audio and images in, text and audio out."""
     UNMETERED = "unmetered"
     """Not a metered endpoint: a call the ledger records as `unmetered`."""
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.usage import TokenUsage
-from core.vocab import CallStatus, PriceSource, UsageSource
+from core.vocab import CallStatus, PriceSource, Transport, UsageSource
 from ledger import CallRecord, Reservation
 from ledger.model import call_uid, iso, parse_iso
 from metering.bounds import bound_cost, bound_reported_cost, bound_usage, usage_limits
@@ -46,6 +46,7 @@ class MeteredCall:
     streamed: bool = False
     done: bool = False
     abort_reason: str | None = None  # why spendgate cut the call short (an upstream gone quiet)
+    transport: Transport = Transport.HTTP  # a turn on a WebSocket is a call of its own
     parser: UsageParser = field(init=False)
     t0: float = field(default_factory=time.perf_counter)
 
@@ -77,6 +78,7 @@ class MeteredCall:
             team_id=ident.team_id,
             metadata=ident.metadata,
             client=self.client,
+            transport=self.transport,
             **fields,
         )
 

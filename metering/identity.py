@@ -52,7 +52,8 @@ class Identity:
         return tuple(refs)
 
 
-def _check_virtual_key(rec: KeyRecord, model: str | None, rt: Runtime, now: datetime) -> None:
+def _check_virtual_key(rec: KeyRecord, model: str | None, rt: Runtime, now: datetime,
+                       check_model: bool = True) -> None:
     if rec.deleted_at is not None:
         raise refusal(401, "authentication_error", f"Key {rec.key_masked} has been deleted.")
     if rec.expires_at is not None and rec.expires_at <= now:
@@ -64,7 +65,7 @@ def _check_virtual_key(rec: KeyRecord, model: str | None, rt: Runtime, now: date
     if team is not None and team.blocked:
         raise refusal(401, "authentication_error", f"Team '{team.team_alias or team.team_id}' is blocked.")
     for owner, allowed in (("Key", rec.models), ("Team", team.models if team else [])):
-        if allowed and model not in allowed:
+        if allowed and check_model and model not in allowed:
             raise refusal(403, "key_model_access_denied",
                           f"{owner} {rec.key_masked if owner == 'Key' else team.team_alias!r} may not call "
                           f"model {model!r}; allowed: {', '.join(allowed)}.")
@@ -93,8 +94,10 @@ def provider_credential(rt: Runtime, endpoint: Endpoint) -> Mapping[str, str]:
 
 
 async def identify(rt: Runtime, request: http.Request, endpoint: Endpoint, model: str | None, now: datetime,
-                   proxy_user: str | None = None) -> Identity:
+                   proxy_user: str | None = None, *, check_model: bool = True) -> Identity:
     """Resolve the call's identity and, for a virtual key, swap in the real credential.
+    `check_model` False: the model is not known yet (a WebSocket handshake; each turn on
+    the socket is checked with its own).
 
     Raises Refusal when the call may not proceed.
     """
@@ -103,7 +106,7 @@ async def identify(rt: Runtime, request: http.Request, endpoint: Endpoint, model
     rec = await rt.directory.key(rt.ledger, key.hash) if key else None
     ident = Identity(key=key)
     if rec is not None and rec.issued:
-        _check_virtual_key(rec, model, rt, now)
+        _check_virtual_key(rec, model, rt, now, check_model)
         if endpoint.credential.no_virtual_keys:
             raise refusal(400, "virtual_key_not_supported", endpoint.credential.no_virtual_keys)
         endpoint.credential.swap(request, provider_credential(rt, endpoint))

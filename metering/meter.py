@@ -58,18 +58,23 @@ class Meter:
     # -- admission --------------------------------------------------------------------------
 
     async def admit(self, rt: Runtime, call: MeteredCall, request: http.Request,
-                    proxy_user: str | None = None) -> Refusal | None:
+                    proxy_user: str | None = None, *, hold: bool = True,
+                    model_later: bool = False) -> Refusal | None:
         """Identify, estimate and reserve; None when the call may go upstream (its holds
         are in `call.reservation`), else the refusal to answer with (already recorded).
+        `hold` False: nothing is estimated or held, the call is only refused where a scope
+        is already spent (a WebSocket handshake, a warm-up turn). `model_later`: the
+        model is named later (by each turn on a socket), and a key's model list is
+        checked then.
 
         With the ledger unreachable, `general_settings.on_ledger_error` decides: fail_closed
         refuses with 503, fail_open lets the call through unchecked — and still metered."""
         try:
-            found = await self.identify(rt, call, request, proxy_user)
+            found = await self.identify(rt, call, request, proxy_user, check_model=not model_later)
             if found is None and call.endpoint.api is UNMETERED:
                 found = self._unmetered(rt, call)
             elif found is None:
-                found = await self.reserve(rt, call)
+                found = await self.reserve(rt, call) if hold else await self.check(rt, call)
         except Exception as e:  # the ledger is unreachable or broken
             if not isinstance(e, LedgerUnavailable):
                 log.exception("spendgate: could not admit %s %s", call.endpoint.provider, call.path)
@@ -82,10 +87,11 @@ class Meter:
         return found
 
     async def identify(self, rt: Runtime, call: MeteredCall, request: http.Request,
-                       proxy_user: str | None = None) -> Refusal | None:
+                       proxy_user: str | None = None, *, check_model: bool = True) -> Refusal | None:
         """Whose call it is (`call.identity`), or why it may not be made at all."""
         try:
-            call.identity = await identify(rt, request, call.endpoint, call.model, call.started_at, proxy_user)
+            call.identity = await identify(rt, request, call.endpoint, call.model, call.started_at, proxy_user,
+                                           check_model=check_model)
         except Refusal as refused:
             return refused
         return None
@@ -107,6 +113,15 @@ class Meter:
                     "(general_settings.unpriced_models: block). Add it under `pricing:` in the config.",
                 )
         outcome = await rt.ledger.reserve(call.identity.scopes(), estimate.nanos or 0, call.started_at)
+        if isinstance(outcome, Denial):
+            label = rt.directory.label(outcome.scope.kind, outcome.scope.id)
+            return budget_exceeded(outcome, datetime.now(UTC), label)
+        call.reservation = outcome
+        return None
+
+    async def check(self, rt: Runtime, call: MeteredCall) -> Refusal | None:
+        """Refuse where a scope of the call's identity is already spent; hold nothing."""
+        outcome = await rt.ledger.reserve(call.identity.scopes(), 0, call.started_at)
         if isinstance(outcome, Denial):
             label = rt.directory.label(outcome.scope.kind, outcome.scope.id)
             return budget_exceeded(outcome, datetime.now(UTC), label)

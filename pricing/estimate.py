@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
+from core.usage import TokenUsage
 from providers.base import CallRequest
 
 from .prices import UNPRICED, Cost, PriceBook, ResolvedPrice
@@ -32,6 +34,19 @@ def token_bounds(
         input_tokens = min(input_tokens, window)
         output_tokens = min(output_tokens, window)
     return input_tokens, output_tokens
+
+
+def _within(usage: TokenUsage, window: int | None) -> TokenUsage:
+    """`usage` with no more input or output tokens than a context window holds (a realtime
+    turn's bound counts everything its socket carried), units within their totals."""
+    if window is None or (usage.input_tokens <= window and usage.output_tokens <= window):
+        return usage
+    inp, out = min(usage.input_tokens, window), min(usage.output_tokens, window)
+    units = {name: min(n, out if name.startswith("output_") else inp) if name.endswith("_tokens") else n
+             for name, n in usage.units.items()}
+    return replace(usage, input_tokens=inp, output_tokens=out, cache_read_tokens=min(usage.cache_read_tokens, inp),
+                   cache_write_tokens=min(usage.cache_write_tokens, inp),
+                   reasoning_tokens=min(usage.reasoning_tokens, out), units=units)
 
 
 def estimate_max_cost(
@@ -66,6 +81,6 @@ def estimate_max_cost(
         return UNPRICED
     context = {"service_tier": request.service_tier} if request.service_tier else None
     if request.max_usage is not None:  # the request bounds its own bill (images, audio)
-        return book.price(resolved, request.max_usage, at, context)
+        return book.price(resolved, _within(request.max_usage, resolved.context_window), at, context)
     input_tokens, output_tokens = token_bounds(resolved, request, endpoint_kind, default_max_output_tokens)
     return book.max_price(resolved, input_tokens, output_tokens, at, context)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from providers.base import Credential, KeyPlace, Provider, Route
 from providers.openai import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, openai_routes
+from providers.openai_realtime import REALTIME
 
 __all__ = ["AZURE"]
 
@@ -28,5 +29,8 @@ AZURE = Provider(
         Route("/openai/deployments/{model}/chat/completions", CHAT),
         Route("/openai/deployments/{model}/completions", COMPLETIONS),
         Route("/openai/deployments/{model}/embeddings", EMBEDDINGS),
+        Route("/openai/realtime", REALTIME, method="GET",
+              note="the deployment in `?deployment=` (priced as that model)"),
+        Route("/openai/v1/realtime", REALTIME, method="GET", note="the model in `?model=`"),
     ),
 )

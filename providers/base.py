@@ -25,7 +25,7 @@ from urllib.parse import unquote
 
 from core.auth import bearer_token
 from core.usage import TokenUsage
-from core.vocab import EndpointKind, Framing
+from core.vocab import EndpointKind, Framing, Transport
 from providers.parsing import UsageParser
 
 if TYPE_CHECKING:
@@ -88,6 +88,10 @@ class Api:
     kind: ClassVar[EndpointKind]
     #: What the ledger gets from it, for docs/providers.md.
     meters: ClassVar[str] = "input, cached and output tokens"
+    #: How its calls travel: a WebSocket API (providers/sockets.py) is recognised on an
+    #: upgrade request only, and each turn on the socket is a call.
+    transport: ClassVar[Transport] = Transport.HTTP
+
     def wants_stream_usage(self, request: CallRequest) -> bool:
         """Whether spendgate must ask for this call's stream usage on the client's behalf
         (OpenAI chat reports it only with `stream_options.include_usage`; spendgate asks
@@ -460,8 +464,11 @@ class Provider:
         self.notes = notes
         self._exact: dict[tuple[str, str], Endpoint | Free] = {}
         self._templated: list[tuple[re.Pattern[str], Route]] = []
+        self._sockets: list[tuple[re.Pattern[str], Route]] = []  # WebSocket endpoints: upgrades only
         for route in routes:
-            if route.literal:
+            if route.api is not FREE and route.api.transport is Transport.WEBSOCKET:
+                self._sockets.append((route.pattern(), route))
+            elif route.literal:
                 self._exact[(route.method, route.template)] = self._endpoint(route, None)
             else:
                 self._templated.append((route.pattern(), route))
@@ -504,6 +511,17 @@ class Provider:
                 return self._endpoint(route, model, path)
         if method in READ_METHODS:
             return FREE
+        return None
+
+    def socket_route(self, path: str) -> Endpoint | None:
+        """The WebSocket endpoint an upgrade request to `path` opens, or None (not one
+        spendgate meters: the socket is recorded as unmetered)."""
+        p = strip_path(path)
+        for pattern, route in self._sockets:
+            m = pattern.match(p)
+            if m is not None:
+                model = m.groupdict().get("model")
+                return self._endpoint(route, route.model_prefix + self.url_model(unquote(model)) if model else None)
         return None
 
     def url_model(self, model: str) -> str:

@@ -8,6 +8,7 @@ the committed page equal to this output; `make docs` rewrites it).
 
 from __future__ import annotations
 
+from core.vocab import Transport
 from pricing.prices import GENAI_PRICES_SOURCE
 from pricing.supplement import FEES, SUPPLEMENT_SOURCE, TIERS, UNIT_MODELS
 from providers.base import FREE, READ_METHODS, Provider
@@ -26,7 +27,10 @@ provider's host:
 - a request no endpoint names is *unmetered*: `{reads}` requests are free reads and pass;
   anything else is recorded with status `unmetered` (or refused, with
   `general_settings.unmetered_endpoints: block`);
-- a *free* endpoint costs nothing and holds no budget.
+- a *free* endpoint costs nothing and holds no budget;
+- a *WebSocket* endpoint is an upgrade request (`wss://`): each turn on the socket is a
+  call of its own, recorded with `transport: websocket` (docs/websocket.md). An upgrade to
+  any other path of the host is recorded as one `unmetered` call.
 
 A `{{name}}` segment in a path is any value; `{{model}}` is the model the call is priced as.
 Custom hosts (a vLLM, Ollama or gateway) are configured under `providers:`
@@ -97,7 +101,10 @@ def _section(provider: Provider) -> list[str]:
                 metered += f" (priced as `{route.price_provider}`)"
             if route.stream:
                 metered += "; streamed"
-        lines.append(f"| {route.method} | `{route.template}` | {kind} | {metered} |")
+        method = route.method
+        if route.api is not FREE and route.api.transport is Transport.WEBSOCKET:
+            method = "WebSocket"  # an upgrade GET; each turn on the socket is a call (docs/websocket.md)
+        lines.append(f"| {method} | `{route.template}` | {kind} | {metered} |")
     lines.append("")
     return lines
 

@@ -30,6 +30,7 @@ from providers.base import (
     Provider,
     Route,
 )
+from providers.gemini_live import LIVE
 from providers.parsing import UsageParser, get_path, slen
 from providers.reading import choices, read_json_request
 from providers.values import count
@@ -269,6 +270,11 @@ GEMINI_CREDENTIAL = Credential((KeyPlace.GOOG_API_KEY, KeyPlace.QUERY_KEY, KeyPl
 
 _MODELS = "/{version}/models/{model}"
 
+
+#: Gemini Live (providers/gemini_live.py), a WebSocket upgrade.
+LIVE_ROUTE = Route("/ws/google.ai.generativelanguage.{version}.GenerativeService.BidiGenerateContent", LIVE,
+                   method="GET", note="Gemini Live; the model in the `setup` message")
+
 GEMINI = Provider(
     "google",
     title="Google Gemini API",
@@ -277,5 +283,6 @@ GEMINI = Provider(
     credential=GEMINI_CREDENTIAL,
     config_names=("google", "gemini"),
     routes=with_versions(generate_routes(_MODELS) + embed_routes(_MODELS), _VERSIONS)
-    + with_versions(generate_routes("/{version}/tunedModels/{model}"), _VERSIONS, model_prefix="tunedModels/"),
+    + with_versions(generate_routes("/{version}/tunedModels/{model}"), _VERSIONS, model_prefix="tunedModels/")
+    + with_versions((LIVE_ROUTE,), _VERSIONS),
 )

@@ -19,6 +19,7 @@ from core.vocab import EndpointKind, Framing
 from providers.base import FREE, Api, CallRequest, Endpoint, Provider, Route
 from providers.genai_usage import UsageReader, reader
 from providers.openai_audio import SPEECH, TRANSCRIPTIONS, TRANSLATIONS
+from providers.openai_realtime import REALTIME, dumps, openai_error_event, response_id
 from providers.openai_images import IMAGES_EDIT, IMAGES_GENERATE, IMAGES_VARIATION
 from providers.parsing import (
     JSON_ERRORS,
@@ -29,6 +30,7 @@ from providers.parsing import (
     slen,
 )
 from providers.reading import choices, load_object, read_json_request
+from providers.sockets import Lanes, SocketApi, SocketSession, Turn, load_message
 from providers.values import count, usd_nanos
 
 __all__ = [
@@ -38,6 +40,8 @@ __all__ = [
     "EMBEDDINGS",
     "OPENAI",
     "RESPONSES",
+    "RESPONSES_SOCKET",
+    "ResponsesSession",
     "OpenAIChatParser",
     "OpenAIEmbeddingsParser",
     "OpenAIResponsesParser",
@@ -471,6 +475,116 @@ class EmbeddingsApi(_OpenAIStyleApi):
 CHAT, COMPLETIONS, RESPONSES, EMBEDDINGS = ChatApi(), CompletionsApi(), ResponsesApi(), EmbeddingsApi()
 
 
+# --- Responses API WebSocket mode ---------------------------------------------------
+# `GET /v1/responses` upgraded (Codex CLI's default transport; xAI offers it too): the
+# client sends `response.create` with the body of a create call (no `stream`);
+# `generate: false` warms the socket up (metered, holds nothing); `stream_id` names a lane
+# (a lane's turns run in order, lanes in parallel, every event echoes its lane). Server
+# events are the SSE stream's events without framing: each turn's usage is read by
+# `OpenAIResponsesParser`. Input bound: the turn's body plus the context of its
+# `previous_response_id` (what that response reported, if it ran on this socket).
+
+
+#: The context of a `previous_response_id` this socket never saw: assumed as large as any
+#: model's (the reservation caps it at the model's context window).
+UNKNOWN_CONTEXT_TOKENS = 1_000_000
+
+
+class ResponsesSession(SocketSession):
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self.lanes = Lanes()
+        self.context: dict[str, int] = {}  # response id -> its input + output tokens (what a continuation re-reads)
+
+    def client(self, data: bytes) -> Turn | None:
+        if b'"response.create"' not in data:
+            return None
+        body = load_message(data)
+        if body is None or body.get("type") != "response.create":
+            return None
+        previous = body.get("previous_response_id")
+        context = 0
+        if isinstance(previous, str) and previous:
+            context = self.context.get(previous, UNKNOWN_CONTEXT_TOKENS)
+        model = body.get("model")
+        lane = body.get("stream_id")
+        request = CallRequest(
+            model=model if isinstance(model, str) and model else None,
+            stream=True,
+            max_output_tokens=count(body.get("max_output_tokens")),
+            input_bytes=len(data) + context,
+            service_tier=body.get("service_tier") if isinstance(body.get("service_tier"), str) else None,
+        )
+        warmup = body.get("generate") is False
+        return Turn(request, OpenAIResponsesParser(), lane=lane if isinstance(lane, str) else "", hold=not warmup)
+
+    def begin(self, turn: Turn) -> None:
+        self.lanes.add(turn)
+
+    def server(self, data: bytes) -> list[Turn]:
+        head = data[:160]
+        if b'.delta"' in head and b'"response.output_text.delta"' not in head:
+            return self._delta(data)  # audio, reasoning and argument deltas: text only counts
+        obj = load_message(data)
+        if obj is None:
+            return []
+        etype = obj.get("type")
+        lane = obj.get("stream_id") if isinstance(obj.get("stream_id"), str) else ""
+        turn = self.lanes.find(lane, response_id(obj))
+        if turn is None:
+            return []
+        turn.parser.feed_event(data)
+        if etype == "error":  # the provider refused the turn: no usage, not billed
+            status = count(obj.get("status"))
+            turn.status = status or 400
+            self.lanes.end(turn)
+            return [turn]
+        if etype in _RESPONSES_TERMINAL:
+            usage = turn.parser.usage
+            if turn.response_id and usage is not None:
+                self.context[turn.response_id] = usage.input_tokens + usage.output_tokens
+            self.lanes.end(turn)
+            return [turn]
+        return []
+
+    def _delta(self, data: bytes) -> list[Turn]:
+        obj = load_message(data)
+        if obj is not None:
+            lane = obj.get("stream_id") if isinstance(obj.get("stream_id"), str) else ""
+            turn = self.lanes.find(lane, response_id(obj))
+            if turn is not None:
+                turn.parser.feed_event(data)
+        return []
+
+    def open_turns(self) -> list[Turn]:
+        return self.lanes.open()
+
+    def refusal_event(self, status: int, type_: str, message: str, client_data: bytes) -> bytes:
+        event = openai_error_event(status, type_, message)
+        body = load_message(client_data) or {}
+        if isinstance(body.get("stream_id"), str):
+            event["stream_id"] = body["stream_id"]
+        return dumps(event)
+
+
+class ResponsesSocketApi(SocketApi):
+    """`GET /v1/responses` upgraded: one call per `response.create` turn."""
+
+    kind = EndpointKind.RESPONSES
+    meters = ("each `response.create` turn: input, cached, output and reasoning tokens, as over HTTP; "
+              "`generate: false` warm-ups hold nothing")
+
+    def new_parser(self, endpoint: Endpoint) -> UsageParser:
+        return OpenAIResponsesParser()
+
+    def new_session(self, endpoint: Endpoint, path: str, default_max_output_tokens: int) -> SocketSession:
+        return ResponsesSession(endpoint)
+
+
+RESPONSES_SOCKET = ResponsesSocketApi()
+
+
+
 def request_stream_usage(body: bytes) -> bytes:
     """The body with `stream_options.include_usage = true` merged in.
 
@@ -508,14 +622,18 @@ def openai_apis(dialect: Dialect) -> tuple[ChatApi, ResponsesApi, CompletionsApi
 
 
 def openai_routes(base: str, *, responses: bool = True, completions: bool = True,
-                  embeddings: bool = True, apis: tuple[Api, Api, Api, Api] | None = None) -> tuple[Route, ...]:
+                  embeddings: bool = True, responses_socket: bool = False,
+                  apis: tuple[Api, Api, Api, Api] | None = None) -> tuple[Route, ...]:
     """The OpenAI-style endpoints under `base` (`/v1`, `/openai/v1`, `/inference/v1`...):
-    what an OpenAI-compatible provider is, as far as recognition goes. `apis`: the
-    operations in a provider's dialect (`openai_apis`), OpenAI's by default."""
+    what an OpenAI-compatible provider is, as far as recognition goes. `responses_socket`:
+    it serves the Responses API's WebSocket mode too. `apis`: the operations in a provider's
+    dialect (`openai_apis`), OpenAI's by default."""
     chat, responses_api, completions_api, embeddings_api = apis or openai_apis(OPENAI_DIALECT)
     routes = [Route(f"{base}/chat/completions", chat)]
     if responses:
         routes.append(Route(f"{base}/responses", responses_api))
+    if responses_socket:
+        routes.append(Route(f"{base}/responses", RESPONSES_SOCKET, method="GET"))
     if completions:
         routes.append(Route(f"{base}/completions", completions_api))
     if embeddings:
@@ -541,7 +659,8 @@ OPENAI = Provider(
     title="OpenAI",
     price_provider="openai",
     hosts=("api.openai.com",),
-    routes=openai_routes("/v1") + openai_media_routes("/v1") + (
+    routes=openai_routes("/v1", responses_socket=True) + openai_media_routes("/v1") + (
+        Route("/v1/realtime", REALTIME, method="GET", note="the model in `?model=`"),
         Route("/v1/moderations", FREE, note="free"),
         Route("/v1/responses/input_tokens", FREE, note="token count"),
         Route("/v1/responses/{id}/cancel", FREE),

@@ -31,6 +31,7 @@ def compatible(
     embeddings: bool = False,
     reports_cost: bool = False,
     notes: tuple[str, ...] = (),
+    responses_socket: bool = False,
 ) -> Provider:
     """A provider speaking OpenAI's wire format under each of `bases` on its hosts."""
     price_provider = price_provider or name
@@ -41,7 +42,7 @@ def compatible(
     routes = tuple(
         route for base in bases
         for route in openai_routes(base, responses=responses, completions=completions, embeddings=embeddings,
-                                   apis=apis)
+                                   responses_socket=responses_socket, apis=apis)
     )
     return Provider(name, title=title, price_provider=price_provider, hosts=found, routes=routes, notes=notes)
 
@@ -52,7 +53,7 @@ OPENAI_COMPATIBLE: tuple[Provider, ...] = (
     compatible("deepseek", "DeepSeek", bases=("", "/v1"), completions=True, notes=(
         "Prices change with the time of day (off-peak hours are cheaper): a call is priced at the rates "
         "in force when its request arrived (UTC), as genai-prices lists them.",)),
-    compatible("x-ai", "xAI", responses=True, notes=(
+    compatible("x-ai", "xAI", responses=True, responses_socket=True, notes=(
         "Chat `completion_tokens` leave out `completion_tokens_details.reasoning_tokens`: reasoning is "
         "billed as output on top (read with genai-prices' x-ai extractor).",)),
     compatible("openrouter", "OpenRouter", bases=("/api/v1",), responses=True, completions=True,

@@ -25,6 +25,7 @@ from dataclasses import replace
 from providers.anthropic import MESSAGES
 from providers.base import FREE, Credential, KeyPlace, Provider, Route
 from providers.gemini import embed_routes, generate_routes, with_versions
+from providers.gemini_live import LIVE
 
 __all__ = ["VERTEX", "VERTEX_CLAUDE_CREDENTIAL", "VERTEX_CREDENTIAL"]
 
@@ -92,6 +93,8 @@ VERTEX = Provider(
         "`text-embedding-005`, Imagen) and tuned models' `endpoints/{id}` calls. Provisioned-throughput "
         "traffic is priced per token like on-demand traffic.",
     ),
-    routes=with_versions(_gemini_routes(_IN_PROJECT) + _claude_routes(_IN_PROJECT) + _gemini_routes(_EXPRESS),
+    routes=with_versions(_gemini_routes(_IN_PROJECT) + _claude_routes(_IN_PROJECT) + _gemini_routes(_EXPRESS)
+                         + (Route("/ws/google.cloud.aiplatform.{version}.LlmBidiService/BidiGenerateContent", LIVE,
+                                  method="GET", note="Gemini Live; the model in the `setup` message"),),
                          _VERSIONS),
 )

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from core.vocab import Transport
+
 from addon.cli import main as spendgate
 from config.load import parse_config
 from core.vocab import ApiStyle
@@ -86,7 +88,10 @@ def test_hosts_come_from_genai_prices_where_its_pattern_names_them():
 def test_every_route_is_recognised_at_its_own_path(provider, route):
     found = Registry().provider(example_host(provider), 443)
     assert found is provider
-    endpoint = found.route(route.method, example_path(route))
+    socket = route.api is not FREE and route.api.transport is Transport.WEBSOCKET
+    endpoint = found.socket_route(example_path(route)) if socket else found.route(route.method, example_path(route))
+    if socket:  # an upgrade only: a plain GET there is a free read
+        assert found.route("GET", example_path(route)) is FREE
     if route.api is FREE:
         assert endpoint is FREE
     else:
