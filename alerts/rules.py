@@ -19,7 +19,7 @@ Time comes in as `now`, so tests control the clock.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any, Protocol
 

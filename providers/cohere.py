@@ -52,14 +52,6 @@ class CohereChatParser(UsageParser):
     _TEXT_EVENTS = frozenset({"content-start", "content-delta", "tool-plan-delta", "tool-call-start",
                               "tool-call-delta"})
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._usage: TokenUsage | None = None
-
-    @property
-    def usage(self) -> TokenUsage | None:
-        return self._usage
-
     def _take_usage(self, usage: Any) -> bool:
         billed = get_path(usage, "billed_units")
         inp, out = billed_count(get_path(billed, "input_tokens")), billed_count(get_path(billed, "output_tokens"))
@@ -90,14 +82,6 @@ class CohereChatParser(UsageParser):
 
 class _MetaParser(UsageParser):
     """Embed and rerank: `meta.billed_units`, read by `_billed`."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._usage: TokenUsage | None = None
-
-    @property
-    def usage(self) -> TokenUsage | None:
-        return self._usage
 
     def _on_body(self, obj: Any) -> None:
         billed = get_path(obj, "meta", "billed_units")

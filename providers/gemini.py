@@ -178,14 +178,6 @@ class GeminiEmbedParser(UsageParser):
     has it. An answer with embeddings and no usage ended normally without a report (`ended`
     and no error): the call is charged its request's own count (`input_tokens_estimate`)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._usage: TokenUsage | None = None
-
-    @property
-    def usage(self) -> TokenUsage | None:
-        return self._usage
-
     def _on_body(self, obj: Any) -> None:
         tokens = count(get_path(obj, "usageMetadata", "promptTokenCount"))
         if tokens is not None:

@@ -68,12 +68,7 @@ class LiveParser(UsageParser):
 
     def __init__(self) -> None:
         super().__init__()
-        self._usage: TokenUsage | None = None
         self.turn_complete = False
-
-    @property
-    def usage(self) -> TokenUsage | None:
-        return self._usage
 
     def _on_event(self, obj: dict[str, Any], event: str | None) -> None:
         content = obj.get("serverContent")

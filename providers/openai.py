@@ -165,10 +165,6 @@ class OpenAIChatParser(_OpenAIStyleParser):
         self._last_data: bytes | str | None = None
         self._last_usage_only = False
 
-    @property
-    def usage(self) -> TokenUsage | None:
-        return self._usage
-
     def _on_body(self, obj: Any) -> None:
         self._take_model(obj.get("model"))
         self._take_tier(obj.get("service_tier"))
@@ -256,11 +252,6 @@ class OpenAIEmbeddingsParser(_OpenAIStyleParser):
 
     def __init__(self, read_usage: UsageReader | None = None, reports_cost: bool = False) -> None:
         super().__init__(read_usage, reports_cost)
-        self._usage: TokenUsage | None = None
-
-    @property
-    def usage(self) -> TokenUsage | None:
-        return self._usage
 
     def _on_event(self, obj: dict[str, Any], event: str | None) -> None:
         self._take_model(obj.get("model"))
@@ -324,7 +315,6 @@ class OpenAIResponsesParser(_OpenAIStyleParser):
 
     def __init__(self, read_usage: UsageReader | None = None, reports_cost: bool = False) -> None:
         super().__init__(read_usage, reports_cost)
-        self._usage: TokenUsage | None = None
         self._searches = 0  # web_search_call items seen (the final output's count wins)
 
     @property

@@ -162,14 +162,6 @@ class OpenAITranscriptionParser(UsageParser):
     `duration`), plain text (`text`, `srt`, `vtt`: whole, no usage), or an SSE stream of
     `transcript.text.delta` events ending in `transcript.text.done` with usage."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._usage: TokenUsage | None = None
-
-    @property
-    def usage(self) -> TokenUsage | None:
-        return self._usage
-
     def feed_body(self, body: bytes | str) -> None:
         if body[:64].lstrip()[:1] not in (b"{", "{"):  # a plain-text transcript: whole, no usage
             self.output_chars += len(body)
@@ -261,14 +253,6 @@ class OpenAISpeechParser(UsageParser):
     """A speech reply: audio bytes (passed through; their end is all they say), or SSE
     `speech.audio.delta` events (base64 audio, never parsed) and `speech.audio.done` with
     `usage: {input_tokens, output_tokens}` (the output is audio)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._usage: TokenUsage | None = None
-
-    @property
-    def usage(self) -> TokenUsage | None:
-        return self._usage
 
     def end_of_stream(self) -> None:
         if self.events == 0 and self.error is None:  # raw audio, not SSE: whole once it ended

@@ -260,12 +260,7 @@ class OpenAIImagesParser(UsageParser):
 
     def __init__(self) -> None:
         super().__init__()
-        self._usage: TokenUsage | None = None
         self.partial_images = 0
-
-    @property
-    def usage(self) -> TokenUsage | None:
-        return self._usage
 
     def feed_body(self, body: bytes | str) -> None:
         if isinstance(body, bytes) and len(body) > LARGE_BYTES:

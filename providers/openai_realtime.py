@@ -85,14 +85,6 @@ def realtime_usage(u: Any) -> TokenUsage | None:
 class RealtimeParser(UsageParser):
     """One realtime response: its usage in `response.done` (`response.usage`)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._usage: TokenUsage | None = None
-
-    @property
-    def usage(self) -> TokenUsage | None:
-        return self._usage
-
     def _on_event(self, obj: dict[str, Any], event: str | None) -> None:
         etype = obj.get("type") if isinstance(obj.get("type"), str) else ""
         if etype.endswith(".delta"):

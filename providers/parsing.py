@@ -72,12 +72,14 @@ class UsageParser:
         #: What the reply says the call was charged, in nano-dollars, where the provider
         #: states it (OpenRouter's `usage.cost`): the call's cost, bounded (metering/bounds.py).
         self.reported_cost_nanos: int | None = None
+        #: The latest usage report read, for parsers that keep one (most do).
+        self._usage: TokenUsage | None = None
 
     # -- public interface --------------------------------------------------------
 
     @property
     def usage(self) -> TokenUsage | None:
-        return None
+        return self._usage
 
     def feed_body(self, body: bytes | str) -> None:
         """A complete, already-decoded, non-streamed response body."""
