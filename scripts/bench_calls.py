@@ -100,7 +100,8 @@ async def run(calls: int, warmup: int) -> dict[str, float]:
                       f"general_settings:\n  database_url: sqlite:///{db}\n")
     addons = make_addons()
     with taddons.context(*addons) as tctx:
-        tctx.configure(addons[-1], budget_config=str(config), budget_admin_port=0)
+        tctx.configure(addons[-1], budget_config=str(config), budget_admin_port=0,
+                       budget_ledger_spool=str(tmp / "spool"))  # its own journal: no other run's calls replayed here
         await call_hook(addons, "running")
         for _ in range(warmup):  # caches, price lookups, leases (not counted)
             await one_call(addons, make_flow(), {"request": 0.0, "response": 0.0})
