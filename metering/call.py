@@ -7,14 +7,16 @@ what was reported, completed by estimates from what was seen, and flagged as suc
 
 from __future__ import annotations
 
+import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii as json_str
 from typing import Any
 
-from core.usage import TokenUsage
+from core.usage import TOKEN_CLASSES, TokenUsage
 from core.vocab import CallStatus, PriceSource, Transport, UsageSource
 from ledger import CallRecord, Reservation
 from ledger.model import call_uid, iso, parse_iso
@@ -82,17 +84,33 @@ class MeteredCall:
             **fields,
         )
 
-    def opening(self) -> dict[str, Any]:
+    def opening(self) -> tuple[str, Hashable, Callable[[], dict[str, Any]]]:
         """What the journal keeps of the call when it is forwarded: enough to record it if
-        the process dies before it ends (an `interrupted` row, charged what was held)."""
-        return {
-            "record": self.base_record(None).to_json(),
-            "refs": [[ref.kind, ref.id] for ref in self.identity.scopes()],
-            "held": self.reservation.amount_nanos if self.reservation else None,
-            "price_provider": self.endpoint.price_provider,
-            "input_bytes": self.request.input_bytes,
-            "max_output_tokens": self.request.max_output_tokens,
-        }
+        the process dies before it ends (an `interrupted` row, charged what was held).
+
+        (the call's own fields as JSON members, the key of what it shares with other calls,
+        those shared fields): the ledger row's fields of `base_record` that name who made
+        the call and where it went, its scopes, its price provider. `opened_record` puts
+        them back together."""
+        ident, endpoint, request = self.identity, self.endpoint, self.request
+        key = ident.key
+        metadata = json.dumps(ident.metadata, sort_keys=True) if ident.metadata else None
+        path = self.path.split("?", 1)[0]
+        shared_key = (endpoint.provider, endpoint.kind, endpoint.price_provider, path,
+                      key.hash if key else None, key.masked if key else None,
+                      ident.key_alias, ident.user_id, ident.team_id, metadata, self.client, self.transport)
+
+        def shared() -> dict[str, Any]:
+            record = self.base_record(None).to_json()
+            return {**{name: record[name] for name in _SHARED_FIELDS},
+                    "refs": [[ref.kind, ref.id] for ref in ident.scopes()],
+                    "price_provider": endpoint.price_provider}
+
+        held = self.reservation.amount_nanos if self.reservation else None
+        own = (f'"started_at":"{iso(self.started_at)}","model":{_json_opt(self.model)},'
+               f'"streamed":{_JSON_BOOL[self.streamed or request.stream]},"held":{_json_opt(held)},'
+               f'"input_bytes":{request.input_bytes},"max_output_tokens":{_json_opt(request.max_output_tokens)}')
+        return own, shared_key, shared
 
     def ending(self, http_status: int | None, error: str | None) -> Ending:
         """How the call ended: what its settlement is built from besides who made it."""
@@ -135,6 +153,23 @@ class Ending:
     price_context: dict[str, str] | None = None  # what else picks its price (a tier with prices of its own)
     reported_cost_nanos: int | None = None  # what the reply says it was charged (OpenRouter), unbounded
 
+    def to_json_members(self) -> str:
+        """`to_json()` as JSON object members, formatted directly: the journal writes one per
+        call, before the end of its response is released."""
+        usage = self.usage
+        if usage is None:
+            usage_text = "null"
+        else:
+            units = json.dumps(dict(usage.units)) if usage.units else "{}"
+            usage_text = _TOKENS_FORMAT.format(usage, units)
+        return (f'"http_status":{_json_opt(self.http_status)},"error":{_json_opt(self.error)},'
+                f'"status":{json_str(self.status)},"usage_source":{json_str(self.usage_source)},'
+                f'"model":{_json_opt(self.model)},"streamed":{_JSON_BOOL[self.streamed]},'
+                f'"latency_ms":{float(self.latency_ms)!r},"finished_at":"{iso(self.finished_at)}",'
+                f'"usage":{usage_text},"service_tier":{_json_opt(self.service_tier)},'
+                f'"price_context":{"null" if self.price_context is None else json.dumps(self.price_context)},'
+                f'"reported_cost_nanos":{_json_opt(self.reported_cost_nanos)}')
+
     def to_json(self) -> dict[str, Any]:
         usage = self.usage
         return {
@@ -156,6 +191,30 @@ class Ending:
             parse_iso(data["finished_at"]), data.get("service_tier"), data.get("price_context"),
             data.get("reported_cost_nanos"),
         )
+
+
+# The fields of a call's journaled opening that it shares with calls of the same identity
+# and endpoint: every value they take is decided by `MeteredCall.opening`'s shared key (a
+# field `base_record` fills per call goes in the opening's own members instead).
+_SHARED_FIELDS = ("provider", "endpoint", "path", "key_hash", "key_masked", "key_alias", "user_id",
+                  "team_id", "metadata", "client", "transport")
+_JSON_BOOL = {False: "false", True: "true"}
+_TOKENS_FORMAT = "{{" + "".join(f'"{name}":{{0.{name}:d}},' for name in TOKEN_CLASSES) + '"units":{1}}}'
+
+
+def _json_opt(value: str | int | None) -> str:
+    """A JSON string, integer or null (the values of journal lines formatted directly)."""
+    if value is None:
+        return "null"
+    return json_str(value) if isinstance(value, str) else str(int(value))
+
+
+def opened_record(uid: str, opened: Mapping[str, Any]) -> CallRecord:
+    """The ledger row a journaled opening stands for, as `base_record(None)` made it (an
+    older journal's opening holds that row whole, under `record`)."""
+    if "record" in opened:
+        return CallRecord.from_json(opened["record"])
+    return CallRecord.from_json({**opened, "uid": uid, "finished_at": opened.get("started_at")})
 
 
 def settled_record(prices: PriceBook, record: CallRecord, ending: Ending, price_provider: str | None,

@@ -11,6 +11,11 @@ a machine crash can lose the last lines, as it can lose SQLite's last commits at
 `synchronous=NORMAL`. A call is `done` once its settlement is committed (or spooled,
 which is durable).
 
+Lines are compact, since two are written on the path of every call: what many calls share
+(who made it, which endpoint: `shared`) is written once per segment as a `def` line that
+later `open` lines name by number, and a line's text comes preformatted from its caller and
+goes out in one `os.write`. A reader sees each call's opening as one dict either way.
+
 Files: `<directory>/<instance>.lock`, held (flock) while the process lives, and its
 segments `<instance>.<n>.journal`; a segment is deleted once every call opened in it is
 done. At start-up (and every so often), the journals of processes that are gone — their
@@ -25,9 +30,10 @@ import fcntl
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from json.encoder import encode_basestring_ascii as json_str
 from typing import Any
 
 log = logging.getLogger("spendgate")
@@ -35,6 +41,9 @@ log = logging.getLogger("spendgate")
 __all__ = ["CallJournal", "JournaledCall", "Orphan", "orphans"]
 
 SEGMENT_LINES = 20_000  # a new segment after this many lines: old ones go once their calls are done
+SHARED_MAX = 4_096  # `def` lines remembered per segment (paths and keys come from clients)
+
+Members = str | Mapping[str, Any]  # JSON object members preformatted (`"a":1,"b":null`), or a dict
 
 
 @dataclass(slots=True)
@@ -58,18 +67,43 @@ class CallJournal:
         self._lines = 0
         self._where: dict[str, int] = {}  # open call uid -> the segment it was opened in
         self._pending: dict[int, int] = {}  # segment -> calls opened there not done yet
+        self._shared: dict[Hashable, int] = {}  # shared part -> its `def` number in this segment
         self.failed = False  # the disk refused a write (logged once; the calls still settle)
 
     # -- writing ---------------------------------------------------------------------------
 
-    def opened(self, uid: str, entry: dict[str, Any]) -> None:
-        if self._append({"open": uid, **entry}):
+    def opened(self, uid: str, entry: Members, shared_key: Hashable = None,
+               shared: Callable[[], Mapping[str, Any]] | None = None) -> None:
+        """The call is forwarded. Its opening as read back is `{**shared(), **entry}`;
+        `shared()` is called (and written) only the first time `shared_key` is seen in
+        this segment."""
+        if self.directory is None:
+            return
+        if self._fd is None or self._lines >= SEGMENT_LINES:
+            if not self._rotate_safely():
+                return
+        head = ""
+        if shared is not None:
+            number = self._shared.get(shared_key)
+            if number is None:
+                if len(self._shared) >= SHARED_MAX:
+                    self._shared.clear()
+                number = self._shared[shared_key] = len(self._shared)
+                head = f'{{"def":{number},{_members(shared())}}}\n'
+            head += f'{{"open":{json_str(uid)},"shared":{number}'
+        else:
+            head = f'{{"open":{json_str(uid)}'
+        members = _members(entry)
+        if self._append(f"{head},{members}}}\n" if members else head + "}\n"):
             self._where[uid] = self._segment
             self._pending[self._segment] = self._pending.get(self._segment, 0) + 1
+        elif head.startswith('{"def"'):
+            self._shared.pop(shared_key, None)
 
-    def ended(self, uid: str, entry: dict[str, Any]) -> None:
+    def ended(self, uid: str, entry: Members) -> None:
         if uid in self._where:
-            self._append({"end": uid, **entry})
+            members = _members(entry)
+            self._append(f'{{"end":{json_str(uid)},{members}}}\n' if members else f'{{"end":{json_str(uid)}}}\n')
 
     def done(self, uid: str) -> None:
         segment = self._where.pop(uid, None)
@@ -94,20 +128,31 @@ class CallJournal:
             self._lock_path().unlink(missing_ok=True)
         self._fd = self._lock_fd = None
 
-    def _append(self, entry: dict[str, Any]) -> bool:
-        if self.directory is None:
+    def _append(self, line: str) -> bool:
+        """One write of whole lines (ASCII: `json_str` escapes the rest): a kill leaves all of
+        it or a torn last line the reader skips."""
+        if self.directory is None or (self._fd is None or self._lines >= SEGMENT_LINES) and not self._rotate_safely():
             return False
         try:
-            if self._fd is None or self._lines >= SEGMENT_LINES:
-                self._rotate()
-            os.write(self._fd, (json.dumps(entry, separators=(",", ":")) + "\n").encode())
+            os.write(self._fd, line.encode())
         except OSError as e:
-            if not self.failed:
-                self.failed = True
-                log.error("spendgate: cannot write the call journal in %s: %s", self.directory, e)
+            self._failed(e)
             return False
         self._lines += 1
         return True
+
+    def _rotate_safely(self) -> bool:
+        try:
+            self._rotate()
+        except OSError as e:
+            self._failed(e)
+            return False
+        return True
+
+    def _failed(self, e: OSError) -> None:
+        if not self.failed:
+            self.failed = True
+            log.error("spendgate: cannot write the call journal in %s: %s", self.directory, e)
 
     def _rotate(self) -> None:
         if self._lock_fd is None:
@@ -121,6 +166,7 @@ class CallJournal:
             self._segment += 1
         self._fd = os.open(self._segment_path(self._segment), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._lines = 0
+        self._shared.clear()  # a segment's `def` lines serve its own `open` lines only
 
     def _lock_path(self) -> Path:
         return self.directory / f"{self.instance_id}.lock"
@@ -175,6 +221,13 @@ def orphans(directory: str | os.PathLike | None, own_instance: str) -> Iterator[
         yield Orphan(instance, _read(files), [*files, lock], fd)
 
 
+def _members(entry: Members) -> str:
+    """JSON object members: preformatted text as it is, a dict encoded (without its braces)."""
+    if isinstance(entry, str):
+        return entry
+    return json.dumps(entry, separators=(",", ":"))[1:-1]
+
+
 def _read(files: list[Path]) -> list[JournaledCall]:
     calls: dict[str, JournaledCall] = {}
     for path in files:
@@ -182,6 +235,7 @@ def _read(files: list[Path]) -> list[JournaledCall]:
             text = path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
+        shared: dict[int, dict[str, Any]] = {}  # this segment's `def` lines
         for line in text.splitlines():
             try:
                 entry = json.loads(line)
@@ -190,7 +244,11 @@ def _read(files: list[Path]) -> list[JournaledCall]:
             if not isinstance(entry, dict):
                 continue
             if isinstance(uid := entry.pop("open", None), str):
+                if "shared" in entry:
+                    entry = {**shared.get(entry.pop("shared"), {}), **entry}
                 calls[uid] = JournaledCall(uid, entry)
+            elif isinstance(number := entry.pop("def", None), int):
+                shared[number] = entry
             elif isinstance(uid := entry.pop("end", None), str) and uid in calls:
                 calls[uid].ended = entry
     return list(calls.values())

@@ -168,7 +168,7 @@ class Meter:
     def forwarded(self, rt: Runtime, call: MeteredCall) -> None:
         """The call is on its way upstream: from now on it ends as exactly one ledger row,
         whatever happens to this process (the journal has it)."""
-        rt.journal.opened(call.uid, call.opening())
+        rt.journal.opened(call.uid, *call.opening())
 
     def abandon(self, rt: Runtime, call: MeteredCall) -> None:
         """The call was admitted but never left (its client went away meanwhile): its holds go back."""
@@ -185,7 +185,7 @@ class Meter:
         if rt is None:
             return
         ending = call.ending(status, error)
-        rt.journal.ended(call.uid, ending.to_json())  # before the end of the response is released
+        rt.journal.ended(call.uid, ending.to_json_members())  # before the end of the response is released
         self._finished.append((rt, call, ending))
         if len(self._finished) == 1:
             # Priced and queued on the loop's next turn: after the response (or the end of

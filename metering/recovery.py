@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ledger import CallRecord, LedgerUnavailable, ScopeRef
-from metering.call import Ending, interrupted_record, settled_record
+from metering.call import Ending, interrupted_record, opened_record, settled_record
 from metering.journal import JournaledCall, orphans
 from metering.runtime import Settled
 
@@ -31,7 +31,7 @@ __all__ = ["recover_orphans"]
 def record_of(rt: Runtime, call: JournaledCall) -> CallRecord:
     """The ledger row of a journaled call of a process that is gone."""
     opened = call.opened
-    record = CallRecord.from_json(opened["record"])
+    record = opened_record(call.uid, opened)
     if call.ended is None:
         return interrupted_record(record, opened.get("held"))
     return settled_record(rt.prices, record, Ending.from_json(call.ended), opened.get("price_provider"),

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 
+from core.usage import TokenUsage
+from core.vocab import CallStatus, UsageSource
+from ledger import Reservation
 from metering import journal as journal_mod
+from metering.call import Ending, MeteredCall, opened_record
+from metering.credentials import KeyFingerprint, key_hash
+from metering.identity import Identity
 from metering.journal import CallJournal, orphans
+from providers.base import CallRequest
+from providers.registry import Registry
 
 
 def test_a_live_journal_is_not_an_orphan_and_a_dead_ones_calls_are(tmp_path):
@@ -55,3 +65,80 @@ def test_a_torn_last_line_is_skipped(tmp_path):
     [orphan] = list(orphans(tmp_path, "me"))
     [call] = orphan.calls
     assert (call.uid, call.ended) == ("c1", None)
+
+
+# -- what the meter journals of a real call ------------------------------------------------
+
+def _call(path: str = "/v1/chat/completions?x=1", key: str = "sk-journal-one", team: str | None = "t1",
+          metadata: dict | None = None) -> MeteredCall:
+    endpoint = Registry().provider("api.openai.com").route("POST", "/v1/chat/completions")
+    request = CallRequest(model='gpt-4o "quoted" é', stream=True, max_output_tokens=64, input_bytes=321)
+    call = MeteredCall(endpoint=endpoint, request=request, started_at=datetime(2026, 12, 1, 10, 0, 0, 123456, UTC),
+                       path=path)
+    call.identity = Identity(key=KeyFingerprint(hash=key_hash(key), masked="sk-...one"), key_alias="alias",
+                             user_id="u1", team_id=team, metadata=metadata or {})
+    call.reservation = Reservation(id="lease:r1", amount_nanos=7_250_000, scopes=call.identity.scopes())
+    return call
+
+
+def _kill_after(tmp_path, body: str) -> None:
+    """Run `body` (with `j`, a journal of instance 'dead') in a process killed at its end."""
+    code = (f"import sys; sys.path.insert(0, {os.getcwd()!r}); sys.path.insert(0, {os.path.dirname(__file__)!r})\n"
+            "from metering import journal as journal_mod\n"
+            "from metering.journal import CallJournal\n"
+            "from test_journal import _call, Ending\n"
+            f"j = CallJournal({str(tmp_path)!r}, 'dead')\n" + body + "\nimport os; os._exit(9)\n")
+    subprocess.run([sys.executable, "-c", code], check=False)
+
+
+def test_a_journaled_opening_gives_back_the_row_the_call_would_have_had(tmp_path):
+    _kill_after(tmp_path, "c = _call(); j.opened(c.uid, *c.opening()); print(c.uid)")
+    [orphan] = list(orphans(tmp_path, "me"))
+    [journaled] = orphan.calls
+    record = opened_record(journaled.uid, journaled.opened)
+    expected = _call().base_record(None)
+    for name in ("provider", "endpoint", "path", "model", "streamed", "key_hash", "key_masked", "key_alias",
+                 "user_id", "team_id", "metadata", "transport", "started_at"):
+        assert getattr(record, name) == getattr(expected, name), name
+    assert record.uid == journaled.uid and record.finished_at == record.started_at
+    assert journaled.opened["refs"] == [[r.kind, r.id] for r in expected_scopes()]
+    assert (journaled.opened["held"], journaled.opened["input_bytes"], journaled.opened["max_output_tokens"],
+            journaled.opened["price_provider"]) == (7_250_000, 321, 64, "openai")
+    orphan.forget()
+
+
+def expected_scopes():
+    return _call().identity.scopes()
+
+
+def test_what_calls_share_is_written_once_per_segment_and_each_segment_stands_alone(tmp_path):
+    # 3 lines a segment: calls of one identity, a second identity, and every call of the first
+    # segment done (so it is deleted); every call still open reads back whole
+    _kill_after(tmp_path, "journal_mod.SEGMENT_LINES = 3\n"
+                "calls = [_call(), _call(), _call(key='sk-journal-two', team=None, metadata={'a': [1]}),"
+                " _call(), _call(path='/v1/chat/completions'), _call(team='t2')]\n"
+                "for c in calls: j.opened(c.uid, *c.opening())\n"
+                "for c in calls[:3]: j.done(c.uid)\n")
+    segments = sorted(tmp_path.glob("dead.*.journal"))
+    assert len(segments) == 1  # the first segment went with its calls
+    # the first identity again (its query string is not part of the row's path), and another team
+    assert segments[0].read_text().count('"def"') == 2
+    [orphan] = list(orphans(tmp_path, "me"))
+    records = [opened_record(call.uid, call.opened) for call in orphan.calls]
+    assert sorted((r.key_alias, r.team_id, r.path) for r in records) == [
+        ("alias", "t1", "/v1/chat/completions")] * 2 + [("alias", "t2", "/v1/chat/completions")]
+    orphan.forget()
+
+
+def test_an_ending_journals_as_its_json():
+    usage = TokenUsage(input_tokens=1200, cache_read_tokens=400, output_tokens=500, reasoning_tokens=100,
+                       units={"web_searches": 2})
+    at = datetime(2026, 12, 1, 10, 0, 1, 5, UTC)
+    for ending in (
+        Ending(200, None, CallStatus.OK, UsageSource.REPORTED, usage, "gpt-4o", False, 12.345, at),
+        Ending(None, 'cut "short"\n\u2603', CallStatus.PARTIAL, UsageSource.ESTIMATED, TokenUsage(), None, True,
+               0.0, at, "flex", {"tier": "flex"}),
+        Ending(502, None, CallStatus.UPSTREAM_ERROR, UsageSource.NONE, None, "m", False, 3.0, at),
+    ):
+        assert json.loads("{" + ending.to_json_members() + "}") == json.loads(json.dumps(ending.to_json()))
+        assert Ending.from_json(json.loads("{" + ending.to_json_members() + "}")) == ending
