@@ -9,11 +9,12 @@ its way: the end of a stream is never held up by the ledger).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from mitmproxy import http
+from mitmproxy.net.http.url import parse_authority
 
 from addon.proxyauth import PROXY_USER
 from addon.replies import refusal_response
@@ -53,42 +54,44 @@ class HttpMeter:
         if rt is None:
             return
         req = flow.request
-        provider = rt.registry.provider(req.pretty_host, req.port)
+        headers = header_map(req.headers)
+        provider = rt.registry.provider(_pretty_host(req, headers), req.port)
         if provider is None:
             return
-        endpoint = provider.route(req.method, req.path)
+        path, method = req.path, req.method
+        endpoint = provider.route(method, path)
         if endpoint is FREE:
             return
         if endpoint is None:  # the provider's, but nothing spendgate can price: on the record
             endpoint = provider.unmetered()
         t0 = time.perf_counter()
-        await self._meter(rt, flow, endpoint)
+        await self._meter(rt, flow, endpoint, headers, path, method)
         if self.observe_latency is not None:
             self.observe_latency("request", time.perf_counter() - t0)
 
-    async def _meter(self, rt: Runtime, flow: http.HTTPFlow, endpoint: Endpoint) -> None:
-        req = flow.request
+    async def _meter(self, rt: Runtime, flow: http.HTTPFlow, endpoint: Endpoint, headers: Mapping[str, str],
+                     path: str, method: str) -> None:
+        body = _content(flow.request, headers)
         call = MeteredCall(
             endpoint=endpoint,
-            request=endpoint.api.read_request(endpoint, req.get_content(strict=False) or b"",
-                                              req.headers.get("content-type", "")),
+            request=endpoint.api.read_request(endpoint, body, headers.get("content-type", "")),
             started_at=datetime.now(UTC),
-            path=req.path,
-            method=req.method,
-            client=client_of_headers(req.headers),
+            path=path,
+            method=method,
+            client=client_of_headers(headers),
         )
-        refused = await self.meter.admit(rt, call, flow.request, flow.metadata.get(PROXY_USER))
+        refused = await self.meter.admit(rt, call, flow.request, flow.metadata.get(PROXY_USER), headers)
         if refused is not None:
             flow.response = refusal_response(refused)
         elif not flow.live:  # the client left while we waited for the ledger
             self.meter.abandon(rt, call)
         else:
-            self._forward(rt, flow, call)
+            self._forward(rt, flow, call, body)
 
-    def _forward(self, rt: Runtime, flow: http.HTTPFlow, call: MeteredCall) -> None:
-        """The call goes upstream, metered."""
+    def _forward(self, rt: Runtime, flow: http.HTTPFlow, call: MeteredCall, body: bytes) -> None:
+        """The call goes upstream, metered (`body`: its request body, decoded, as read)."""
         if call.endpoint.api.wants_stream_usage(call.request):
-            flow.request.content = request_stream_usage(flow.request.get_content(strict=False) or b"")
+            flow.request.content = request_stream_usage(body, streams=True)
             flow.request.headers["accept-encoding"] = "identity"  # so the tap can drop the usage event
             call.drop_usage_event = True
         flow.metadata[METADATA_KEY] = call
@@ -98,7 +101,7 @@ class HttpMeter:
         call: MeteredCall | None = flow.metadata.get(METADATA_KEY)
         if call is None or flow.response is None:
             return
-        headers = flow.response.headers
+        headers = call.response_headers = header_map(flow.response.headers)
         call.parser.feed_headers(headers)
         content_type = headers.get("content-type", "")
         sse = "text/event-stream" in content_type
@@ -122,7 +125,7 @@ class HttpMeter:
         if not call.streamed and call.endpoint.api is not UNMETERED:
             t0 = time.perf_counter()
             try:
-                call.parser.feed_body(flow.response.get_content(strict=False) or b"")
+                call.parser.feed_body(_content(flow.response, call.response_headers))
             except Exception as e:  # the parser reports problems itself; belt and braces
                 call.parser.note_error(f"unreadable response: {type(e).__name__}: {e}")
             if self.observe_latency is not None:
@@ -139,6 +142,32 @@ class HttpMeter:
 
     async def done(self) -> None:
         await self.meter.done()
+
+
+def header_map(headers: http.Headers) -> dict[str, str]:
+    """Every header by its lower-case name, in one pass: a lookup in mitmproxy's multidict
+    walks every header, and the hooks read several per call. A repeated header's values are
+    joined as mitmproxy joins them."""
+    out: dict[str, str] = {}
+    for name, value in headers.fields:
+        key = name.decode("utf-8", "surrogateescape").lower()
+        text = value.decode("utf-8", "surrogateescape")
+        out[key] = f"{out[key]}, {text}" if key in out else text
+    return out
+
+
+def _pretty_host(req: http.Request, headers: Mapping[str, str]) -> str:
+    """`Request.pretty_host` (the host the client asked for), its Host header read from `headers`."""
+    authority = (req.authority if req.is_http2 or req.is_http3 else None) or headers.get("host")
+    return parse_authority(authority, check=False)[0] if authority else req.host
+
+
+def _content(message: http.Message, headers: Mapping[str, str] | None) -> bytes:
+    """`message.get_content(strict=False)` (b"" for none), its content-encoding read from
+    `headers` (None: not read yet)."""
+    if headers is not None and not headers.get("content-encoding"):
+        return message.raw_content or b""
+    return message.get_content(strict=False) or b""
 
 
 def _unlabelled_framing(endpoint: Endpoint) -> Framing:

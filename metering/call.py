@@ -49,6 +49,7 @@ class MeteredCall:
     done: bool = False
     abort_reason: str | None = None  # why spendgate cut the call short (an upstream gone quiet)
     transport: Transport = Transport.HTTP  # a turn on a WebSocket is a call of its own
+    response_headers: Mapping[str, str] | None = None  # by lower-case name, once they arrived
     parser: UsageParser = field(init=False)
     t0: float = field(default_factory=time.perf_counter)
 

@@ -8,6 +8,7 @@ key is the provider's own declaration (`providers.base.Credential`).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -36,9 +37,11 @@ def mask(raw: str) -> str:
     return f"{raw[:5]}...{raw[-4:]}"
 
 
-def fingerprint(request: http.Request, credential: Credential) -> KeyFingerprint | None:
-    """The fingerprint of the key `request` carries where the provider reads it, or None."""
-    found = credential.find(request)
+def fingerprint(request: http.Request, credential: Credential,
+                headers: Mapping[str, str] | None = None) -> KeyFingerprint | None:
+    """The fingerprint of the key `request` carries where the provider reads it, or None
+    (`headers`: the request's, by lower-case name, when the caller has them so)."""
+    found = credential.find(request, headers)
     if found is None:
         return None
     raw = found[0]

@@ -94,15 +94,17 @@ def provider_credential(rt: Runtime, endpoint: Endpoint) -> Mapping[str, str]:
 
 
 async def identify(rt: Runtime, request: http.Request, endpoint: Endpoint, model: str | None, now: datetime,
-                   proxy_user: str | None = None, *, check_model: bool = True) -> Identity:
-    """Resolve the call's identity and, for a virtual key, swap in the real credential.
-    `check_model` False: the model is not known yet (a WebSocket handshake; each turn on
-    the socket is checked with its own).
+                   proxy_user: str | None = None, headers: Mapping[str, str] | None = None, *,
+                   check_model: bool = True) -> Identity:
+    """Resolve the call's identity and, for a virtual key, swap in the real credential
+    (`headers`: the request's by lower-case name, read before any swap). `check_model`
+    False: the model is not known yet (a WebSocket handshake; each turn on the socket is
+    checked with its own).
 
     Raises Refusal when the call may not proceed.
     """
     settings = rt.config.general_settings
-    key = fingerprint(request, endpoint.credential)
+    key = fingerprint(request, endpoint.credential, headers)
     rec = await rt.directory.key(rt.ledger, key.hash) if key else None
     ident = Identity(key=key)
     if rec is not None and rec.issued:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
@@ -58,8 +58,8 @@ class Meter:
     # -- admission --------------------------------------------------------------------------
 
     async def admit(self, rt: Runtime, call: MeteredCall, request: http.Request,
-                    proxy_user: str | None = None, *, hold: bool = True,
-                    model_later: bool = False) -> Refusal | None:
+                    proxy_user: str | None = None, headers: Mapping[str, str] | None = None, *,
+                    hold: bool = True, model_later: bool = False) -> Refusal | None:
         """Identify, estimate and reserve; None when the call may go upstream (its holds
         are in `call.reservation`), else the refusal to answer with (already recorded).
         `hold` False: nothing is estimated or held, the call is only refused where a scope
@@ -70,7 +70,7 @@ class Meter:
         With the ledger unreachable, `general_settings.on_ledger_error` decides: fail_closed
         refuses with 503, fail_open lets the call through unchecked — and still metered."""
         try:
-            found = await self.identify(rt, call, request, proxy_user, check_model=not model_later)
+            found = await self.identify(rt, call, request, proxy_user, headers, check_model=not model_later)
             if found is None and call.endpoint.api is UNMETERED:
                 found = self._unmetered(rt, call)
             elif found is None:
@@ -87,11 +87,13 @@ class Meter:
         return found
 
     async def identify(self, rt: Runtime, call: MeteredCall, request: http.Request,
-                       proxy_user: str | None = None, *, check_model: bool = True) -> Refusal | None:
-        """Whose call it is (`call.identity`), or why it may not be made at all."""
+                       proxy_user: str | None = None, headers: Mapping[str, str] | None = None, *,
+                       check_model: bool = True) -> Refusal | None:
+        """Whose call it is (`call.identity`), or why it may not be made at all (`headers`:
+        the request's by lower-case name, when the transport has them so)."""
         try:
             call.identity = await identify(rt, request, call.endpoint, call.model, call.started_at, proxy_user,
-                                           check_model=check_model)
+                                           headers, check_model=check_model)
         except Refusal as refused:
             return refused
         return None

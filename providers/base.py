@@ -147,10 +147,12 @@ class KeyPlace:
     def __init__(self, name: str, *, query: bool = False, bearer: bool = False) -> None:
         self.name, self.query, self.bearer = name, query, bearer
 
-    def read(self, request: http.Request) -> str | None:
+    def read(self, request: http.Request, headers: Mapping[str, str] | None = None) -> str | None:
+        """The key in `request` here; `headers`: its headers by lower-case name, if the caller
+        has them so (a lookup in mitmproxy's multidict walks every header)."""
         if self.query:
             return request.query.get(self.name) or None
-        value = request.headers.get(self.name)
+        value = (request.headers if headers is None else headers).get(self.name)
         if self.bearer:
             return bearer_token(value)
         return value.strip() or None if value else None
@@ -209,8 +211,8 @@ class SigV4(KeyPlace):
         super().__init__("authorization")
         self.service = service
 
-    def read(self, request: http.Request) -> str | None:
-        return sigv4_access_key(request.headers.get("authorization"))
+    def read(self, request: http.Request, headers: Mapping[str, str] | None = None) -> str | None:
+        return sigv4_access_key((request.headers if headers is None else headers).get("authorization"))
 
     def remove(self, request: http.Request) -> None:
         for name in ("authorization", "x-amz-date", "x-amz-security-token"):
@@ -292,10 +294,10 @@ class Credential:
     def puts(self) -> tuple[KeyPlace, ...]:
         return (self.place, *self.also)
 
-    def find(self, request: http.Request) -> tuple[str, KeyPlace] | None:
+    def find(self, request: http.Request, headers: Mapping[str, str] | None = None) -> tuple[str, KeyPlace] | None:
         """(raw key, where it was), the first the provider would read; None without one."""
         for where in self.reads:
-            value = where.read(request)
+            value = where.read(request, headers)
             if value:
                 return value, where
         return None

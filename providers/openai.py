@@ -575,30 +575,40 @@ RESPONSES_SOCKET = ResponsesSocketApi()
 
 
 
-def request_stream_usage(body: bytes) -> bytes:
+def request_stream_usage(body: bytes, streams: bool = False) -> bytes:
     """The body with `stream_options.include_usage = true` merged in.
 
     Returned unchanged if it is not a JSON object with `"stream": true` (OpenAI
     rejects `stream_options` on non-streamed calls) or already asks for usage.
     When the client sent no `stream_options`, the member is spliced in after the
     opening brace so the rest of the body (possibly megabytes of images) keeps
-    its exact bytes; otherwise the body is re-serialised.
+    its exact bytes; otherwise the body is re-serialised. `streams`: the caller has
+    read the body already, a JSON object with `"stream": true` — it is not decoded
+    again unless `stream_options` appears in it.
     """
+    if streams and b"stream_options" not in body and (spliced := _splice_stream_usage(body)) is not None:
+        return spliced
     obj, error = load_object(body)
     if obj is None or obj.get("stream") is not True:
         return body
     opts = obj.get("stream_options")
     if isinstance(opts, dict) and opts.get("include_usage") is True:
         return body
-    if "stream_options" not in obj:
-        start = body.find(b"{")
-        if start >= 0 and body[:start].strip() in (b"", b"\xef\xbb\xbf"):  # UTF-8, maybe with BOM
-            # The object has at least "stream", so a comma always follows.
-            return body[: start + 1] + b'"stream_options":{"include_usage":true},' + body[start + 1 :]
+    if "stream_options" not in obj and (spliced := _splice_stream_usage(body)) is not None:
+        return spliced
     merged = dict(opts) if isinstance(opts, dict) else {}
     merged["include_usage"] = True
     obj["stream_options"] = merged
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _splice_stream_usage(body: bytes) -> bytes | None:
+    """`stream_options` spliced in after the opening brace of a JSON object that has at
+    least "stream" (so a comma always follows); None if the body does not open one."""
+    start = body.find(b"{")
+    if start >= 0 and body[:start].strip() in (b"", b"\xef\xbb\xbf"):  # UTF-8, maybe with BOM
+        return body[: start + 1] + b'"stream_options":{"include_usage":true},' + body[start + 1 :]
+    return None
 
 
 # --- the provider ---------------------------------------------------------------------

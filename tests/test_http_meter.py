@@ -249,3 +249,26 @@ def test_a_virtual_key_in_two_headers_never_reaches_upstream(tmp_path):
         assert VIRTUAL not in bytes(flow.request.content).decode() + str(headers)
 
     scenario(tmp_path, {"providers": {"openai": {"api_key": "sk-the-real-openai-key"}}})(body)
+
+
+def test_the_header_snapshot_reads_as_mitmproxys_headers_do():
+    from addon.http import _content, _pretty_host, header_map
+
+    req = http.Request.make("POST", CHAT_URL, b"{}", [(b"Content-Type", b"application/json"),
+                                                     (b"X-Dup", b"a"), (b"x-dup", b"b"),
+                                                     (b"X-Odd", b"caf\xc3\xa9 \xff")])
+    req.headers["Host"] = "Spoofed.Example.com:8443"
+    snapshot = header_map(req.headers)
+    assert {name: snapshot[name] for name in snapshot} == {name.lower(): req.headers[name] for name in req.headers}
+    assert snapshot["x-dup"] == "a, b" and snapshot.get("content-encoding") is None
+    # the host the client asked for, as mitmproxy's pretty_host has it: Host header, h2 authority, else the target
+    assert _pretty_host(req, snapshot) == req.pretty_host == "Spoofed.Example.com"
+    del req.headers["host"]
+    assert _pretty_host(req, header_map(req.headers)) == req.pretty_host == "api.openai.com"
+    req.http_version, req.authority = "HTTP/2.0", "h2.example.com"
+    assert _pretty_host(req, header_map(req.headers)) == req.pretty_host == "h2.example.com"
+    # a body read without its content-encoding unless it has one
+    req.headers["content-encoding"] = "gzip"
+    req.content = b'{"model": "m"}'
+    assert req.raw_content != b'{"model": "m"}' and _content(req, header_map(req.headers)) == b'{"model": "m"}'
+    assert _content(req, None) == b'{"model": "m"}'

@@ -299,9 +299,20 @@ def test_request_stream_usage_splices_without_touching_the_rest():
 
 def test_request_stream_usage_merges_existing_stream_options():
     raw = body(model="m", stream=True, stream_options={"include_obfuscation": False, "include_usage": False})
-    out = json.loads(request_stream_usage(raw))
-    assert out["stream_options"] == {"include_obfuscation": False, "include_usage": True}
-    assert out["model"] == "m" and out["stream"] is True
+    for streams in (False, True):  # a caller that read the body already: decoded anyway, to merge
+        out = json.loads(request_stream_usage(raw, streams=streams))
+        assert out["stream_options"] == {"include_obfuscation": False, "include_usage": True}
+        assert out["model"] == "m" and out["stream"] is True
+    already = body(model="m", stream=True, stream_options={"include_usage": True})
+    assert request_stream_usage(already, streams=True) is already
+
+
+def test_request_stream_usage_of_a_body_read_already_is_spliced_without_decoding(monkeypatch):
+    import providers.openai as openai_mod
+
+    monkeypatch.setattr(openai_mod, "load_object", lambda body: pytest.fail("decoded a second time"))
+    raw = b'\xef\xbb\xbf {"model": "gpt-4o", "stream": true}'
+    assert request_stream_usage(raw, streams=True) == b'\xef\xbb\xbf {"stream_options":{"include_usage":true},' + raw[5:]
 
 
 @pytest.mark.parametrize(
