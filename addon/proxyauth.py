@@ -69,7 +69,7 @@ class ProxyIdentity:
         """Credentials to check, or none where they are required."""
         rt = self.state.runtime
         return rt is not None and (
-            "proxy-authorization" in flow.request.headers or rt.config.general_settings.require_proxy_auth
+            rt.config.general_settings.require_proxy_auth or _has_proxy_authorization(flow.request.headers)
         )
 
     def client_disconnected(self, client) -> None:
@@ -93,3 +93,12 @@ class ProxyIdentity:
                 407, "proxy_authentication_required",
                 "This proxy requires authentication: HTTPS_PROXY=http://USER_ID:USER_KEY@host:port", CHALLENGE,
             )
+
+
+def _has_proxy_authorization(headers) -> bool:
+    """`"proxy-authorization" in headers`, in one pass over the raw fields (asked of every
+    request: mitmproxy's lookup decodes and lower-cases every name it passes)."""
+    for name, _ in headers.fields:
+        if len(name) == 19 and name.lower() == b"proxy-authorization":
+            return True
+    return False

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Identity", "check_proxy_credentials", "identify", "provider_credential"]
 
+GLOBAL_SCOPE = ScopeRef.global_()
+
 
 @dataclass
 class Identity:
@@ -39,10 +41,17 @@ class Identity:
     team_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     virtual: bool = False
+    _scopes: tuple[ScopeRef, ...] | None = field(default=None, repr=False, compare=False)
 
     def scopes(self) -> tuple[ScopeRef, ...]:
-        """Every budget that applies, widest first."""
-        refs = [ScopeRef.global_()]
+        """Every budget that applies, widest first. Made once (a call asks to reserve, to
+        settle and to journal): an identity is complete before anyone asks."""
+        if self._scopes is None:
+            self._scopes = self._make_scopes()
+        return self._scopes
+
+    def _make_scopes(self) -> tuple[ScopeRef, ...]:
+        refs = [GLOBAL_SCOPE]
         if self.team_id:
             refs.append(ScopeRef(ScopeKind.TEAM, self.team_id))
         if self.user_id:

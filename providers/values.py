@@ -9,6 +9,8 @@ from typing import Any
 
 def count(value: Any) -> int | None:
     """A non-negative integer count, or None for anything else (bools, strings, negatives, NaN)."""
+    if value is None:  # the usual absent field: answered before any isinstance
+        return None
     if isinstance(value, bool):
         return None
     if isinstance(value, int):

@@ -272,3 +272,13 @@ def test_the_header_snapshot_reads_as_mitmproxys_headers_do():
     req.content = b'{"model": "m"}'
     assert req.raw_content != b'{"model": "m"}' and _content(req, header_map(req.headers)) == b'{"model": "m"}'
     assert _content(req, None) == b'{"model": "m"}'
+
+
+def test_proxy_credentials_on_a_request_are_seen_whatever_their_case():
+    from addon.proxyauth import _has_proxy_authorization
+
+    for name in ("Proxy-Authorization", "proxy-authorization", "PROXY-AUTHORIZATION"):
+        req = http.Request.make("GET", "http://example.com/", b"", {name: "Basic eDp5", "accept": "*/*"})
+        assert _has_proxy_authorization(req.headers) is ("proxy-authorization" in req.headers) is True
+    req = http.Request.make("GET", "http://example.com/", b"", {"proxy-authorization-x": "1", "authorization": "k"})
+    assert _has_proxy_authorization(req.headers) is ("proxy-authorization" in req.headers) is False
