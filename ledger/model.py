@@ -179,6 +179,21 @@ class CallRecord:
         out["priced"] = int(self.cost_nanos is not None)
         return out
 
+    def row_values(self) -> tuple[Any, ...]:
+        """`row()`'s values in `ROW_COLUMNS` order, made directly: the ledger writer makes one
+        per settlement (tests/test_ledger.py holds the two to each other)."""
+        usage, cost = self.usage, self.cost_nanos
+        return (
+            iso(self.started_at), self.provider, self.endpoint, self.path, self.model, int(self.streamed),
+            usage.input_tokens, usage.cache_read_tokens, usage.cache_write_tokens, usage.output_tokens,
+            usage.reasoning_tokens, _json_or_null(dict(usage.units)) if usage.units else None,
+            cost, self.price_source, self.usage_source, self.status, self.http_status, self.latency_ms,
+            self.key_hash, self.key_masked, self.key_alias, self.user_id, self.team_id,
+            _json_or_null(self.metadata), self.error, iso(self.finished_at or datetime.now(UTC)), self.transport,
+            self.client, self.service_tier, _json_or_null(self.anomaly), self.uid,
+            None if cost is None else cost / NANOS_PER_USD, int(cost is not None),
+        )
+
     def to_json(self) -> dict[str, Any]:
         """The record as JSON values (the spool and the journal keep it so)."""
         out = {}
@@ -210,6 +225,13 @@ _USAGE_FIELDS = frozenset(f.name for f in fields(TokenUsage))
 _TIMES = frozenset({"started_at", "finished_at"})
 _JSON = frozenset({"metadata", "anomaly"})
 _COLUMN = {"finished_at": "ts"}  # when the call was settled: the period it is charged to
+#: The `calls` columns `CallRecord.row_values` fills, in its order.
+ROW_COLUMNS = (
+    "started_at", "provider", "endpoint", "path", "model", "streamed", *TOKEN_CLASSES, "units",
+    "cost_nanos", "price_source", "usage_source", "status", "http_status", "latency_ms",
+    "key_hash", "key_masked", "key_alias", "user_id", "team_id", "metadata", "error", "ts", "transport",
+    "client", "service_tier", "anomaly", "uid", "cost_usd", "priced",
+)
 
 
 def _json_or_null(value: dict[str, Any] | None) -> str | None:

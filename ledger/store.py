@@ -36,6 +36,7 @@ from .directory import DirectoryOps
 from .leases import LeaseOps, LeaseRow, lease_row_id
 from .model import (
     BudgetSpec,
+    ROW_COLUMNS,
     CallRecord,
     Denial,
     Reservation,
@@ -89,6 +90,10 @@ def _state(row: Sequence[Any]) -> ScopeState:
         period_start=parse_iso(row[7]),
         reset_at=parse_iso(row[8]),
     )
+
+
+_INSERT_CALLS_SQL = (f"INSERT INTO calls ({', '.join(ROW_COLUMNS)}) VALUES ({', '.join('?' * len(ROW_COLUMNS))})"
+                     " ON CONFLICT (uid) DO NOTHING")
 
 
 @functools.cache
@@ -352,6 +357,33 @@ class Store(DirectoryOps, LeaseOps):
         row = self.conn.execute("SELECT id FROM calls WHERE uid = ?", (uid,)).fetchone()
         return row[0] if row else None
 
+    def _call_ids(self, uids: Sequence[str]) -> dict[str, int]:
+        """The rows already there for `uids`, by uid: one statement."""
+        if not uids:
+            return {}
+        return dict(self.conn.execute(
+            f"SELECT uid, id FROM calls WHERE uid IN ({', '.join('?' * len(uids))})", list(uids)).fetchall())
+
+    def _insert_calls(self, records: Sequence[CallRecord]) -> list[int | None]:
+        """`_insert_call` of each record, in order, as one statement for the batch's rows
+        (executemany: the writer's per-row cost is mostly the statement run per row) and
+        one read of their new ids by uid. None for a record whose uid has a row already, or
+        comes twice (the second is the replay of the first)."""
+        uids = [r.uid for r in records]
+        there = self._call_ids(uids)
+        fresh: dict[str, CallRecord] = {}
+        for r in records:
+            if r.uid not in there and r.uid not in fresh:
+                fresh[r.uid] = r
+        if not fresh:
+            return [None] * len(records)
+        self.conn.executemany(_INSERT_CALLS_SQL, [r.row_values() for r in fresh.values()])
+        ids = self._call_ids(list(fresh))
+        out: list[int | None] = []
+        for r in records:
+            out.append(ids[r.uid] if fresh.get(r.uid) is r else None)
+        return out
+
     def settle(
         self, reservation: Reservation | None, refs: Iterable[ScopeRef], record: CallRecord, now: datetime,
         then: Callable[[Store, list[SpendChange]], Any] | None = None,
@@ -375,12 +407,12 @@ class Store(DirectoryOps, LeaseOps):
         def work() -> list[tuple[int, list[SpendChange]]]:
             results: list[Any] = [None] * len(items)
             live: list[tuple[int, int]] = []
-            for i, it in enumerate(items):
+            for it in items:
                 if it.record.finished_at is None:
                     it.record.finished_at = it.now
-                call_id = self._insert_call(it.record)
+            for i, call_id in enumerate(self._insert_calls([it.record for it in items])):
                 if call_id is None:  # already settled: no second charge
-                    results[i] = (self._call_id(it.record.uid), [])
+                    results[i] = (self._call_id(items[i].record.uid), [])
                 else:
                     live.append((i, call_id))
             if not live:

@@ -259,3 +259,41 @@ def test_a_new_keys_first_call_is_inside_the_period_it_starts(store):
     key = store.scope(KEY)
     assert key.period_start <= T0
     assert spend_in_rows(store, key.period_start) == key.spend_nanos == 1_234
+
+
+def test_a_batch_charges_each_call_once_whatever_is_already_there(store):
+    from dataclasses import replace
+
+    from ledger.store import Settlement
+
+    store.configure(GLOBAL, BudgetSpec(max_nanos=100 * USD), T0)
+    recorded = call(USD)
+    first_id, _ = store.settle(None, [GLOBAL], recorded, T0)
+    a, b = call(2 * USD), call(3 * USD)
+    again = replace(a, cost_nanos=50 * USD)  # a's settlement replayed in the same batch (same uid)
+    results = store.settle_many([Settlement(None, (GLOBAL,), r, T0, None)
+                                 for r in (a, replace(recorded, cost_nanos=40 * USD), b, again)])
+    ids = [call_id for call_id, _ in results]
+    assert ids[1] == first_id and ids[3] == ids[0] and len({ids[0], ids[2], first_id}) == 3
+    assert [bool(changes) for _, changes in results] == [True, False, True, False]  # replays charge nothing
+    assert store.scope(GLOBAL).spend_nanos == 6 * USD == spend_in_rows(store, T0)
+    rows = dict(store.conn.execute("SELECT uid, id FROM calls").fetchall())
+    assert rows == {recorded.uid: first_id, a.uid: ids[0], b.uid: ids[2]}
+
+
+def test_a_rows_values_are_its_row():
+    from core.usage import TokenUsage
+    from ledger.model import ROW_COLUMNS
+
+    full = CallRecord(started_at=T0, provider="openai", endpoint="chat", path="/p", model="m", streamed=True,
+                      usage=TokenUsage(1, 2, 3, 4, 1, units={"web_searches": 2}), cost_nanos=1234, http_status=200,
+                      latency_ms=1.5, key_hash="h", key_masked="sk-...", key_alias="a", user_id="u", team_id="t",
+                      metadata={"b": 1, "a": [2]}, error="e", finished_at=T0, client="c/1", service_tier="flex",
+                      anomaly={"x": 1})
+    for record in (full, call(None), CallRecord(started_at=T0, provider="p", endpoint="chat", path="/")):
+        row = record.row()
+        values = dict(zip(ROW_COLUMNS, record.row_values()))
+        if record.finished_at is None:  # "now", taken twice
+            assert values.pop("ts") and row.pop("ts")
+        assert values == row
+    assert sorted(ROW_COLUMNS) == sorted(full.row())
