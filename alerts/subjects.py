@@ -24,6 +24,8 @@ class Routes:
     def __init__(self) -> None:
         self._config: SpendgateConfig | None = None
         self._cache: dict[str | None, AlertRouting] = {}
+        self._channels_config: SpendgateConfig | None = None
+        self._any_channel = False
 
     def routing(self, config: SpendgateConfig, team_id: str | None) -> AlertRouting:
         if config is not self._config:
@@ -33,11 +35,14 @@ class Routes:
             found = self._cache[team_id] = config.litellm_settings.alerts_for(team_id)
         return found
 
-    @staticmethod
-    def any_channel(config: SpendgateConfig) -> bool:
-        """False when no alert can go anywhere: the listener then does nothing at all."""
-        s = config.litellm_settings
-        return bool(s.alerting) or any(t.alerting for t in s.default_team_settings)
+    def any_channel(self, config: SpendgateConfig) -> bool:
+        """False when no alert can go anywhere: the listener then does nothing at all
+        (asked twice per call: answered once per config)."""
+        if config is not self._channels_config:
+            s = config.litellm_settings
+            self._channels_config = config
+            self._any_channel = bool(s.alerting) or any(t.alerting for t in s.default_team_settings)
+        return self._any_channel
 
 
 def subject(directory: DirectoryCache, kind: str, id_: str) -> Subject:

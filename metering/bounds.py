@@ -52,6 +52,12 @@ def bound_usage(usage: TokenUsage, request: CallRequest, context_window: int | N
     figures that were clamped ({} when nothing was)."""
     most_input, most_output = usage_limits(request, context_window)
     limits = {"input_tokens": most_input, "output_tokens": most_output}
+    if (not usage.units and 0 <= usage.input_tokens <= limits["input_tokens"]
+            and 0 <= usage.output_tokens <= limits["output_tokens"]
+            and 0 <= usage.cache_read_tokens <= usage.input_tokens
+            and 0 <= usage.cache_write_tokens <= usage.input_tokens
+            and 0 <= usage.reasoning_tokens <= usage.output_tokens):
+        return usage, {}  # the usual reply: every count within bounds, nothing to clamp
     raw = usage.tokens()
     fixed = dict(raw)
     for name, limit in limits.items():

@@ -126,3 +126,24 @@ def test_an_impossible_report_is_recorded_clamped_with_its_raw_figure():
     assert record.usage.input_tokens == 128_000 and record.anomaly == {"input_tokens": 9_000_000_000_000_000}
     # 128_000 x $2.50/M + 5 x $10/M: what gpt-4o could cost at most for its input, not $22.5 billion
     assert record.cost_nanos == 320_000_000 + 50_000 and record.status == "ok"
+
+
+def test_usage_within_bounds_passes_as_it_is_and_each_bound_still_clamps():
+    from metering.bounds import bound_usage
+    from providers.base import CallRequest
+
+    request = CallRequest(model="m", stream=False, max_output_tokens=100, input_bytes=400)
+    ok = TokenUsage(input_tokens=300, cache_read_tokens=300, cache_write_tokens=10, output_tokens=90,
+                    reasoning_tokens=90)
+    assert bound_usage(ok, request, 1000) == (ok, {})
+    assert bound_usage(ok, request, 1000)[0] is ok
+    for bad, clamped in (
+        (TokenUsage(input_tokens=5000), {"input_tokens": 5000}),
+        (TokenUsage(input_tokens=-1), {"input_tokens": -1}),
+        (TokenUsage(output_tokens=5000), {"output_tokens": 5000}),
+        (TokenUsage(input_tokens=10, cache_read_tokens=11), {"cache_read_tokens": 11}),
+        (TokenUsage(input_tokens=10, cache_write_tokens=11), {"cache_write_tokens": 11}),
+        (TokenUsage(output_tokens=10, reasoning_tokens=11), {"reasoning_tokens": 11}),
+        (TokenUsage(input_tokens=10, units={"web_searches": -2}), {"units.web_searches": -2}),
+    ):
+        assert bound_usage(bad, request, 1000)[1] == clamped
