@@ -86,12 +86,14 @@ class HttpMeter:
         elif not flow.live:  # the client left while we waited for the ledger
             self.meter.abandon(rt, call)
         else:
-            self._forward(rt, flow, call, body)
+            self._forward(rt, flow, call, body, headers)
 
-    def _forward(self, rt: Runtime, flow: http.HTTPFlow, call: MeteredCall, body: bytes) -> None:
-        """The call goes upstream, metered (`body`: its request body, decoded, as read)."""
+    def _forward(self, rt: Runtime, flow: http.HTTPFlow, call: MeteredCall, body: bytes,
+                 headers: Mapping[str, str]) -> None:
+        """The call goes upstream, metered (`body`: its request body, decoded, as read;
+        `headers`: the request's, as read)."""
         if call.endpoint.api.wants_stream_usage(call.request):
-            flow.request.content = request_stream_usage(body, streams=True)
+            _set_content(flow.request, headers, request_stream_usage(body, streams=True))
             flow.request.headers["accept-encoding"] = "identity"  # so the tap can drop the usage event
             call.drop_usage_event = True
         flow.metadata[METADATA_KEY] = call
@@ -168,6 +170,18 @@ def _content(message: http.Message, headers: Mapping[str, str] | None) -> bytes:
     if headers is not None and not headers.get("content-encoding"):
         return message.raw_content or b""
     return message.get_content(strict=False) or b""
+
+
+def _set_content(message: http.Message, headers: Mapping[str, str], content: bytes) -> None:
+    """`message.content = content`, as mitmproxy sets it (encoded as the message says, its
+    content-length unless a transfer-encoding rules), without looking up again the headers
+    `headers` holds (as read)."""
+    if headers.get("content-encoding"):
+        message.content = content
+        return
+    message.raw_content = content
+    if "transfer-encoding" not in headers:
+        message.headers["content-length"] = str(len(content))
 
 
 def _unlabelled_framing(endpoint: Endpoint) -> Framing:

@@ -282,3 +282,15 @@ def test_proxy_credentials_on_a_request_are_seen_whatever_their_case():
         assert _has_proxy_authorization(req.headers) is ("proxy-authorization" in req.headers) is True
     req = http.Request.make("GET", "http://example.com/", b"", {"proxy-authorization-x": "1", "authorization": "k"})
     assert _has_proxy_authorization(req.headers) is ("proxy-authorization" in req.headers) is False
+
+
+def test_a_body_set_through_the_snapshot_is_set_as_mitmproxy_sets_it():
+    from addon.http import _set_content, header_map
+
+    for extra in ({}, {"content-encoding": "gzip"}, {"transfer-encoding": "chunked"}):
+        ours = http.Request.make("POST", CHAT_URL, b"{}", {"content-type": "application/json", **extra})
+        theirs = http.Request.make("POST", CHAT_URL, b"{}", {"content-type": "application/json", **extra})
+        _set_content(ours, header_map(ours.headers), b'{"stream": true}')
+        theirs.content = b'{"stream": true}'
+        assert ours.raw_content == theirs.raw_content and ours.content == b'{"stream": true}'
+        assert ours.headers.fields == theirs.headers.fields
