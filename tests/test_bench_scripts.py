@@ -18,9 +18,11 @@ def test_bench_calls_times_every_part_and_the_ledger_holds_every_call():
         capture_output=True, text=True, timeout=120, cwd=REPO,
     )
     assert out.returncode == 0, out.stderr  # it fails when a call is missing from the ledger
-    figures = json.loads(out.stdout)["cpu_us_per_call"]
-    assert set(figures) == {"request hooks", "response hooks", "loop, other", "ledger writer", "total"}
-    assert figures["request hooks"] > 0 and figures["ledger writer"] > 0
+    report = json.loads(out.stdout)
+    for kind in ("cpu_us_per_call", "streamed_cpu_us_per_call"):  # a plain call, and a streamed one
+        figures = report[kind]
+        assert set(figures) == {"request hooks", "response hooks", "loop, other", "ledger writer", "total"}
+        assert figures["request hooks"] > 0 and figures["ledger writer"] > 0
 
 
 def test_the_floor_addon_passes_traffic_untouched(fake_provider, tmp_path):
