@@ -40,6 +40,13 @@ Python addon pays before it does any work. scripts/bench_calls.py times spendgat
 code per call, without the proxy around it.
 Targets (issue 2): throughput ≥ 0.95× bare, added p50 ≤ 0.5 ms.
 
+`--peer litellm` adds LiteLLM's proxy to the hey phases, in the same rounds: the same calls,
+straight to it (it is an API gateway, not an HTTPS proxy: plain HTTP in, the model routed to
+the same fake upstream), with `litellm_settings.max_budget` set and no database, pinned to the
+proxy's CPU like mitmdump; its CPU per request is its whole process tree's. It needs LiteLLM in
+a virtualenv of its own (`python3 -m venv /work/litellm-venv && /work/litellm-venv/bin/pip
+install 'litellm[proxy]'`; `--peer-bin` names its `litellm` command).
+
 `--fleet` measures something else with the same load generator: 1, 2 and 4 spendgate
 processes on one PostgreSQL ledger against one on SQLite, as ratios (scripts/bench_fleet.py,
 `make bench-fleet`; figures in docs/deploy.md §9).
@@ -218,18 +225,107 @@ class HeyRun:
     waited_s: float = 0.0  # --wait-quiet: how long the run waited for a quiet CPU
 
 
-def run_hey(proxy: MitmProxy, *, side: str, rnd: int, phase: str, concurrency: int,
+def tree_cpu_seconds(pid: int) -> float:
+    """`cpu_seconds` of a process and every live descendant (a peer's workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError), open(f"/proc/{entry}/stat") as f:
+                children.setdefault(int(f.read().rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(p)
+        todo.extend(children.get(p, ()))
+    return total
+
+
+class LiteLLMPeer:
+    """LiteLLM's proxy (`--peer litellm`) in front of the same fake upstream: gpt-4o routed to
+    it, a global budget nothing here exhausts, no database, access log off (as mitmdump runs
+    with flow_detail=0), pinned like mitmdump. hey calls it directly (`direct_url`)."""
+
+    MASTER_KEY = "sk-peer-bench-3f9c1e7a5b2d4068a1c9e7f3b5d20486"  # LiteLLM refuses to start without one
+
+    def __init__(self, fake_url: str, binary: str, workdir: Path, cpus: str | None) -> None:
+        self.binary, self.workdir, self.cpus = binary, workdir, cpus
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "config.yaml").write_text(
+            "model_list:\n  - model_name: gpt-4o\n    litellm_params:\n      model: openai/gpt-4o\n"
+            f"      api_base: {fake_url}/v1\n      api_key: {API_KEY}\n"
+            "litellm_settings:\n  max_budget: 1000000000\n  budget_duration: 30d\n"
+            f"general_settings:\n  master_key: {self.MASTER_KEY}\n")
+        (workdir / "log.json").write_text(json.dumps({
+            "version": 1, "disable_existing_loggers": False,
+            "handlers": {"err": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}},
+            "loggers": {name: {"level": "WARNING", "handlers": ["err"], "propagate": False}
+                        for name in ("uvicorn.access", "uvicorn.error")}}))
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+        self.direct_url = ""
+        self.api_key = self.MASTER_KEY
+
+    def start(self) -> LiteLLMPeer:
+        import socket
+        import urllib.request
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        cmd = [self.binary, "--config", str(self.workdir / "config.yaml"), "--host", "127.0.0.1",
+               "--port", str(self.port), "--num_workers", "1", "--log_config", str(self.workdir / "log.json")]
+        if self.cpus:
+            cmd = ["taskset", "-c", self.cpus, *cmd]
+        env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}  # its bundled prices: no network
+        self.log = open(self.workdir / "litellm.log", "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env,
+                                     cwd=str(self.workdir), start_new_session=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"litellm exited ({self.proc.returncode}):\n{self.log_tail()}")
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health/liveliness", timeout=2):
+                    self.direct_url = f"http://127.0.0.1:{self.port}/v1/chat/completions"
+                    return self
+            time.sleep(0.5)
+        raise RuntimeError(f"litellm did not start within 120 s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 20) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join((self.workdir / "litellm.log").read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.proc = None
+        if getattr(self, "log", None):
+            self.log.close()
+
+
+def run_hey(proxy: MitmProxy | LiteLLMPeer, *, side: str, rnd: int, phase: str, concurrency: int,
             seconds: float, proxy_cpu: int | None = None) -> HeyRun:
+    direct = getattr(proxy, "direct_url", None)  # a peer gateway: called directly, not via -x
     cmd = [
         "hey", "-z", f"{seconds}s", "-c", str(concurrency), "-m", "POST",
-        "-T", "application/json", "-H", f"Authorization: Bearer {API_KEY}",
-        "-d", json.dumps(BODY), "-x", proxy.url, "-o", "csv", URL,
+        "-T", "application/json", "-H", f"Authorization: Bearer {getattr(proxy, 'api_key', API_KEY)}",
+        "-d", json.dumps(BODY), "-o", "csv", *([direct] if direct else ["-x", proxy.url, URL]),
     ]
     pid = proxy.proc.pid
+    cpu_of = tree_cpu_seconds if direct else cpu_seconds
     busy0 = sum(cpu_busy_seconds(proxy_cpu)) if proxy_cpu is not None else 0.0
-    cpu0, t0 = cpu_seconds(pid), time.monotonic()
+    cpu0, t0 = cpu_of(pid), time.monotonic()
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
-    cpu1, t1 = cpu_seconds(pid), time.monotonic()
+    cpu1, t1 = cpu_of(pid), time.monotonic()
     busy1 = sum(cpu_busy_seconds(proxy_cpu)) if proxy_cpu is not None else 0.0
     if out.returncode != 0:
         raise RuntimeError(f"hey failed ({out.returncode}): {out.stderr.strip()[:500]}")
@@ -365,8 +461,8 @@ def summarise_hey(runs: list[HeyRun], phase: str, rounds: int) -> dict[str, Any]
     def of(side: str) -> list[HeyRun]:
         return sorted((r for r in runs if r.phase == phase and r.side == side), key=lambda r: r.round)
 
-    bare, addon, floor = of("bare"), of("addon"), of("floor")
-    sides = {"bare": bare, "addon": addon, **({"floor": floor} if floor else {})}
+    bare, addon, floor, peer = of("bare"), of("addon"), of("floor"), of("peer")
+    sides = {"bare": bare, "addon": addon, **({"floor": floor} if floor else {}), **({"peer": peer} if peer else {})}
     out: dict[str, Any] = {}
     for key in ("rps", "p50_ms", "p99_ms", "mean_ms", "cpu_us_per_request", "proxy_cpu_util", "other_load"):
         out[key] = {side: median([getattr(r, key) for r in rs if getattr(r, key) is not None])
@@ -388,6 +484,13 @@ def summarise_hey(runs: list[HeyRun], phase: str, rounds: int) -> dict[str, Any]
                         "rps_ratio": rps["floor"] / rps["bare"], "rps_ratio_from_cpu": cpu["bare"] / cpu["floor"],
                         "added_cpu_us_per_request": cpu["floor"] - cpu["bare"],
                         "added_p50_ms": p50["floor"] - p50["bare"]}
+    if peer:  # --peer: LiteLLM's proxy, the same calls in the same rounds
+        rps, cpu, p50 = out["rps"], out["cpu_us_per_request"], out["p50_ms"]
+        out["peer"] = {"rps": rps["peer"], "cpu_us_per_request": cpu["peer"], "p50_ms": p50["peer"],
+                       "rps_ratio_to_bare": rps["peer"] / rps["bare"],
+                       "addon_rps_over_peer": rps["addon"] / rps["peer"],
+                       "addon_rps_over_peer_per_round": [a.rps / b.rps for a, b in zip(addon, peer)],
+                       "peer_cpu_over_addon": cpu["peer"] / cpu["addon"]}
     return out
 
 
@@ -449,7 +552,7 @@ def print_report(res: dict[str, Any]) -> None:
               f"CPU {','.join(map(str, m['load_cpus']))}")
     else:
         print("pinning: none (no taskset or a single CPU) — expect more noise")
-    sides = "bare/addon/floor" if p.get("floor") else "bare/addon"
+    sides = "/".join(["bare", "addon", *(["floor"] if p.get("floor") else []), *(["peer"] if p.get("peer") else [])])
     print(f"rounds: {p['rounds']} ({sides} alternating, order reversed each round)")
     load = res.get("load")
     if load:
@@ -518,6 +621,13 @@ def print_report(res: dict[str, Any]) -> None:
 
 
 def _print_floor(phase: dict[str, Any]) -> None:
+    peer = phase.get("peer")
+    if peer:
+        print(f"  peer (LiteLLM proxy, called directly, no database)  requests/s {peer['rps']:.0f}"
+              f" ({peer['rps_ratio_to_bare']:.3f}× bare mitmdump), CPU/req {peer['cpu_us_per_request']:.0f} µs,"
+              f" p50 {peer['p50_ms']:.2f} ms; spendgate {peer['addon_rps_over_peer']:.2f}× its requests/s"
+              f" (rounds " + " ".join(f"{x:.2f}" for x in peer["addon_rps_over_peer_per_round"]) + ")"
+              f", {peer['peer_cpu_over_addon']:.2f}× less CPU per request")
     f = phase.get("floor")
     if f:
         print(f"  floor (scripts/noop_addon.py: no work, the Meter's hooks)  requests/s {f['rps']:.0f}"
@@ -559,6 +669,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--floor", action="store_true",
                     help="also measure scripts/noop_addon.py (an addon that does nothing, with the "
                          "Meter's hooks) in the hey phases: what any addon costs before it does any work")
+    ap.add_argument("--peer", choices=["litellm"],
+                    help="also measure LiteLLM's proxy in the hey phases (the same calls, straight to it)")
+    ap.add_argument("--peer-bin", default=None,
+                    help="its `litellm` command (default: on PATH, else /work/litellm-venv/bin/litellm)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (ledger, mitmdump logs)")
     args = ap.parse_args(argv)
 
@@ -570,6 +684,15 @@ def main(argv: list[str] | None = None) -> int:
     prof["ttfc_pause_ms"] = args.ttfc_pause_ms
     prof["script"] = str(args.script)
     prof["floor"] = args.floor
+    prof["peer"] = args.peer
+    peer_bin = None
+    if args.peer:
+        peer_bin = args.peer_bin or shutil.which("litellm") or "/work/litellm-venv/bin/litellm"
+        if not os.access(peer_bin, os.X_OK):
+            log(f"--peer litellm: no litellm command at {peer_bin}. Install LiteLLM in a virtualenv of its "
+                "own: python3 -m venv /work/litellm-venv && /work/litellm-venv/bin/pip install 'litellm[proxy]'"
+                " (or give --peer-bin)")
+            return 2
 
     if not args.skip_load and shutil.which("hey") is None:
         log(HEY_INSTALL)
@@ -611,6 +734,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.floor:
             proxies["floor"] = PinnedProxy(fake.url, script=FLOOR_SCRIPT, cpus=proxy_cpus, options=quiet,
                                            workdir=tmp / "floor")
+        if args.peer:
+            proxies["peer"] = LiteLLMPeer(fake.url, peer_bin, tmp / "peer", proxy_cpus)  # type: ignore[assignment]
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(len(proxies)) as pool:  # ~1 s each: start them together
@@ -619,7 +744,7 @@ def main(argv: list[str] | None = None) -> int:
         served_by_addon = 0
         runs: list[HeyRun] = []
         if not args.skip_load:
-            sides = ("bare", "addon", "floor") if args.floor else ("bare", "addon")
+            sides = ("bare", "addon", *(("floor",) if args.floor else ()), *(("peer",) if args.peer else ()))
             for side in sides:  # warm-up: certificates, connections, caches
                 w = run_hey(proxies[side], side=side, rnd=-1, phase="warmup",
                             concurrency=prof["concurrency"], seconds=prof["warmup"])

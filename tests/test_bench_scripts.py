@@ -35,3 +35,13 @@ def test_the_floor_addon_passes_traffic_untouched(fake_provider, tmp_path):
     assert reply.usage.prompt_tokens == 1000
     [seen] = fake_provider.requests()
     assert seen["headers"]["authorization"] == "Bearer sk-floor"
+
+
+def test_the_litellm_peer_says_how_to_install_it_where_it_is_missing(tmp_path):
+    out = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "bench.py"), "--peer", "litellm", "--peer-bin",
+         str(tmp_path / "no-litellm"), "--skip-load"],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+    )
+    assert out.returncode == 2
+    assert "pip install 'litellm[proxy]'" in out.stderr and str(tmp_path / "no-litellm") in out.stderr
