@@ -74,7 +74,7 @@ def _call(path: str = "/v1/chat/completions?x=1", key: str = "sk-journal-one", t
     endpoint = Registry().provider("api.openai.com").route("POST", "/v1/chat/completions")
     request = CallRequest(model='gpt-4o "quoted" é', stream=True, max_output_tokens=64, input_bytes=321)
     call = MeteredCall(endpoint=endpoint, request=request, started_at=datetime(2026, 12, 1, 10, 0, 0, 123456, UTC),
-                       path=path)
+                       path=path, client="openai-python/1.0")
     call.identity = Identity(key=KeyFingerprint(hash=key_hash(key), masked="sk-...one"), key_alias="alias",
                              user_id="u1", team_id=team, metadata=metadata or {})
     call.reservation = Reservation(id="lease:r1", amount_nanos=7_250_000, scopes=call.identity.scopes())
@@ -98,7 +98,7 @@ def test_a_journaled_opening_gives_back_the_row_the_call_would_have_had(tmp_path
     record = opened_record(journaled.uid, journaled.opened)
     expected = _call().base_record(None)
     for name in ("provider", "endpoint", "path", "model", "streamed", "key_hash", "key_masked", "key_alias",
-                 "user_id", "team_id", "metadata", "transport", "started_at"):
+                 "user_id", "team_id", "metadata", "client", "transport", "started_at"):
         assert getattr(record, name) == getattr(expected, name), name
     assert record.uid == journaled.uid and record.finished_at == record.started_at
     assert journaled.opened["refs"] == [[r.kind, r.id] for r in expected_scopes()]
