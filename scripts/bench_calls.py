@@ -10,12 +10,15 @@ through the hooks in mitmproxy's order (requestheaders, request, responseheaders
 response); their settlements are then written to the ledger. Then the same for N
 streamed chat calls (bench.py's streamed body; spendgate asks for the usage event and the
 reply is tests/fake_provider.py's SSE stream, one event per chunk, through the stream tap
-mitmproxy would call). CPU time per call (the flows are made just before their call, as
-mitmproxy makes them, and that is not counted):
+mitmproxy would call). Then N turns on one Responses API WebSocket (`response.create`,
+then the server's `response.created`, five text deltas and `response.completed`), through
+`websocket_message` as mitmproxy calls it. CPU time per call (the flows and messages are
+made just before their call, as mitmproxy makes them, and that is not counted):
 
-  request hooks    recognise, parse, identify the key, estimate, reserve (main thread)
+  request hooks    recognise, parse, identify the key, estimate, reserve (main thread);
+                   for a turn, the client message and its admission
   response hooks   read the usage from the reply; for a stream, every chunk through the
-                   tap too (main thread)
+                   tap too; for a turn, the server's messages (main thread)
   loop, other      price and queue the settlements, timers, the event loop (main thread)
   ledger writer    the batched settlement transactions (the ledger's writer thread)
 
@@ -45,10 +48,12 @@ sys.path.insert(0, str(REPO_ROOT / "tests"))
 
 from bench import API_KEY, BODY, STREAM_BODY, URL  # noqa: E402  (the same calls as the proxy benchmark)
 from fake_provider import OPENAI_USAGE  # noqa: E402
-from mitmproxy import http  # noqa: E402
+from mitmproxy import http, websocket  # noqa: E402
 from mitmproxy.test import taddons, tflow  # noqa: E402
+from wsproto.frame_protocol import Opcode  # noqa: E402
 
 from addon.assemble import make_addons  # noqa: E402
+from addon.websocket import WebSocketMeter  # noqa: E402
 
 # What tests/fake_provider.py answers to BODY, with its default usage.
 REPLY = {
@@ -96,6 +101,67 @@ def make_flow(streamed: bool = False) -> http.HTTPFlow:
     return flow
 
 
+SOCKET_URL = URL.replace("/chat/completions", "/responses")  # the Responses API's WebSocket mode
+TURN = json.dumps({"type": "response.create", "model": BODY["model"], "input": BODY["messages"][-1]["content"],
+                   "max_output_tokens": BODY["max_tokens"]}).encode()
+
+
+def turn_messages(n: int) -> list[websocket.WebSocketMessage]:
+    """Turn n's client message, then what the server answers to it (the fake's usage)."""
+    rid = f"resp_bench{n}"
+    events = [{"type": "response.created", "response": {"id": rid, "model": BODY["model"], "status": "in_progress"}},
+              *({"type": "response.output_text.delta", "response_id": rid, "item_id": "msg_1", "output_index": 0,
+                 "content_index": 0, "delta": piece} for piece in PIECES),
+              {"type": "response.completed", "response": {
+                  "id": rid, "model": BODY["model"], "status": "completed",
+                  "usage": {"input_tokens": OPENAI_USAGE["prompt_tokens"],
+                            "output_tokens": OPENAI_USAGE["completion_tokens"],
+                            "input_tokens_details": {"cached_tokens": 0}}}}]
+    return [websocket.WebSocketMessage(Opcode.TEXT, True, TURN),
+            *(websocket.WebSocketMessage(Opcode.TEXT, False, json.dumps(e).encode()) for e in events)]
+
+
+async def open_socket(addons: list[object]) -> tuple[http.HTTPFlow, WebSocketMeter]:
+    """One upgraded Responses socket, its handshake through the request hooks; what the
+    meter sends on (the admitted client messages) is appended as mitmproxy's injection
+    would, and seen by the hook as injected."""
+    ws = next(a for a in addons if isinstance(a, WebSocketMeter))
+
+    def inject(flow: http.HTTPFlow, to_client: bool, content: bytes, is_text: bool) -> None:
+        flow.websocket.messages.append(websocket.WebSocketMessage(Opcode.TEXT, not to_client, content, injected=True))
+        ws.websocket_message(flow)
+
+    ws.inject = inject
+    flow = tflow.twebsocketflow()
+    flow.websocket.messages.clear()
+    flow.response = None
+    flow.request = http.Request.make("GET", SOCKET_URL, b"", {
+        "upgrade": "websocket", "connection": "upgrade", "authorization": f"Bearer {API_KEY}"})
+    for name in REQUEST_HOOKS:
+        await call_hook(addons, name, flow)
+    if flow.response is not None:
+        raise SystemExit(f"the socket was refused: {flow.response.status_code}")
+    flow.response = http.Response.make(101)
+    return flow, ws
+
+
+async def one_turn(addons: list[object], flow: http.HTTPFlow, ws: WebSocketMeter,
+                   messages: list[websocket.WebSocketMessage], spent: dict[str, float]) -> None:
+    t0 = time.thread_time()
+    flow.websocket.messages.append(messages[0])
+    await call_hook(addons, "websocket_message", flow)
+    await ws.done()  # admitted (a task of its own, as in mitmproxy) and sent on
+    t1 = time.thread_time()
+    for msg in messages[1:]:
+        flow.websocket.messages.append(msg)
+        await call_hook(addons, "websocket_message", flow)
+    t2 = time.thread_time()
+    if len(flow.websocket.messages) > 1000:  # (mitmproxy keeps them all; not the point here)
+        del flow.websocket.messages[:-10]
+    spent["request"] += t1 - t0
+    spent["response"] += t2 - t1
+
+
 async def call_hook(addons: list[object], name: str, *args) -> None:
     """As mitmproxy's AddonManager.invoke_addon does, without the walk over its own addons."""
     for addon in addons:
@@ -129,7 +195,11 @@ async def one_call(addons: list[object], flow: http.HTTPFlow, spent: dict[str, f
     spent["response"] += t3 - t2
 
 
-async def run(calls: int, warmup: int, streamed: bool = False) -> dict[str, float]:
+KINDS = ("plain", "streamed", "websocket")
+
+
+async def run(calls: int, warmup: int, kind: str = "plain") -> dict[str, float]:
+    streamed = kind == "streamed"
     tmp = Path(tempfile.mkdtemp(prefix="spendgate-bench-calls-"))
     db = tmp / "ledger.db"
     config = tmp / "budget.yaml"
@@ -140,8 +210,13 @@ async def run(calls: int, warmup: int, streamed: bool = False) -> dict[str, floa
         tctx.configure(addons[-1], budget_config=str(config), budget_admin_port=0,
                        budget_ledger_spool=str(tmp / "spool"))  # its own journal: no other run's calls replayed here
         await call_hook(addons, "running")
-        for _ in range(warmup):  # caches, price lookups, leases (not counted)
-            await one_call(addons, make_flow(streamed), {"request": 0.0, "response": 0.0})
+        if kind == "websocket":
+            sock, ws = await open_socket(addons)
+        for n in range(warmup):  # caches, price lookups, leases (not counted)
+            if kind == "websocket":
+                await one_turn(addons, sock, ws, turn_messages(-n - 1), {"request": 0.0, "response": 0.0})
+            else:
+                await one_call(addons, make_flow(streamed), {"request": 0.0, "response": 0.0})
         runtime = addons[-1].state.runtime
         await runtime.ledger.drain()
         await asyncio.sleep(0.2)
@@ -150,9 +225,14 @@ async def run(calls: int, warmup: int, streamed: bool = False) -> dict[str, floa
         main0, all0 = time.thread_time(), time.process_time()
         for i in range(calls):
             t0 = time.thread_time()
-            flow = make_flow(streamed)  # made just before its call, as mitmproxy does: not counted
-            spent["flows"] += time.thread_time() - t0
-            await one_call(addons, flow, spent)
+            if kind == "websocket":  # made just before the turn, as mitmproxy does: not counted
+                messages = turn_messages(i)
+                spent["flows"] += time.thread_time() - t0
+                await one_turn(addons, sock, ws, messages, spent)
+            else:
+                flow = make_flow(streamed)  # made just before its call, as mitmproxy does: not counted
+                spent["flows"] += time.thread_time() - t0
+                await one_call(addons, flow, spent)
             if i % 16 == 15:
                 await asyncio.sleep(0)  # as under load: the loop runs between calls
         await asyncio.sleep(0)
@@ -160,10 +240,11 @@ async def run(calls: int, warmup: int, streamed: bool = False) -> dict[str, floa
         main, total = time.thread_time() - main0 - spent["flows"], time.process_time() - all0 - spent["flows"]
         await call_hook(addons, "done")
     tctx.master._legacy_log_events.uninstall()  # taddons leaves its master's log handler on the root logger
-    rows = sqlite3.connect(db).execute("SELECT count(*) FROM calls WHERE status = 'ok' AND streamed = ?",
-                                       (int(streamed),)).fetchone()[0]
+    rows = sqlite3.connect(db).execute(
+        "SELECT count(*) FROM calls WHERE status = 'ok' AND streamed = ? AND transport = ?",
+        (int(kind != "plain"), "websocket" if kind == "websocket" else "http")).fetchone()[0]
     if rows != calls + warmup:
-        raise SystemExit(f"the ledger holds {rows} ok rows for {calls + warmup} {'streamed' if streamed else 'plain'} calls")
+        raise SystemExit(f"the ledger holds {rows} ok rows for {calls + warmup} {kind} calls")
     per = {
         "request hooks": spent["request"],
         "response hooks": spent["response"],
@@ -179,19 +260,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="runs; the median of each figure is printed")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = ap.parse_args(argv)
-    plain, streamed = [], []
-    for _ in range(args.rounds):  # alternating, so that both see the same machine
-        plain.append(asyncio.run(run(args.calls, warmup=500)))
-        streamed.append(asyncio.run(run(args.calls, warmup=500, streamed=True)))
-    figures, stream_figures = _medians(plain), _medians(streamed)
+    runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in KINDS}
+    for _ in range(args.rounds):  # alternating, so that every kind sees the same machine
+        for kind in KINDS:
+            runs[kind].append(asyncio.run(run(args.calls, warmup=500, kind=kind)))
+    figures = {kind: _medians(r) for kind, r in runs.items()}
     if args.json:
-        print(json.dumps({"calls": args.calls, "rounds": args.rounds, "cpu_us_per_call": figures,
-                          "streamed_cpu_us_per_call": stream_figures}, indent=2))
+        print(json.dumps({"calls": args.calls, "rounds": args.rounds, "cpu_us_per_call": figures["plain"],
+                          "streamed_cpu_us_per_call": figures["streamed"],
+                          "websocket_turn_cpu_us_per_call": figures["websocket"]}, indent=2))
         return 0
-    print(f"spendgate's own CPU per call ({args.calls} chat calls of each kind, median of {args.rounds} runs)")
-    print(f"  {'':15s} {'plain':>9s} {'streamed':>9s}")
-    for name, us in figures.items():
-        print(f"  {name:15s} {us:6.1f} µs {stream_figures[name]:6.1f} µs")
+    print(f"spendgate's own CPU per call ({args.calls} of each kind, median of {args.rounds} runs):"
+          " a chat call, a streamed chat call, a turn on a Responses WebSocket")
+    print(f"  {'':15s} {'plain':>9s} {'streamed':>9s} {'ws turn':>9s}")
+    for name in figures["plain"]:
+        print(f"  {name:15s}" + "".join(f" {figures[kind][name]:6.1f} µs" for kind in KINDS))
     return 0
 
 

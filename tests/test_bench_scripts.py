@@ -19,7 +19,7 @@ def test_bench_calls_times_every_part_and_the_ledger_holds_every_call():
     )
     assert out.returncode == 0, out.stderr  # it fails when a call is missing from the ledger
     report = json.loads(out.stdout)
-    for kind in ("cpu_us_per_call", "streamed_cpu_us_per_call"):  # a plain call, and a streamed one
+    for kind in ("cpu_us_per_call", "streamed_cpu_us_per_call", "websocket_turn_cpu_us_per_call"):
         figures = report[kind]
         assert set(figures) == {"request hooks", "response hooks", "loop, other", "ledger writer", "total"}
         assert figures["request hooks"] > 0 and figures["ledger writer"] > 0
