@@ -181,8 +181,10 @@ class WebSocketMeter:
                 rt = self.state.runtime
                 if turn is not None and rt is not None:
                     call = self._call(sock, turn)
-                    refused = await self.meter.admit(rt, call, sock.handshake.copy(), sock.proxy_user,
-                                                     hold=turn.hold)
+                    # a copy where a virtual key is swapped in it (a provider's own key is only read:
+                    # copying the handshake costs ≈ 25 µs a turn)
+                    handshake = sock.handshake.copy() if sock.identity.virtual else sock.handshake
+                    refused = await self.meter.admit(rt, call, handshake, sock.proxy_user, hold=turn.hold)
                     if refused is not None:
                         sock.session.refused(turn)
                         sock.queue.popleft()
