@@ -523,7 +523,7 @@ class ResponsesSession(SocketSession):
         turn = self.lanes.find(lane, response_id(obj))
         if turn is None:
             return []
-        turn.parser.feed_event(data)
+        turn.parser.feed_decoded(obj)
         if etype == "error":  # the provider refused the turn: no usage, not billed
             status = count(obj.get("status"))
             turn.status = status or 400
@@ -543,7 +543,7 @@ class ResponsesSession(SocketSession):
             lane = obj.get("stream_id") if isinstance(obj.get("stream_id"), str) else ""
             turn = self.lanes.find(lane, response_id(obj))
             if turn is not None:
-                turn.parser.feed_event(data)
+                turn.parser.feed_decoded(obj)
         return []
 
     def open_turns(self) -> list[Turn]:

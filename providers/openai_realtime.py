@@ -210,7 +210,7 @@ class RealtimeSession(SocketSession):
                 if event_id is not None and turn.lane == event_id:
                     self.waiting.remove(turn)
                     turn.status = count(obj.get("status")) or 400
-                    turn.parser.feed_event(data)
+                    turn.parser.feed_decoded(obj)
                     turn.ended = True
                     return [turn]
             return []
@@ -219,7 +219,7 @@ class RealtimeSession(SocketSession):
         turn = self.lanes.by_id.get(rid)
         if turn is None:
             return []
-        turn.parser.feed_event(data)
+        turn.parser.feed_decoded(obj)
         if etype == "response.done":
             usage = turn.parser.usage
             if usage is not None:

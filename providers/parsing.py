@@ -104,6 +104,12 @@ class UsageParser:
         if obj is not None:
             self._guarded(self._on_event, obj, "stream event", event)
 
+    def feed_decoded(self, obj: dict[str, Any], event: str | None = None) -> None:
+        """One event already decoded as a JSON object (a WebSocket message its session has
+        read): counted and parsed as `feed_event` would, without decoding it a second time."""
+        self.events += 1
+        self._guarded(self._on_event, obj, "stream event", event)
+
     def end_of_stream(self) -> None:
         """The streamed body's last byte arrived (told by the stream tap)."""
 

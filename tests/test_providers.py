@@ -555,3 +555,26 @@ def test_parser_for_every_kind():
     assert type(new_parser(OPENAI("embeddings"))) is OpenAIEmbeddingsParser
     assert type(new_parser(ANTHROPIC)) is AnthropicMessagesParser
     assert type(new_parser(GEMINI("g"))) is GeminiParser
+
+
+def test_an_event_fed_decoded_reads_as_the_same_event_fed_as_text():
+    from providers.openai import OpenAIResponsesParser
+    from providers.openai_realtime import RealtimeParser
+
+    responses = [
+        {"type": "response.created", "response": {"id": "r1", "model": "gpt-4o"}},
+        {"type": "response.output_text.delta", "response_id": "r1", "delta": "héllo"},
+        {"type": "response.completed", "response": {"id": "r1", "model": "gpt-4o", "status": "completed",
+                                                    "usage": {"input_tokens": 12, "output_tokens": 3}}},
+    ]
+    realtime = [{"type": "response.done", "response": {"id": "r2", "usage": {
+        "input_tokens": 5, "output_tokens": 7, "input_token_details": {"text_tokens": 5},
+        "output_token_details": {"text_tokens": 7}}}}]
+    for make, events in ((OpenAIResponsesParser, responses), (RealtimeParser, realtime)):
+        as_text, decoded = make(), make()
+        for event in events:
+            as_text.feed_event(json.dumps(event).encode())
+            decoded.feed_decoded(event)
+        assert decoded.usage is not None and decoded.usage == as_text.usage
+        assert (decoded.model, decoded.complete, decoded.output_chars, decoded.events, decoded.error) == (
+            as_text.model, as_text.complete, as_text.output_chars, as_text.events, as_text.error)
