@@ -400,12 +400,19 @@ def _literal(text: str) -> str:
     return re.escape(text).replace(":", "(?::|%3[aA])")
 
 
+_SLASHES = re.compile("/{2,}")
+
+
 def strip_path(path: str) -> str:
-    """The path without query or fragment, and without a trailing slash."""
+    """The path without query or fragment, runs of slashes as one (google-genai's live
+    client opens `//ws/…`: its base URL ends in a slash, and Google serves it), and
+    without a trailing slash."""
     for sep in ("?", "#"):
         i = path.find(sep)
         if i >= 0:
             path = path[:i]
+    if "//" in path:
+        path = _SLASHES.sub("/", path)
     if len(path) > 1 and path.endswith("/"):
         path = path.rstrip("/") or "/"
     return path

@@ -6,14 +6,17 @@ LlmBidiService/BidiGenerateContent`, an OAuth token).
 The client's first message is `setup` (the model, `generationConfig.maxOutputTokens`);
 then `clientContent`, `realtimeInput` (audio, video, text) and `toolResponse`. A turn
 starts with the first of those while no turn is open, and ends when the server has said
-`turnComplete` and reported its `usageMetadata` (in either order): Live names output
-`responseTokenCount`, not `candidatesTokenCount`, and splits both sides by modality
-(`promptTokensDetails`, `responseTokensDetails`: audio as genai-prices' audio units).
+`turnComplete` and reported its `usageMetadata` (in either order): the Gemini API's Live
+names output `responseTokenCount` (`responseTokensDetails`), Vertex AI's
+`candidatesTokenCount` (`candidatesTokensDetails`); both sides are split by modality
+(`promptTokensDetails` too: audio as genai-prices' audio units). The client sends either
+spelling of a field (google-genai: `client_content`, `realtime_input`); only `setup` is read.
 Bound of a turn: output at most `maxOutputTokens`, else the configured default; input at
 most every byte the client sent on the socket plus every output so far, priced as audio.
 
 Live has no error event: a turn spendgate refuses is answered with Google's JSON error
-shape (`{"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", ...}}`) as a message.
+shape (`{"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", ...}, "code": 429}`) as a
+message; google-genai's `session.receive()` raises it as `errors.ClientError` (429).
 """
 
 from __future__ import annotations
@@ -43,15 +46,20 @@ def _modalities(details: Any) -> dict[str, int]:
 
 def live_usage(meta: Any) -> TokenUsage | None:
     """A Live `usageMetadata`: prompt (cached inside it) and tool-use prompt tokens in,
-    response and thinking tokens out, audio and image parts as units."""
+    response and thinking tokens out, audio and image parts as units. The Gemini API names
+    the output `responseTokenCount`, Vertex AI `candidatesTokenCount` (google-genai maps
+    both to `response_token_count`)."""
     if not isinstance(meta, dict):
         return None
     prompt, response = count(meta.get("promptTokenCount")), count(meta.get("responseTokenCount"))
+    response_details = meta.get("responseTokensDetails")
+    if response is None:  # Vertex AI names the output as generateContent does
+        response, response_details = count(meta.get("candidatesTokenCount")), meta.get("candidatesTokensDetails")
     if prompt is None and response is None:
         return None
     tool = count(meta.get("toolUsePromptTokenCount")) or 0
     thoughts = count(meta.get("thoughtsTokenCount")) or 0
-    inputs, outputs = _modalities(meta.get("promptTokensDetails")), _modalities(meta.get("responseTokensDetails"))
+    inputs, outputs = _modalities(meta.get("promptTokensDetails")), _modalities(response_details)
     units = {"input_audio_tokens": inputs.get("AUDIO", 0), "input_image_tokens": inputs.get("IMAGE", 0),
              "output_audio_tokens": outputs.get("AUDIO", 0)}
     return TokenUsage(
@@ -161,15 +169,17 @@ class LiveSession(SocketSession):
     def refusal_event(self, status: int, type_: str, message: str, client_data: bytes) -> bytes:
         error = {"code": status, "message": message, "status": "RESOURCE_EXHAUSTED" if status == 429 else type_,
                  "details": [{"reason": type_}]}
-        return json.dumps({"error": error}, separators=(",", ":")).encode()
+        # the top-level `code` is what google-genai's live client reads from a message it can't
+        # parse as a server message: it raises `errors.ClientError` with it (without one, a TypeError)
+        return json.dumps({"error": error, "code": status}, separators=(",", ":")).encode()
 
 
 class LiveApi(SocketApi):
     """`BidiGenerateContent` upgraded: one call per turn."""
 
     kind = EndpointKind.REALTIME
-    meters = ("each turn (to `turnComplete`): input, cached, output (`responseTokenCount`) and thinking tokens, "
-              "audio and image parts at their own prices")
+    meters = ("each turn (to `turnComplete`): input, cached, output (`responseTokenCount`, Vertex AI's "
+              "`candidatesTokenCount`) and thinking tokens, audio and image parts at their own prices")
 
     def new_parser(self, endpoint: Endpoint) -> UsageParser:
         return LiveParser()

@@ -308,3 +308,44 @@ def test_a_continuation_is_bounded_by_the_context_it_carries(tmp_path):
         assert unknown.meta.reservation.amount_nanos >= 128_000 * 2_500
 
     scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}}, body)
+
+
+VERTEX_LIVE_URL = ("https://us-central1-aiplatform.googleapis.com//ws/"
+                   "google.cloud.aiplatform.v1beta1.LlmBidiService/BidiGenerateContent")
+
+
+def test_a_vertex_live_turn_on_google_genais_double_slash_path_reads_candidates_as_its_output(tmp_path):
+    async def body(h):
+        flow = await h.open(VERTEX_LIVE_URL, authorization="Bearer ya29.test-token-0001")
+        sock = flow.metadata[SOCKET_KEY]
+        assert sock.session is not None  # `//ws/…` (google-genai's) is the metered endpoint, not unmetered
+        await h.client(flow, {"setup": {"model": "projects/p/locations/l/publishers/google/models/gemini-2.5-flash"}})
+        await h.client(flow, {"client_content": {"turns": [{"role": "user", "parts": [{"text": "hi"}]}],
+                                                 "turnComplete": True}})
+        h.server(flow, {"serverContent": {"turnComplete": True},
+                        "usageMetadata": {"promptTokenCount": 1000, "candidatesTokenCount": 100,
+                                          "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": 100}]}})
+        [row] = await h.rows()
+        assert (row["provider"], row["model"], row["input_tokens"], row["output_tokens"]) == (
+            "vertex", "gemini-2.5-flash", 1000, 100)
+        assert row["cost_nanos"] == 1000 * 300 + 100 * 2500
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}}, body)
+
+
+def test_a_refused_live_turn_gets_googles_error_with_the_code_google_genai_reads(tmp_path):
+    async def body(h):
+        flow = await h.open(LIVE_URL)
+        await h.client(flow, {"setup": {"model": "models/gemini-2.5-flash"}})
+        create = await h.client(flow, {"realtimeInput": {"text": "hi"}})
+        assert create.dropped
+        [(to_client, content)] = h.sent
+        event = json.loads(content)
+        assert to_client and event["code"] == 429  # google-genai raises ClientError(429) from it
+        assert (event["error"]["code"], event["error"]["status"]) == (429, "RESOURCE_EXHAUSTED")
+        assert "budget exceeded" in event["error"]["message"]
+        assert flow.metadata[SOCKET_KEY].session.open_turns() == []
+        [row] = await h.rows()
+        assert (row["status"], row["transport"]) == ("blocked", "websocket")
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 0.0001}}, body)
