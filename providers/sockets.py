@@ -34,7 +34,10 @@ class Turn:
     `hold` False: the turn is metered but holds nothing (a warm-up that generates nothing).
     `admitted` False: a turn the server started by itself (a transcription, a response
     its voice detection triggered): nothing could be checked before it, it is only settled.
-    `api`: the operation it is priced as, when not the socket's own (a transcription)."""
+    `api`: the operation it is priced as, when not the socket's own (a transcription).
+    `standby` True: admitted ahead for a turn the server may start by itself (a response
+    its voice detection triggers): it holds its bound from admission, is in flight once the
+    session gives it a `response_id`, and is given back (`released`) if nothing starts it."""
 
     request: CallRequest
     parser: UsageParser
@@ -43,6 +46,7 @@ class Turn:
     hold: bool = True
     admitted: bool = True
     api: Api | None = None
+    standby: bool = False
     ended: bool = False
     status: int | None = None  # an error status the provider gave the turn, if any
     meta: Any = None  # the transport adapter's (its MeteredCall)
@@ -64,6 +68,14 @@ class SocketSession:
 
     def refused(self, turn: Turn) -> None:
         """The turn `client` returned was refused (or its client left): it never starts."""
+
+    def released(self, turn: Turn) -> None:
+        """A standby turn's hold was given back unused: nothing started it in time."""
+
+    def drops(self, data: bytes) -> bool:
+        """Whether a client message that starts no turn must not reach the server (audio
+        that could start a response after its standby turn was refused)."""
+        return False
 
     def server(self, data: bytes) -> list[Turn]:
         """A server message, fed to the turn(s) it belongs to: the turns it ended (a turn

@@ -349,3 +349,98 @@ def test_a_refused_live_turn_gets_googles_error_with_the_code_google_genai_reads
         assert (row["status"], row["transport"]) == ("blocked", "websocket")
 
     scenario(tmp_path, {"litellm_settings": {"max_budget": 0.0001}}, body)
+
+
+# --- Realtime responses started by the server's voice detection ----------------------------
+
+APPEND = {"type": "input_audio_buffer.append", "audio": "AAAA" * 100}
+SERVER_VAD = {"type": "session.update", "session": {"turn_detection": {"type": "server_vad"}}}
+
+
+def test_audio_under_server_vad_holds_a_turn_ahead_that_the_servers_response_settles(tmp_path):
+    async def body(h):
+        flow = await h.open(REALTIME_URL, authorization=KEY)
+        await h.client(flow, SERVER_VAD)
+        first = await h.client(flow, APPEND)
+        second = await h.client(flow, APPEND)
+        sock = flow.metadata[SOCKET_KEY]
+        standby = sock.standby
+        assert standby is not None and standby.meta.reservation.amount_nanos > 0  # held before the server hears it
+        assert first.dropped and (False, first.content) in h.sent  # sent on once admitted
+        assert not second.dropped  # one hold at a time: the next appends pass as they are
+        assert sock.session.open_turns() == []  # not in flight: nothing started it yet
+        h.server(flow, {"type": "input_audio_buffer.speech_stopped", "item_id": "i1"})
+        h.server(flow, {"type": "response.created", "response": {"id": "rt1"}})  # no response.create asked
+        assert sock.standby is None and sock.session.open_turns() == [standby]
+        h.server(flow, {"type": "response.done", "response": {"id": "rt1", "status": "completed",
+                                                               "usage": REALTIME_USAGE}})
+        [row] = await h.rows()
+        assert (row["status"], row["cost_nanos"], row["endpoint"]) == ("ok", REALTIME_BILL, "realtime")
+        third = await h.client(flow, APPEND)  # the next audio holds the next turn
+        assert third.dropped and sock.standby is not None and sock.standby is not standby
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}}, body)
+
+
+def test_audio_refused_under_server_vad_is_dropped_with_one_error_event_and_the_socket_stays_usable(tmp_path):
+    async def body(h):
+        flow = await h.open(REALTIME_URL, authorization=KEY)
+        session = {"type": "session.update", "session": {"max_response_output_tokens": 100_000,
+                                                         "turn_detection": {"type": "semantic_vad"}}}
+        await h.client(flow, session)
+        first = await h.client(flow, APPEND)
+        second = await h.client(flow, APPEND)
+        assert first.dropped and second.dropped  # neither reaches the server: no response can start
+        [(to_client, content)] = h.sent  # one error event, not one per append
+        event = json.loads(content)
+        assert to_client and (event["type"], event["status"], event["error"]["code"]) == (
+            "error", 429, "budget_exceeded")
+        assert flow.metadata[SOCKET_KEY].standby is None
+        clear = await h.client(flow, {"type": "input_audio_buffer.clear"})
+        assert not clear.dropped  # other events pass, and the next audio asks again
+        await h.client(flow, APPEND)
+        assert [json.loads(c)["type"] for _, c in h.sent] == ["error", "error"]
+        rows = await h.rows()
+        assert [(r["status"], r["transport"]) for r in rows] == [("blocked", "websocket")] * 2
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 0.01}}, body)
+
+
+def test_a_standby_hold_nothing_used_is_given_back_without_a_row(tmp_path):
+    async def body(h):
+        flow = await h.open(REALTIME_URL, authorization=KEY)
+        await h.client(flow, APPEND)  # turn detection is the API's default: server_vad
+        standby = flow.metadata[SOCKET_KEY].standby
+        assert standby is not None and not standby.meta.done
+        await asyncio.sleep(0.3)  # > realtime_vad_hold_seconds
+        assert flow.metadata[SOCKET_KEY].standby is None and standby.meta.done
+        assert await h.rows() == []  # nothing went upstream: nothing to record
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0},
+                        "general_settings": {"realtime_vad_hold_seconds": 0.05}}, body)
+
+
+def test_audio_without_turn_detection_holds_nothing(tmp_path):
+    async def body(h):
+        flow = await h.open(REALTIME_URL, authorization=KEY)
+        await h.client(flow, {"type": "session.update", "session": {"audio": {"input": {"turn_detection": None}}}})
+        append = await h.client(flow, APPEND)
+        assert not append.dropped and flow.metadata[SOCKET_KEY].standby is None
+        await h.client(flow, {"type": "session.update", "session": {
+            "turn_detection": {"type": "server_vad", "create_response": False}}})
+        append = await h.client(flow, APPEND)
+        assert not append.dropped and flow.metadata[SOCKET_KEY].standby is None
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}}, body)
+
+
+def test_a_socket_closed_while_standing_by_gives_the_hold_back(tmp_path):
+    async def body(h):
+        flow = await h.open(REALTIME_URL, authorization=KEY)
+        await h.client(flow, APPEND)
+        standby = flow.metadata[SOCKET_KEY].standby
+        h.close(flow)
+        assert standby.meta.done and flow.metadata[SOCKET_KEY].standby is None
+        assert await h.rows() == []
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}}, body)
