@@ -13,6 +13,10 @@ only once the turn on that lane has (two lanes in flight at once).
 Realtime: `session.created` on connect, `session.updated` for `session.update`, and for
 each `response.create`: `response.created`, an audio delta and `response.done` with
 `REALTIME_USAGE`; `input_audio_buffer.commit` gets a transcription's `completed` event.
+With server-side turn detection (the API's default, until a `session.update` turns it off
+or sets `create_response: false`), each `input_audio_buffer.append` is heard as a whole
+utterance: `speech_started`, `speech_stopped`, then a response as above that no client
+`response.create` asked for.
 
 Gemini Live: `setupComplete` after the client's `setup`; each `clientContent` with
 `turnComplete` (or `realtimeInput` with text; either spelling, `client_content` too) gets a text part, then `turnComplete` with
@@ -141,6 +145,7 @@ class FakeSocketProvider:
 
     async def _realtime(self, ws) -> None:
         n = 0
+        vad = True
         await ws.send(json.dumps({"type": "session.created", "event_id": "s0",
                                   "session": {"id": "sess_1", "object": "realtime.session", "model": "gpt-realtime"}}))
         try:
@@ -149,6 +154,11 @@ class FakeSocketProvider:
                 self.received.append(event)
                 kind = event.get("type")
                 if kind == "session.update":
+                    session = event.get("session") or {}
+                    for holder in (session, (session.get("audio") or {}).get("input") or {}):
+                        if "turn_detection" in holder:
+                            td = holder["turn_detection"]
+                            vad = isinstance(td, dict) and td.get("create_response") is not False
                     await ws.send(json.dumps({"type": "session.updated", "event_id": "s1",
                                               "session": event.get("session", {})}))
                 elif kind == "input_audio_buffer.commit":
@@ -156,20 +166,30 @@ class FakeSocketProvider:
                         "type": "conversation.item.input_audio_transcription.completed", "event_id": "t1",
                         "item_id": "item_1", "content_index": 0, "transcript": "hello there",
                         "usage": TRANSCRIPTION_USAGE}))
+                elif kind == "input_audio_buffer.append" and vad:
+                    await ws.send(json.dumps({"type": "input_audio_buffer.speech_started", "event_id": "v1",
+                                              "audio_start_ms": 0, "item_id": "item_v"}))
+                    await ws.send(json.dumps({"type": "input_audio_buffer.speech_stopped", "event_id": "v2",
+                                              "audio_end_ms": 500, "item_id": "item_v"}))
+                    n += 1
+                    await self._response(ws, n)
                 elif kind == "response.create":
                     n += 1
-                    rid = f"rt_{n}"
-                    await ws.send(json.dumps({"type": "response.created", "event_id": f"e{n}a",
-                                              "response": {"id": rid, "object": "realtime.response",
-                                                           "status": "in_progress", "output": []}}))
-                    await ws.send(json.dumps({"type": "response.output_audio.delta", "event_id": f"e{n}b",
-                                              "response_id": rid, "item_id": "i", "output_index": 0,
-                                              "content_index": 0, "delta": "AAAA"}))
-                    await ws.send(json.dumps({"type": "response.done", "event_id": f"e{n}c", "response": {
-                        "id": rid, "object": "realtime.response", "status": "completed", "output": [],
-                        "usage": REALTIME_USAGE}}))
+                    await self._response(ws, n)
         except Exception:
             pass
+
+    async def _response(self, ws, n: int) -> None:
+        rid = f"rt_{n}"
+        await ws.send(json.dumps({"type": "response.created", "event_id": f"e{n}a",
+                                  "response": {"id": rid, "object": "realtime.response",
+                                               "status": "in_progress", "output": []}}))
+        await ws.send(json.dumps({"type": "response.output_audio.delta", "event_id": f"e{n}b",
+                                  "response_id": rid, "item_id": "i", "output_index": 0,
+                                  "content_index": 0, "delta": "AAAA"}))
+        await ws.send(json.dumps({"type": "response.done", "event_id": f"e{n}c", "response": {
+            "id": rid, "object": "realtime.response", "status": "completed", "output": [],
+            "usage": REALTIME_USAGE}}))
 
     # -- Gemini Live
 
