@@ -6,7 +6,8 @@ through a real mitmdump, against the WebSocket fake provider (tests/fakes/websoc
 google-genai's live client opens its socket with `websockets`, which takes the proxy from
 `HTTPS_PROXY` (its `proxy=True` default) and google-genai's SSL context, built from
 `SSL_CERT_FILE`: the two variables the README tells a user to set are all it needs, and
-these tests set nothing else.
+most tests here set nothing else. Without them, `HttpOptions(async_client_args={"proxy": …,
+"ssl": …})` works too: google-genai passes every key `websockets.connect` takes on to it.
 
 Bills by hand, from the fake's usage and genai-prices' rates:
     a Live turn, gemini-live-2.5-flash ($0.50/M text in, $3/M audio in, $2/M text out,
@@ -173,12 +174,17 @@ def test_sdk_vertex_live_with_an_oauth_token_reads_candidates_as_the_output(prox
         f"projects/fake-project/locations/us-central1/publishers/google/models/{LIVE_MODEL}")
 
 
-def test_sdk_vertex_live_express_mode_swaps_a_virtual_key_for_the_real_one(proxy, fake, through_proxy):
+def test_sdk_vertex_live_express_mode_swaps_a_virtual_key_for_the_real_one(proxy, fake, monkeypatch):
     key = virtual_key(proxy, max_budget=10.0)
     since = proxy.ledger.mark()
+    for name in ("HTTPS_PROXY", "https_proxy", "SSL_CERT_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    # no environment: the proxy and its CA as arguments, which google-genai passes on to websockets
+    options = types.HttpOptions(async_client_args={"proxy": proxy.url, "ssl": proxy.ssl_context()})
 
     async def main():
-        async with vertex_client(api_key=key).aio.live.connect(model=LIVE_MODEL, config=LIVE_CONFIG) as session:
+        client = vertex_client(api_key=key, http_options=options)
+        async with client.aio.live.connect(model=LIVE_MODEL, config=LIVE_CONFIG) as session:
             await turn(session)
 
     live(main())
