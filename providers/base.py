@@ -252,6 +252,31 @@ class SigV4(KeyPlace):
         return f"SigV4({self.service})"
 
 
+class AuthScheme(KeyPlace):
+    """`Authorization: <scheme> <token>` for a scheme other than Bearer: Gemini Live's
+    ephemeral tokens (`Token auth_tokens/…`, what google-genai sends for such a key)."""
+
+    __slots__ = ("scheme",)
+
+    def __init__(self, scheme: str) -> None:
+        super().__init__("authorization")
+        self.scheme = scheme
+
+    def read(self, request: http.Request) -> str | None:
+        head, _, token = (request.headers.get("authorization") or "").strip().partition(" ")
+        return token.strip() or None if head.lower() == self.scheme.lower() else None
+
+    def put(self, request: http.Request, secrets: Mapping[str, str]) -> None:
+        request.headers["authorization"] = f"{self.scheme} {secrets['api_key']}"
+
+    @property
+    def label(self) -> str:
+        return f"`authorization` ({self.scheme})"
+
+    def __repr__(self) -> str:
+        return f"AuthScheme({self.scheme})"
+
+
 def sigv4_access_key(authorization: str | None) -> str | None:
     """The access key id of an `AWS4-HMAC-SHA256 Credential=AKID/scope…` header value, or None."""
     if not authorization or not authorization.startswith("AWS4-HMAC-SHA256 "):
@@ -269,10 +294,11 @@ KeyPlace.API_KEY = KeyPlace("api-key")  # type: ignore[attr-defined]
 KeyPlace.GOOG_API_KEY = KeyPlace("x-goog-api-key")  # type: ignore[attr-defined]
 KeyPlace.QUERY_KEY = KeyPlace("key", query=True)  # type: ignore[attr-defined]
 KeyPlace.SIGV4 = SigV4()  # type: ignore[attr-defined]  (reads and removes; a provider's own signs)
+KeyPlace.TOKEN = AuthScheme("Token")  # type: ignore[attr-defined]  (Gemini Live's ephemeral tokens)
 #: Every place any provider reads a key from: a virtual key is removed from all of them
 #: before the real one is put in, so it can never reach upstream by a second header.
 KeyPlace.ALL = (KeyPlace.BEARER, KeyPlace.X_API_KEY, KeyPlace.API_KEY,  # type: ignore[attr-defined]
-                KeyPlace.GOOG_API_KEY, KeyPlace.QUERY_KEY, KeyPlace.SIGV4)
+                KeyPlace.GOOG_API_KEY, KeyPlace.QUERY_KEY, KeyPlace.SIGV4, KeyPlace.TOKEN)
 
 
 @dataclass(frozen=True, slots=True)

@@ -152,6 +152,26 @@ def test_a_live_turn_over_budget_raises_the_sdks_client_error_and_the_session_se
     assert proxy.ledger.settled()["reserved_nanos"] == 0
 
 
+def test_sdk_gemini_live_with_an_ephemeral_token_is_metered_under_that_token(proxy, fake, through_proxy):
+    token = "auth_tokens/ephemeral-live-token-0001"
+    since = proxy.ledger.mark()
+
+    async def main():
+        client = genai.Client(api_key=token, http_options={"api_version": "v1alpha"})
+        async with client.aio.live.connect(model=LIVE_MODEL, config=LIVE_CONFIG) as session:
+            await turn(session)
+
+    with pytest.warns(genai_errors.ExperimentalWarning):
+        live(main())
+    row = proxy.ledger.row(since)
+    assert (row["provider"], row["model"], row["status"], row["cost_nanos"]) == (
+        "google", LIVE_MODEL, "ok", LIVE_NANOS)
+    assert row["key_masked"].startswith("auth_") and token not in json.dumps(row)  # tracked by its fingerprint
+    handshake = fake.handshakes[-1]
+    assert handshake["path"].endswith(".v1alpha.GenerativeService.BidiGenerateContentConstrained")
+    assert handshake["headers"]["authorization"] == f"Token {token}"  # not a virtual key: sent as it came
+
+
 def test_sdk_vertex_live_with_an_oauth_token_reads_candidates_as_the_output(proxy, fake, through_proxy):
     since = proxy.ledger.mark()
 

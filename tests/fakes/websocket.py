@@ -95,7 +95,7 @@ class FakeSocketProvider:
         self.handshakes.append({"path": path, "headers": {k.lower(): v for k, v in ws.request.headers.raw_items()}})
         if path.startswith(("/v1/realtime", "/openai/realtime", "/openai/v1/realtime")):
             await self._realtime(ws)
-        elif path.lstrip("/").startswith("ws/") and path.split("?")[0].endswith("BidiGenerateContent"):
+        elif path.lstrip("/").startswith("ws/") and "BidiGenerateContent" in path:
             await self._live(ws, vertex="aiplatform" in path)
         else:
             await self._responses(ws)
