@@ -14,6 +14,10 @@ spelling of a field (google-genai: `client_content`, `realtime_input`); only `se
 Bound of a turn: output at most `maxOutputTokens`, else the configured default; input at
 most every byte the client sent on the socket plus every output so far, priced as audio.
 
+A refused turn that streamed media started (`realtimeInput` audio or video) is answered
+once: the media after it is dropped for a few seconds (sockets.Refusals), or until the
+client sends something else.
+
 Live has no error event: a turn spendgate refuses is answered with Google's JSON error
 shape (`{"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", ...}, "code": 429}`) as a
 message; google-genai's `session.receive()` raises it as `errors.ClientError` (429).
@@ -28,7 +32,7 @@ from core.usage import TokenUsage
 from core.vocab import EndpointKind
 from providers.base import CallRequest, Endpoint
 from providers.parsing import UsageParser, get_path, slen
-from providers.sockets import SocketApi, SocketSession, Turn, load_message
+from providers.sockets import Refusals, SocketApi, SocketSession, Turn, load_message
 from providers.values import count
 
 __all__ = ["LIVE", "LiveParser", "LiveSession", "live_usage"]
@@ -107,6 +111,12 @@ def _model(name: Any) -> str | None:
     return name.rsplit("models/", 1)[-1]
 
 
+def _media(data: bytes) -> bool:
+    """Realtime input other than text (audio, video chunks): what a client streams."""
+    head = data[:300]
+    return (b'"realtimeInput"' in head or b'"realtime_input"' in head) and b'"text"' not in head
+
+
 class LiveSession(SocketSession):
     def __init__(self, endpoint: Endpoint, default_max_output_tokens: int) -> None:
         self.endpoint = endpoint
@@ -115,6 +125,7 @@ class LiveSession(SocketSession):
         self.sent = 0  # client bytes so far: input the next turn may read
         self.output_so_far = 0
         self.turn: Turn | None = None  # the turn in flight (or being admitted)
+        self.refusals = Refusals()  # streamed media dropped for a while after its turn was refused
 
     def client(self, data: bytes) -> Turn | None:
         self.sent += len(data)
@@ -124,12 +135,19 @@ class LiveSession(SocketSession):
             if isinstance(setup, dict):
                 self.model = _model(setup.get("model")) or self.model
                 cfg = setup.get("generationConfig") or setup.get("generation_config")
-                cap = count(get_path(cfg, "maxOutputTokens")) if isinstance(cfg, dict) else None
+                cap = None
+                if isinstance(cfg, dict):
+                    cap = count(cfg.get("maxOutputTokens", cfg.get("max_output_tokens")))
                 if cap is not None:
                     self.max_output = cap
                 return None
         if self.turn is not None:
             return None
+        if _media(data):
+            if self.refusals.blocked:
+                return None  # dropped (`drops`): one refusal answers the stream
+        else:
+            self.refusals.clear()
         inputs = self.sent + self.output_so_far
         request = CallRequest(
             model=self.model, stream=True, max_output_tokens=self.max_output, input_bytes=self.sent,
@@ -142,6 +160,10 @@ class LiveSession(SocketSession):
     def refused(self, turn: Turn) -> None:
         if self.turn is turn:
             self.turn = None
+            self.refusals.refused()
+
+    def drops(self, data: bytes) -> bool:
+        return self.turn is None and self.refusals.blocked and _media(data)
 
     def server(self, data: bytes) -> list[Turn]:
         head = data[:300]

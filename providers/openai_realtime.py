@@ -17,7 +17,7 @@ A response the server starts itself: with server-side turn detection (`turn_dete
 `input_audio_buffer.append` while no such hold exists is a standby turn (sockets.Turn):
 admitted ahead with a turn's bound, and the next `response.created` no `response.create`
 asked for is matched to it. Refused, it answers once with the error event, and audio appends
-are dropped (`drops`) until `VAD_RETRY_SECONDS` passed or the client sends something else.
+are dropped (`drops`, sockets.Refusals) for a few seconds or until the client sends something else.
 Without turn detection, a response the server starts is metered but was not reserved.
 """
 
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -34,7 +33,7 @@ from core.vocab import EndpointKind
 from providers.base import CallRequest, Endpoint
 from providers.openai_audio import TRANSCRIPTIONS, OpenAITranscriptionParser, transcription_usage
 from providers.parsing import UsageParser, count_at, get_path, slen
-from providers.sockets import Lanes, SocketApi, SocketSession, Turn, load_message
+from providers.sockets import Lanes, Refusals, SocketApi, SocketSession, Turn, load_message
 from providers.values import count
 
 __all__ = ["REALTIME", "RealtimeParser", "RealtimeSession", "dumps", "openai_error_event", "realtime_usage",
@@ -43,9 +42,6 @@ __all__ = ["REALTIME", "RealtimeParser", "RealtimeSession", "dumps", "openai_err
 #: Input audio: at least this many bytes of a base64 `input_audio_buffer.append` per audio
 #: token (G.711 at 8 kB/s is the densest format, 10 tokens a second; bounds allow 20).
 AUDIO_BYTES_PER_TOKEN = 8_000 * 4 // 3 // 20
-#: After a standby turn was refused, audio appends are dropped for this long (a new
-#: admission, and a new error event, at most this often) unless another client event comes.
-VAD_RETRY_SECONDS = 5.0
 APPEND = b'"input_audio_buffer.append"'
 
 
@@ -145,7 +141,7 @@ class RealtimeSession(SocketSession):
         self.server_vad = True  # the API's default turn detection: server_vad, create_response
         self.standby: Turn | None = None  # held ahead for the response voice detection may start
         self.standby_begun = False  # admitted (else still being admitted)
-        self.vad_refused_at: float | None = None  # when a standby turn was last refused
+        self.vad_refusals = Refusals()  # audio dropped for a while after a standby turn was refused
 
     # -- client side
 
@@ -154,7 +150,7 @@ class RealtimeSession(SocketSession):
         if APPEND in head:
             self.sent_audio += len(data)
             return self._standby()
-        self.vad_refused_at = None  # the client does something else: the next audio asks again
+        self.vad_refusals.clear()  # the client does something else: the next audio asks again
         self.sent_text += len(data)
         if b'"session.update"' in head or b'"response.create"' in head:
             obj = load_message(data)
@@ -170,22 +166,18 @@ class RealtimeSession(SocketSession):
     def _standby(self) -> Turn | None:
         """Audio that may start a response: a standby turn, unless one is held (or being
         admitted), turn detection is off, or one was refused a moment ago."""
-        if not self.server_vad or self.standby is not None or self._vad_blocked():
+        if not self.server_vad or self.standby is not None or self.vad_refusals.blocked:
             return None
-        self.vad_refused_at = None
         self.standby = Turn(self._bound(None, 0), RealtimeParser(), standby=True)
         return self.standby
 
-    def _vad_blocked(self) -> bool:
-        return self.vad_refused_at is not None and time.monotonic() - self.vad_refused_at < VAD_RETRY_SECONDS
-
     def drops(self, data: bytes) -> bool:
-        return APPEND in data[:200] and self.server_vad and self._vad_blocked()
+        return APPEND in data[:200] and self.server_vad and self.vad_refusals.blocked
 
     def refused(self, turn: Turn) -> None:
         if turn is self.standby:
             self.standby, self.standby_begun = None, False
-            self.vad_refused_at = time.monotonic()
+            self.vad_refusals.refused()
 
     def released(self, turn: Turn) -> None:
         if turn is self.standby:

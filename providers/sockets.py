@@ -16,6 +16,7 @@ keeps the problem, as an HTTP stream's does).
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -23,7 +24,7 @@ from core.vocab import Transport
 from providers.base import Api, CallRequest, Endpoint
 from providers.parsing import JSON_ERRORS, UsageParser
 
-__all__ = ["SocketApi", "SocketSession", "Turn", "load_message"]
+__all__ = ["Refusals", "SocketApi", "SocketSession", "Turn", "load_message"]
 
 
 @dataclass(eq=False)
@@ -156,3 +157,24 @@ class Lanes:
 
     def open(self) -> list[Turn]:
         return [turn for queue in self.by_lane.values() for turn in queue]
+
+
+@dataclass
+class Refusals:
+    """Streamed media (audio appends, Live's realtime input) after a turn it started was
+    refused: dropped for `RETRY_SECONDS`, so that a spent budget answers a stream with one
+    error event (and one `blocked` row), not one per chunk; any other client message, or
+    media after that time, asks again."""
+
+    RETRY_SECONDS = 5.0
+    since: float | None = None
+
+    def refused(self) -> None:
+        self.since = time.monotonic()
+
+    def clear(self) -> None:
+        self.since = None
+
+    @property
+    def blocked(self) -> bool:
+        return self.since is not None and time.monotonic() - self.since < self.RETRY_SECONDS

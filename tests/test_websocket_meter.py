@@ -444,3 +444,20 @@ def test_a_socket_closed_while_standing_by_gives_the_hold_back(tmp_path):
         assert await h.rows() == []
 
     scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}}, body)
+
+
+def test_live_audio_refused_is_answered_once_and_the_stream_after_it_dropped(tmp_path):
+    async def body(h):
+        flow = await h.open(LIVE_URL)
+        await h.client(flow, {"setup": {"model": "models/gemini-2.5-flash"}})
+        chunk = {"realtimeInput": {"audio": {"mimeType": "audio/pcm;rate=16000", "data": "AAAA" * 100}}}
+        first = await h.client(flow, chunk)
+        second = await h.client(flow, chunk)
+        assert first.dropped and second.dropped
+        assert [json.loads(c)["code"] for _, c in h.sent] == [429]  # one refusal for the stream
+        text = await h.client(flow, {"clientContent": {"turns": [{"parts": [{"text": "hi"}]}], "turnComplete": True}})
+        assert text.dropped and [json.loads(c)["code"] for _, c in h.sent] == [429, 429]  # asked again
+        rows = await h.rows()
+        assert [r["status"] for r in rows] == ["blocked", "blocked"]
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 0.0001}}, body)
