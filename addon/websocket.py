@@ -14,12 +14,18 @@ client message (`websocket_message`): the provider's session reader (providers/s
   so their order holds; server frames never wait for the ledger.
 server message: fed to the turn it belongs to; a turn's terminal event settles it (one
   ledger row, `transport: websocket`).
+standby turn (a turn the server may start by itself: Realtime voice detection): admitted
+  like a client turn, but it goes upstream only when the server starts it (then it is
+  forwarded, and ends as one row); a hold nothing started within
+  `general_settings.realtime_vad_hold_seconds` is given back. Refused, the message that asked
+  is dropped and answered with the error event; the session then drops what it must (`drops`).
 end (`websocket_end`): every turn still open settles from what was seen (`partial`), at
-  once; a turn still being admitted gives its hold back. Nothing is held between turns.
+  once; a turn still being admitted, or standing by, gives its hold back.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -76,6 +82,8 @@ class Socket:
     draining: bool = False
     reinjected: int = 0  # client messages spendgate sent on itself, whose hook is still to come
     unmetered: MeteredCall | None = None  # a socket spendgate can't meter: one row for all of it
+    standby: Turn | None = None  # admitted ahead, not yet started by the server
+    standby_timer: asyncio.TimerHandle | None = None  # gives the standby's hold back
 
 
 class WebSocketMeter:
@@ -156,6 +164,9 @@ class WebSocketMeter:
             except Exception:  # a reader bug must not break the socket
                 log.exception("spendgate: could not read a %s client message", sock.endpoint.provider)
                 turn = None
+            if turn is None and self._drops(sock, data):
+                msg.drop()
+                return
             if turn is None and not sock.queue:
                 return  # not a turn, and nothing waits before it: it goes as it is
             msg.drop()
@@ -170,6 +181,10 @@ class WebSocketMeter:
             log.exception("spendgate: could not read a %s server message", sock.endpoint.provider)
             return
         rt = self.state.runtime
+        standby = sock.standby
+        if standby is not None and standby.response_id is not None and rt is not None:  # the server started it
+            self._stand_down(sock)
+            self.meter.forwarded(rt, standby.meta)
         for turn in ended:
             self._settle(rt, sock, turn, turn.status, None)
 
@@ -197,8 +212,14 @@ class WebSocketMeter:
                         sock.session.refused(turn)
                         break
                     turn.meta = call
-                    self.meter.forwarded(rt, call)
+                    if turn.standby:  # upstream only once the server starts it
+                        self._stand_by(rt, sock, turn)
+                    else:
+                        self.meter.forwarded(rt, call)
                     sock.session.begin(turn)
+                elif turn is None and self._drops(sock, data):
+                    sock.queue.popleft()
+                    continue
                 if not flow.live:
                     break
                 sock.queue.popleft()
@@ -211,6 +232,38 @@ class WebSocketMeter:
             if not flow.live:
                 sock.queue.clear()
             sock.draining = False
+
+    @staticmethod
+    def _drops(sock: Socket, data: bytes) -> bool:
+        try:
+            return sock.session.drops(data)
+        except Exception:
+            log.exception("spendgate: could not read a %s client message", sock.endpoint.provider)
+            return False
+
+    def _stand_by(self, rt: Runtime, sock: Socket, turn: Turn) -> None:
+        """Hold `turn` for a response the server may start; give it back if none does in time."""
+        seconds = rt.config.general_settings.realtime_vad_hold_seconds
+        sock.standby = turn
+        sock.standby_timer = asyncio.get_running_loop().call_later(seconds, self._release, sock, turn)
+
+    def _stand_down(self, sock: Socket) -> None:
+        if sock.standby_timer is not None:
+            sock.standby_timer.cancel()
+        sock.standby = sock.standby_timer = None
+
+    def _release(self, sock: Socket, turn: Turn) -> None:
+        """A standby turn nothing started: its hold goes back, no row (nothing went upstream)."""
+        if sock.standby is not turn:
+            return
+        self._stand_down(sock)
+        try:
+            sock.session.released(turn)
+        except Exception:
+            log.exception("spendgate: could not release a %s standby turn", sock.endpoint.provider)
+        rt = self.state.runtime
+        if rt is not None and not turn.meta.done:
+            self.meter.abandon(rt, turn.meta)
 
     def _call(self, sock: Socket, turn: Turn) -> MeteredCall:
         endpoint = sock.endpoint if turn.api is None else replace(sock.endpoint, api=turn.api)
@@ -249,6 +302,8 @@ class WebSocketMeter:
         else:
             code = ws.close_code if ws is not None else None
             reason = f"the provider closed the socket in the middle of the turn (close code {code})"
+        if sock.standby is not None:
+            self._release(sock, sock.standby)
         rt = self.state.runtime
         try:
             turns = sock.session.open_turns()

@@ -356,6 +356,11 @@ class GeneralSettings(_Model):
     (`max_response_output_tokens`, Live's `maxOutputTokens`) bounds it, or the bound is
     `inf`. Reserved as audio output, the dearest kind; the turn settles at its reported usage
     (docs/websocket.md)."""
+    realtime_vad_hold_seconds: Seconds = 60.0
+    """On a Realtime socket with server-side turn detection (`server_vad` / `semantic_vad`
+    with `create_response`), audio from the client admits a turn ahead, reserving a realtime
+    turn's bound, for the response the server's voice detection may start; a hold no
+    response used within this many seconds is given back (the next audio admits a new one)."""
 
     @model_validator(mode="before")
     @classmethod

@@ -254,6 +254,31 @@ class SigV4(KeyPlace):
         return f"SigV4({self.service})"
 
 
+class AuthScheme(KeyPlace):
+    """`Authorization: <scheme> <token>` for a scheme other than Bearer: Gemini Live's
+    ephemeral tokens (`Token auth_tokens/…`, what google-genai sends for such a key)."""
+
+    __slots__ = ("scheme",)
+
+    def __init__(self, scheme: str) -> None:
+        super().__init__("authorization")
+        self.scheme = scheme
+
+    def read(self, request: http.Request) -> str | None:
+        head, _, token = (request.headers.get("authorization") or "").strip().partition(" ")
+        return token.strip() or None if head.lower() == self.scheme.lower() else None
+
+    def put(self, request: http.Request, secrets: Mapping[str, str]) -> None:
+        request.headers["authorization"] = f"{self.scheme} {secrets['api_key']}"
+
+    @property
+    def label(self) -> str:
+        return f"`authorization` ({self.scheme})"
+
+    def __repr__(self) -> str:
+        return f"AuthScheme({self.scheme})"
+
+
 def sigv4_access_key(authorization: str | None) -> str | None:
     """The access key id of an `AWS4-HMAC-SHA256 Credential=AKID/scope…` header value, or None."""
     if not authorization or not authorization.startswith("AWS4-HMAC-SHA256 "):
@@ -271,10 +296,11 @@ KeyPlace.API_KEY = KeyPlace("api-key")  # type: ignore[attr-defined]
 KeyPlace.GOOG_API_KEY = KeyPlace("x-goog-api-key")  # type: ignore[attr-defined]
 KeyPlace.QUERY_KEY = KeyPlace("key", query=True)  # type: ignore[attr-defined]
 KeyPlace.SIGV4 = SigV4()  # type: ignore[attr-defined]  (reads and removes; a provider's own signs)
+KeyPlace.TOKEN = AuthScheme("Token")  # type: ignore[attr-defined]  (Gemini Live's ephemeral tokens)
 #: Every place any provider reads a key from: a virtual key is removed from all of them
 #: before the real one is put in, so it can never reach upstream by a second header.
 KeyPlace.ALL = (KeyPlace.BEARER, KeyPlace.X_API_KEY, KeyPlace.API_KEY,  # type: ignore[attr-defined]
-                KeyPlace.GOOG_API_KEY, KeyPlace.QUERY_KEY, KeyPlace.SIGV4)
+                KeyPlace.GOOG_API_KEY, KeyPlace.QUERY_KEY, KeyPlace.SIGV4, KeyPlace.TOKEN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,12 +428,19 @@ def _literal(text: str) -> str:
     return re.escape(text).replace(":", "(?::|%3[aA])")
 
 
+_SLASHES = re.compile("/{2,}")
+
+
 def strip_path(path: str) -> str:
-    """The path without query or fragment, and without a trailing slash."""
+    """The path without query or fragment, runs of slashes as one (google-genai's live
+    client opens `//ws/…`: its base URL ends in a slash, and Google serves it), and
+    without a trailing slash."""
     for sep in ("?", "#"):
         i = path.find(sep)
         if i >= 0:
             path = path[:i]
+    if "//" in path:
+        path = _SLASHES.sub("/", path)
     if len(path) > 1 and path.endswith("/"):
         path = path.rstrip("/") or "/"
     return path

@@ -257,8 +257,10 @@ def with_versions(routes: tuple[Route, ...], versions: tuple[str, ...], model_pr
 
 _VERSIONS = ("v1", "v1beta", "v1alpha")
 
-#: `x-goog-api-key` (the SDKs), `?key=` (curl examples), or an OAuth bearer token.
-GEMINI_CREDENTIAL = Credential((KeyPlace.GOOG_API_KEY, KeyPlace.QUERY_KEY, KeyPlace.BEARER), KeyPlace.GOOG_API_KEY)
+#: `x-goog-api-key` (the SDKs), `?key=` (curl examples), an OAuth bearer token, or a Live
+#: ephemeral token (`Authorization: Token auth_tokens/…`).
+GEMINI_CREDENTIAL = Credential((KeyPlace.GOOG_API_KEY, KeyPlace.QUERY_KEY, KeyPlace.BEARER, KeyPlace.TOKEN),
+                               KeyPlace.GOOG_API_KEY)
 
 _MODELS = "/{version}/models/{model}"
 
@@ -266,6 +268,10 @@ _MODELS = "/{version}/models/{model}"
 #: Gemini Live (providers/gemini_live.py), a WebSocket upgrade.
 LIVE_ROUTE = Route("/ws/google.ai.generativelanguage.{version}.GenerativeService.BidiGenerateContent", LIVE,
                    method="GET", note="Gemini Live; the model in the `setup` message")
+#: The same with an ephemeral token (google-genai, for an `auth_tokens/…` key; v1alpha).
+LIVE_CONSTRAINED_ROUTE = Route(
+    "/ws/google.ai.generativelanguage.{version}.GenerativeService.BidiGenerateContentConstrained", LIVE,
+    method="GET", note="Gemini Live with an ephemeral token (`Authorization: Token auth_tokens/…`)")
 
 GEMINI = Provider(
     "google",
@@ -276,5 +282,5 @@ GEMINI = Provider(
     config_names=("google", "gemini"),
     routes=with_versions(generate_routes(_MODELS) + embed_routes(_MODELS), _VERSIONS)
     + with_versions(generate_routes("/{version}/tunedModels/{model}"), _VERSIONS, model_prefix="tunedModels/")
-    + with_versions((LIVE_ROUTE,), _VERSIONS),
+    + with_versions((LIVE_ROUTE, LIVE_CONSTRAINED_ROUTE), _VERSIONS),
 )

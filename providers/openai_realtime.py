@@ -10,8 +10,15 @@ output at most the response's `max_output_tokens`, else the session's
 on the socket (text a token per byte, audio `AUDIO_BYTES_PER_TOKEN`) plus every output so
 far, all of it priced as audio, the dearest modality. Input-audio transcription is its own
 call, priced at the transcription model's rate, from
-`conversation.item.input_audio_transcription.completed`. A response the server starts
-itself (voice activity detection) is metered too, but nothing could be reserved before it.
+`conversation.item.input_audio_transcription.completed`.
+
+A response the server starts itself: with server-side turn detection (`turn_detection`
+`server_vad` / `semantic_vad` with `create_response`, the API's default), the first
+`input_audio_buffer.append` while no such hold exists is a standby turn (sockets.Turn):
+admitted ahead with a turn's bound, and the next `response.created` no `response.create`
+asked for is matched to it. Refused, it answers once with the error event, and audio appends
+are dropped (`drops`, sockets.Refusals) for a few seconds or until the client sends something else.
+Without turn detection, a response the server starts is metered but was not reserved.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from core.vocab import EndpointKind
 from providers.base import CallRequest, Endpoint
 from providers.openai_audio import TRANSCRIPTIONS, OpenAITranscriptionParser, transcription_usage
 from providers.parsing import UsageParser, count_at, get_path, slen
-from providers.sockets import Lanes, SocketApi, SocketSession, Turn, load_message
+from providers.sockets import Lanes, Refusals, SocketApi, SocketSession, Turn, load_message
 from providers.values import count
 
 __all__ = ["REALTIME", "RealtimeParser", "RealtimeSession", "dumps", "openai_error_event", "realtime_usage",
@@ -35,6 +42,7 @@ __all__ = ["REALTIME", "RealtimeParser", "RealtimeSession", "dumps", "openai_err
 #: Input audio: at least this many bytes of a base64 `input_audio_buffer.append` per audio
 #: token (G.711 at 8 kB/s is the densest format, 10 tokens a second; bounds allow 20).
 AUDIO_BYTES_PER_TOKEN = 8_000 * 4 // 3 // 20
+APPEND = b'"input_audio_buffer.append"'
 
 
 def openai_error_event(status: int, type_: str, message: str, event_id: Any = None) -> dict[str, Any]:
@@ -122,14 +130,19 @@ class RealtimeSession(SocketSession):
         self.output_so_far = 0  # output tokens of the socket's responses: input of the next
         self.lanes = Lanes()
         self.waiting: list[Turn] = []  # client response.create turns whose response.created is due
+        self.server_vad = True  # the API's default turn detection: server_vad, create_response
+        self.standby: Turn | None = None  # held ahead for the response voice detection may start
+        self.standby_begun = False  # admitted (else still being admitted)
+        self.vad_refusals = Refusals()  # audio dropped for a while after a standby turn was refused
 
     # -- client side
 
     def client(self, data: bytes) -> Turn | None:
         head = data[:200]
-        if b'"input_audio_buffer.append"' in head:
+        if APPEND in head:
             self.sent_audio += len(data)
-            return None
+            return self._standby()
+        self.vad_refusals.clear()  # the client does something else: the next audio asks again
         self.sent_text += len(data)
         if b'"session.update"' in head or b'"response.create"' in head:
             obj = load_message(data)
@@ -142,9 +155,38 @@ class RealtimeSession(SocketSession):
                 return self._turn(obj, len(data))
         return None
 
+    def _standby(self) -> Turn | None:
+        """Audio that may start a response: a standby turn, unless one is held (or being
+        admitted), turn detection is off, or one was refused a moment ago."""
+        if not self.server_vad or self.standby is not None or self.vad_refusals.blocked:
+            return None
+        self.standby = Turn(self._bound(None, 0), RealtimeParser(), standby=True)
+        return self.standby
+
+    def drops(self, data: bytes) -> bool:
+        return APPEND in data[:200] and self.server_vad and self.vad_refusals.blocked
+
+    def refused(self, turn: Turn) -> None:
+        if turn is self.standby:
+            self.standby, self.standby_begun = None, False
+            self.vad_refusals.refused()
+
+    def released(self, turn: Turn) -> None:
+        if turn is self.standby:
+            self.standby, self.standby_begun = None, False
+
+    def _turn_detection(self, session: dict[str, Any]) -> None:
+        """`turn_detection` (beta: on the session; GA: `audio.input`): whether the server
+        starts responses by itself. None turns it off, as `create_response: false` does."""
+        for holder in (session, get_path(session, "audio", "input")):
+            if isinstance(holder, dict) and "turn_detection" in holder:
+                td = holder["turn_detection"]
+                self.server_vad = isinstance(td, dict) and td.get("create_response") is not False
+
     def _session(self, session: Any) -> None:
         if not isinstance(session, dict):
             return
+        self._turn_detection(session)
         model = session.get("model")
         if isinstance(model, str) and model:
             self.model = model
@@ -180,7 +222,10 @@ class RealtimeSession(SocketSession):
         return Turn(self._bound(max_output, size), RealtimeParser(), lane=event_id if isinstance(event_id, str) else "")
 
     def begin(self, turn: Turn) -> None:
-        self.waiting.append(turn)
+        if turn.standby:
+            self.standby_begun = turn is self.standby
+        else:
+            self.waiting.append(turn)
 
     # -- server side
 
@@ -199,8 +244,12 @@ class RealtimeSession(SocketSession):
             return self._transcription(obj)
         rid = response_id(obj)
         if etype == "response.created" and rid:
-            turn = self.waiting.pop(0) if self.waiting else Turn(self._bound(None, 0), RealtimeParser(),
-                                                                  admitted=False)
+            if self.waiting:
+                turn = self.waiting.pop(0)
+            elif self.standby is not None and self.standby_begun:  # voice detection's, held ahead
+                turn, self.standby, self.standby_begun = self.standby, None, False
+            else:
+                turn = Turn(self._bound(None, 0), RealtimeParser(), admitted=False)
             turn.response_id = rid
             self.lanes.add(turn)
         elif etype == "error":

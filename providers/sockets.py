@@ -16,6 +16,7 @@ keeps the problem, as an HTTP stream's does).
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -23,7 +24,7 @@ from core.vocab import Transport
 from providers.base import Api, CallRequest, Endpoint
 from providers.parsing import JSON_ERRORS, UsageParser
 
-__all__ = ["SocketApi", "SocketSession", "Turn", "load_message"]
+__all__ = ["Refusals", "SocketApi", "SocketSession", "Turn", "load_message"]
 
 
 @dataclass(eq=False)
@@ -34,7 +35,10 @@ class Turn:
     `hold` False: the turn is metered but holds nothing (a warm-up that generates nothing).
     `admitted` False: a turn the server started by itself (a transcription, a response
     its voice detection triggered): nothing could be checked before it, it is only settled.
-    `api`: the operation it is priced as, when not the socket's own (a transcription)."""
+    `api`: the operation it is priced as, when not the socket's own (a transcription).
+    `standby` True: admitted ahead for a turn the server may start by itself (a response
+    its voice detection triggers): it holds its bound from admission, is in flight once the
+    session gives it a `response_id`, and is given back (`released`) if nothing starts it."""
 
     request: CallRequest
     parser: UsageParser
@@ -43,6 +47,7 @@ class Turn:
     hold: bool = True
     admitted: bool = True
     api: Api | None = None
+    standby: bool = False
     ended: bool = False
     status: int | None = None  # an error status the provider gave the turn, if any
     meta: Any = None  # the transport adapter's (its MeteredCall)
@@ -64,6 +69,14 @@ class SocketSession:
 
     def refused(self, turn: Turn) -> None:
         """The turn `client` returned was refused (or its client left): it never starts."""
+
+    def released(self, turn: Turn) -> None:
+        """A standby turn's hold was given back unused: nothing started it in time."""
+
+    def drops(self, data: bytes) -> bool:
+        """Whether a client message that starts no turn must not reach the server (audio
+        that could start a response after its standby turn was refused)."""
+        return False
 
     def server(self, data: bytes) -> list[Turn]:
         """A server message, fed to the turn(s) it belongs to: the turns it ended (a turn
@@ -144,3 +157,24 @@ class Lanes:
 
     def open(self) -> list[Turn]:
         return [turn for queue in self.by_lane.values() for turn in queue]
+
+
+@dataclass
+class Refusals:
+    """Streamed media (audio appends, Live's realtime input) after a turn it started was
+    refused: dropped for `RETRY_SECONDS`, so that a spent budget answers a stream with one
+    error event (and one `blocked` row), not one per chunk; any other client message, or
+    media after that time, asks again."""
+
+    RETRY_SECONDS = 5.0
+    since: float | None = None
+
+    def refused(self) -> None:
+        self.since = time.monotonic()
+
+    def clear(self) -> None:
+        self.since = None
+
+    @property
+    def blocked(self) -> bool:
+        return self.since is not None and time.monotonic() - self.since < self.RETRY_SECONDS

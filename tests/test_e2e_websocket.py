@@ -188,3 +188,37 @@ def test_sdk_realtime_audio_and_transcription_are_billed_at_their_own_prices(pro
                                              "output_audio_tokens": 400}
     assert (transcription["model"], transcription["cost_nanos"]) == ("gpt-4o-transcribe", TRANSCRIPTION_NANOS)
     assert proxy.ledger.settled()["reserved_nanos"] == 0
+
+
+def test_sdk_realtime_responses_started_by_server_vad_are_reserved_ahead_and_refused_once_spent(proxy, fake):
+    # A turn's bound: 800 out + the input so far, all as audio (over $0.05); one response
+    # ($0.04728) fits $0.10, the next one's hold does not.
+    key = virtual_key(proxy, max_budget=0.1)
+    since = proxy.ledger.mark()
+    client = proxy.openai_client(api_key=key)
+    append = {"type": "input_audio_buffer.append", "audio": "AAAA" * 200}
+    appends = lambda: sum(e.get("type") == "input_audio_buffer.append" for e in fake.received)  # noqa: E731
+    with client.realtime.connect(model="gpt-realtime", websocket_connection_options=options(proxy)) as conn:
+        until(conn, "session.created")
+        conn.send({"type": "session.update", "session": {
+            "type": "realtime", "max_output_tokens": 800,
+            "audio": {"input": {"turn_detection": {"type": "server_vad", "create_response": True}}}}})
+        until(conn, "session.updated")
+        conn.send(append)  # the server hears an utterance and answers it by itself
+        assert until(conn, "response.done", "error")[-1].type == "response.done"
+        heard = appends()
+        conn.send(append)
+        conn.send(append)
+        error = until(conn, "response.done", "error")[-1]
+        body = error.model_dump()
+        assert (body["type"], body["status"], body["error"]["code"]) == ("error", 429, "budget_exceeded")
+        r = proxy.admin_client(MASTER).post("/key/update", json={"key": key, "max_budget": 1.0})
+        assert r.status_code == 200, r.text
+        conn.send({"type": "input_audio_buffer.clear"})  # any other event: the next audio asks again
+        conn.send(append)
+        assert until(conn, "response.done", "error")[-1].type == "response.done"  # one error event only
+        assert appends() == heard + 1  # the refused audio never reached the provider
+    rows = proxy.ledger.rows(since, 3)
+    assert [(r["status"], r["endpoint"], r["cost_nanos"] if r["status"] == "ok" else None) for r in rows] == [
+        ("ok", "realtime", REALTIME_NANOS), ("blocked", "realtime", None), ("ok", "realtime", REALTIME_NANOS)]
+    assert proxy.ledger.settled()["reserved_nanos"] == 0

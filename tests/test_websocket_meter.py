@@ -308,3 +308,156 @@ def test_a_continuation_is_bounded_by_the_context_it_carries(tmp_path):
         assert unknown.meta.reservation.amount_nanos >= 128_000 * 2_500
 
     scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}}, body)
+
+
+VERTEX_LIVE_URL = ("https://us-central1-aiplatform.googleapis.com//ws/"
+                   "google.cloud.aiplatform.v1beta1.LlmBidiService/BidiGenerateContent")
+
+
+def test_a_vertex_live_turn_on_google_genais_double_slash_path_reads_candidates_as_its_output(tmp_path):
+    async def body(h):
+        flow = await h.open(VERTEX_LIVE_URL, authorization="Bearer ya29.test-token-0001")
+        sock = flow.metadata[SOCKET_KEY]
+        assert sock.session is not None  # `//ws/…` (google-genai's) is the metered endpoint, not unmetered
+        await h.client(flow, {"setup": {"model": "projects/p/locations/l/publishers/google/models/gemini-2.5-flash"}})
+        await h.client(flow, {"client_content": {"turns": [{"role": "user", "parts": [{"text": "hi"}]}],
+                                                 "turnComplete": True}})
+        h.server(flow, {"serverContent": {"turnComplete": True},
+                        "usageMetadata": {"promptTokenCount": 1000, "candidatesTokenCount": 100,
+                                          "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": 100}]}})
+        [row] = await h.rows()
+        assert (row["provider"], row["model"], row["input_tokens"], row["output_tokens"]) == (
+            "vertex", "gemini-2.5-flash", 1000, 100)
+        assert row["cost_nanos"] == 1000 * 300 + 100 * 2500
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}}, body)
+
+
+def test_a_refused_live_turn_gets_googles_error_with_the_code_google_genai_reads(tmp_path):
+    async def body(h):
+        flow = await h.open(LIVE_URL)
+        await h.client(flow, {"setup": {"model": "models/gemini-2.5-flash"}})
+        create = await h.client(flow, {"realtimeInput": {"text": "hi"}})
+        assert create.dropped
+        [(to_client, content)] = h.sent
+        event = json.loads(content)
+        assert to_client and event["code"] == 429  # google-genai raises ClientError(429) from it
+        assert (event["error"]["code"], event["error"]["status"]) == (429, "RESOURCE_EXHAUSTED")
+        assert "budget exceeded" in event["error"]["message"]
+        assert flow.metadata[SOCKET_KEY].session.open_turns() == []
+        [row] = await h.rows()
+        assert (row["status"], row["transport"]) == ("blocked", "websocket")
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 0.0001}}, body)
+
+
+# --- Realtime responses started by the server's voice detection ----------------------------
+
+APPEND = {"type": "input_audio_buffer.append", "audio": "AAAA" * 100}
+SERVER_VAD = {"type": "session.update", "session": {"turn_detection": {"type": "server_vad"}}}
+
+
+def test_audio_under_server_vad_holds_a_turn_ahead_that_the_servers_response_settles(tmp_path):
+    async def body(h):
+        flow = await h.open(REALTIME_URL, authorization=KEY)
+        await h.client(flow, SERVER_VAD)
+        first = await h.client(flow, APPEND)
+        second = await h.client(flow, APPEND)
+        sock = flow.metadata[SOCKET_KEY]
+        standby = sock.standby
+        assert standby is not None and standby.meta.reservation.amount_nanos > 0  # held before the server hears it
+        assert first.dropped and (False, first.content) in h.sent  # sent on once admitted
+        assert not second.dropped  # one hold at a time: the next appends pass as they are
+        assert sock.session.open_turns() == []  # not in flight: nothing started it yet
+        h.server(flow, {"type": "input_audio_buffer.speech_stopped", "item_id": "i1"})
+        h.server(flow, {"type": "response.created", "response": {"id": "rt1"}})  # no response.create asked
+        assert sock.standby is None and sock.session.open_turns() == [standby]
+        h.server(flow, {"type": "response.done", "response": {"id": "rt1", "status": "completed",
+                                                               "usage": REALTIME_USAGE}})
+        [row] = await h.rows()
+        assert (row["status"], row["cost_nanos"], row["endpoint"]) == ("ok", REALTIME_BILL, "realtime")
+        third = await h.client(flow, APPEND)  # the next audio holds the next turn
+        assert third.dropped and sock.standby is not None and sock.standby is not standby
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}}, body)
+
+
+def test_audio_refused_under_server_vad_is_dropped_with_one_error_event_and_the_socket_stays_usable(tmp_path):
+    async def body(h):
+        flow = await h.open(REALTIME_URL, authorization=KEY)
+        session = {"type": "session.update", "session": {"max_response_output_tokens": 100_000,
+                                                         "turn_detection": {"type": "semantic_vad"}}}
+        await h.client(flow, session)
+        first = await h.client(flow, APPEND)
+        second = await h.client(flow, APPEND)
+        assert first.dropped and second.dropped  # neither reaches the server: no response can start
+        [(to_client, content)] = h.sent  # one error event, not one per append
+        event = json.loads(content)
+        assert to_client and (event["type"], event["status"], event["error"]["code"]) == (
+            "error", 429, "budget_exceeded")
+        assert flow.metadata[SOCKET_KEY].standby is None
+        clear = await h.client(flow, {"type": "input_audio_buffer.clear"})
+        assert not clear.dropped  # other events pass, and the next audio asks again
+        await h.client(flow, APPEND)
+        assert [json.loads(c)["type"] for _, c in h.sent] == ["error", "error"]
+        rows = await h.rows()
+        assert [(r["status"], r["transport"]) for r in rows] == [("blocked", "websocket")] * 2
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 0.01}}, body)
+
+
+def test_a_standby_hold_nothing_used_is_given_back_without_a_row(tmp_path):
+    async def body(h):
+        flow = await h.open(REALTIME_URL, authorization=KEY)
+        await h.client(flow, APPEND)  # turn detection is the API's default: server_vad
+        standby = flow.metadata[SOCKET_KEY].standby
+        assert standby is not None and not standby.meta.done
+        await asyncio.sleep(0.3)  # > realtime_vad_hold_seconds
+        assert flow.metadata[SOCKET_KEY].standby is None and standby.meta.done
+        assert await h.rows() == []  # nothing went upstream: nothing to record
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0},
+                        "general_settings": {"realtime_vad_hold_seconds": 0.05}}, body)
+
+
+def test_audio_without_turn_detection_holds_nothing(tmp_path):
+    async def body(h):
+        flow = await h.open(REALTIME_URL, authorization=KEY)
+        await h.client(flow, {"type": "session.update", "session": {"audio": {"input": {"turn_detection": None}}}})
+        append = await h.client(flow, APPEND)
+        assert not append.dropped and flow.metadata[SOCKET_KEY].standby is None
+        await h.client(flow, {"type": "session.update", "session": {
+            "turn_detection": {"type": "server_vad", "create_response": False}}})
+        append = await h.client(flow, APPEND)
+        assert not append.dropped and flow.metadata[SOCKET_KEY].standby is None
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}}, body)
+
+
+def test_a_socket_closed_while_standing_by_gives_the_hold_back(tmp_path):
+    async def body(h):
+        flow = await h.open(REALTIME_URL, authorization=KEY)
+        await h.client(flow, APPEND)
+        standby = flow.metadata[SOCKET_KEY].standby
+        h.close(flow)
+        assert standby.meta.done and flow.metadata[SOCKET_KEY].standby is None
+        assert await h.rows() == []
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}}, body)
+
+
+def test_live_audio_refused_is_answered_once_and_the_stream_after_it_dropped(tmp_path):
+    async def body(h):
+        flow = await h.open(LIVE_URL)
+        await h.client(flow, {"setup": {"model": "models/gemini-2.5-flash"}})
+        chunk = {"realtimeInput": {"audio": {"mimeType": "audio/pcm;rate=16000", "data": "AAAA" * 100}}}
+        first = await h.client(flow, chunk)
+        second = await h.client(flow, chunk)
+        assert first.dropped and second.dropped
+        assert [json.loads(c)["code"] for _, c in h.sent] == [429]  # one refusal for the stream
+        text = await h.client(flow, {"clientContent": {"turns": [{"parts": [{"text": "hi"}]}], "turnComplete": True}})
+        assert text.dropped and [json.loads(c)["code"] for _, c in h.sent] == [429, 429]  # asked again
+        rows = await h.rows()
+        assert [r["status"] for r in rows] == ["blocked", "blocked"]
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 0.0001}}, body)

@@ -1,6 +1,8 @@
 """A fake provider for WebSocket APIs, on loopback: the Responses API's WebSocket mode
-(`/v1/responses`) and the Realtime API (`/v1/realtime`), served by `websockets` in a
-thread of the test process. The proxy maps the providers' hosts to it (tests/proxy.py).
+(`/v1/responses`), the Realtime API (`/v1/realtime`, Azure's `/openai/realtime` and
+`/openai/v1/realtime`) and Gemini Live (`/ws/…BidiGenerateContent`, the Gemini API's and
+Vertex AI's), served by `websockets` in a thread of the test process. The proxy maps the
+providers' hosts to it (tests/proxy.py).
 
 Responses: every `response.create` gets `response.created`, a text delta and
 `response.completed`, echoing its `stream_id`, with the usage its `metadata` asks for
@@ -11,6 +13,16 @@ only once the turn on that lane has (two lanes in flight at once).
 Realtime: `session.created` on connect, `session.updated` for `session.update`, and for
 each `response.create`: `response.created`, an audio delta and `response.done` with
 `REALTIME_USAGE`; `input_audio_buffer.commit` gets a transcription's `completed` event.
+With server-side turn detection (the API's default, until a `session.update` turns it off
+or sets `create_response: false`), each `input_audio_buffer.append` is heard as a whole
+utterance: `speech_started`, `speech_stopped`, then a response as above that no client
+`response.create` asked for.
+
+Gemini Live: `setupComplete` after the client's `setup`; each `clientContent` with
+`turnComplete` (or `realtimeInput` with text; either spelling, `client_content` too) gets a text part, then `turnComplete` with
+`LIVE_USAGE` as its `usageMetadata` — on Vertex AI's path with the output named
+`candidatesTokenCount` / `candidatesTokensDetails`, as Vertex reports it (the Gemini API
+names it `responseTokenCount`). Its frames are binary, as Google's are.
 
 `handshakes` keeps each upgrade's path and headers; `received` each client message.
 """
@@ -24,13 +36,18 @@ from typing import Any
 
 from websockets.asyncio.server import serve
 
-__all__ = ["REALTIME_USAGE", "TRANSCRIPTION_USAGE", "FakeSocketProvider"]
+__all__ = ["LIVE_USAGE", "REALTIME_USAGE", "TRANSCRIPTION_USAGE", "FakeSocketProvider"]
 
 REALTIME_USAGE = {
     "total_tokens": 1500, "input_tokens": 1000, "output_tokens": 500,
     "input_token_details": {"text_tokens": 300, "audio_tokens": 700, "image_tokens": 0, "cached_tokens": 200,
                             "cached_tokens_details": {"text_tokens": 100, "audio_tokens": 100, "image_tokens": 0}},
     "output_token_details": {"text_tokens": 100, "audio_tokens": 400},
+}
+LIVE_USAGE = {
+    "promptTokenCount": 1000, "responseTokenCount": 500, "totalTokenCount": 1500,
+    "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 400}, {"modality": "AUDIO", "tokenCount": 600}],
+    "responseTokensDetails": [{"modality": "TEXT", "tokenCount": 100}, {"modality": "AUDIO", "tokenCount": 400}],
 }
 TRANSCRIPTION_USAGE = {"type": "tokens", "input_tokens": 50, "output_tokens": 5,
                        "input_token_details": {"audio_tokens": 50, "text_tokens": 0}}
@@ -76,8 +93,10 @@ class FakeSocketProvider:
     async def _handle(self, ws) -> None:
         path = ws.request.path
         self.handshakes.append({"path": path, "headers": {k.lower(): v for k, v in ws.request.headers.raw_items()}})
-        if path.startswith("/v1/realtime"):
+        if path.startswith(("/v1/realtime", "/openai/realtime", "/openai/v1/realtime")):
             await self._realtime(ws)
+        elif path.lstrip("/").startswith("ws/") and "BidiGenerateContent" in path:
+            await self._live(ws, vertex="aiplatform" in path)
         else:
             await self._responses(ws)
 
@@ -126,6 +145,7 @@ class FakeSocketProvider:
 
     async def _realtime(self, ws) -> None:
         n = 0
+        vad = True
         await ws.send(json.dumps({"type": "session.created", "event_id": "s0",
                                   "session": {"id": "sess_1", "object": "realtime.session", "model": "gpt-realtime"}}))
         try:
@@ -134,6 +154,11 @@ class FakeSocketProvider:
                 self.received.append(event)
                 kind = event.get("type")
                 if kind == "session.update":
+                    session = event.get("session") or {}
+                    for holder in (session, (session.get("audio") or {}).get("input") or {}):
+                        if "turn_detection" in holder:
+                            td = holder["turn_detection"]
+                            vad = isinstance(td, dict) and td.get("create_response") is not False
                     await ws.send(json.dumps({"type": "session.updated", "event_id": "s1",
                                               "session": event.get("session", {})}))
                 elif kind == "input_audio_buffer.commit":
@@ -141,17 +166,53 @@ class FakeSocketProvider:
                         "type": "conversation.item.input_audio_transcription.completed", "event_id": "t1",
                         "item_id": "item_1", "content_index": 0, "transcript": "hello there",
                         "usage": TRANSCRIPTION_USAGE}))
+                elif kind == "input_audio_buffer.append" and vad:
+                    await ws.send(json.dumps({"type": "input_audio_buffer.speech_started", "event_id": "v1",
+                                              "audio_start_ms": 0, "item_id": "item_v"}))
+                    await ws.send(json.dumps({"type": "input_audio_buffer.speech_stopped", "event_id": "v2",
+                                              "audio_end_ms": 500, "item_id": "item_v"}))
+                    n += 1
+                    await self._response(ws, n)
                 elif kind == "response.create":
                     n += 1
-                    rid = f"rt_{n}"
-                    await ws.send(json.dumps({"type": "response.created", "event_id": f"e{n}a",
-                                              "response": {"id": rid, "object": "realtime.response",
-                                                           "status": "in_progress", "output": []}}))
-                    await ws.send(json.dumps({"type": "response.output_audio.delta", "event_id": f"e{n}b",
-                                              "response_id": rid, "item_id": "i", "output_index": 0,
-                                              "content_index": 0, "delta": "AAAA"}))
-                    await ws.send(json.dumps({"type": "response.done", "event_id": f"e{n}c", "response": {
-                        "id": rid, "object": "realtime.response", "status": "completed", "output": [],
-                        "usage": REALTIME_USAGE}}))
+                    await self._response(ws, n)
+        except Exception:
+            pass
+
+    async def _response(self, ws, n: int) -> None:
+        rid = f"rt_{n}"
+        await ws.send(json.dumps({"type": "response.created", "event_id": f"e{n}a",
+                                  "response": {"id": rid, "object": "realtime.response",
+                                               "status": "in_progress", "output": []}}))
+        await ws.send(json.dumps({"type": "response.output_audio.delta", "event_id": f"e{n}b",
+                                  "response_id": rid, "item_id": "i", "output_index": 0,
+                                  "content_index": 0, "delta": "AAAA"}))
+        await ws.send(json.dumps({"type": "response.done", "event_id": f"e{n}c", "response": {
+            "id": rid, "object": "realtime.response", "status": "completed", "output": [],
+            "usage": REALTIME_USAGE}}))
+
+    # -- Gemini Live
+
+    async def _live(self, ws, vertex: bool) -> None:
+        usage = dict(LIVE_USAGE)
+        if vertex:  # Vertex AI names the output as generateContent does
+            usage["candidatesTokenCount"] = usage.pop("responseTokenCount")
+            usage["candidatesTokensDetails"] = usage.pop("responseTokensDetails")
+        try:
+            async for raw in ws:
+                event = json.loads(raw)
+                self.received.append(event)
+                if "setup" in event:
+                    await ws.send(json.dumps({"setupComplete": {}}).encode())
+                    continue
+                # proto JSON: either spelling of a field name (google-genai sends `client_content`)
+                content = event.get("clientContent") or event.get("client_content") or {}
+                realtime = event.get("realtimeInput") or event.get("realtime_input") or {}
+                if not (content.get("turnComplete") or content.get("turn_complete") or realtime.get("text")):
+                    continue
+                await ws.send(json.dumps({"serverContent": {"modelTurn": {"parts": [{"text": "Hello"}]}}}).encode())
+                await ws.send(json.dumps({"serverContent": {"generationComplete": True}}).encode())
+                await ws.send(json.dumps({"serverContent": {"turnComplete": True},
+                                          "usageMetadata": usage}).encode())
         except Exception:
             pass
