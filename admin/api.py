@@ -251,7 +251,7 @@ class ApiHandler(tornado.web.RequestHandler):
 
     def write_json(self, status: int, payload: Any) -> None:
         self.set_status(status)
-        self.finish(json.dumps(payload, default=_json_default))
+        self.finish(json.dumps(payload, default=json_default))
 
     def write_error_json(self, e: ApiError) -> None:
         send_error(self, e)
@@ -265,7 +265,8 @@ class NotFoundHandler(ApiHandler):
         self.write_error_json(ApiError(404, f"no such endpoint: {method} {self.request.path}", "not_found_error"))
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """How an answer's datetimes and pydantic models are written in its JSON."""
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     if isinstance(value, BaseModel):

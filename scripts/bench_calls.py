@@ -36,6 +36,7 @@ import asyncio
 import gc
 import inspect
 import json
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -48,6 +49,7 @@ sys.path.insert(0, str(REPO_ROOT / "tests"))
 
 from bench import API_KEY, BODY, STREAM_BODY, URL  # noqa: E402  (the same calls as the proxy benchmark)
 from fake_provider import OPENAI_USAGE  # noqa: E402
+from ledger_seed import seed  # noqa: E402
 from mitmproxy import http, websocket  # noqa: E402
 from mitmproxy.test import taddons, tflow  # noqa: E402
 from wsproto.frame_protocol import Opcode  # noqa: E402
@@ -198,10 +200,43 @@ async def one_call(addons: list[object], flow: http.HTTPFlow, spent: dict[str, f
 KINDS = ("plain", "streamed", "websocket")
 
 
-async def run(calls: int, warmup: int, kind: str = "plain") -> dict[str, float]:
+# `--populated`: a ledger that has seen a team's year (issue 14's "flat with size")
+POPULATED = {"keys": 10_000, "teams": 1_000, "users": 1_000, "calls": 1_000_000}
+
+
+def populated_template() -> Path:
+    """A SQLite ledger seeded once per invocation (tests/ledger_seed.py); each run gets a copy."""
+    path = Path(tempfile.mkdtemp(prefix="spendgate-bench-populated-")) / "ledger.db"
+    seed(path, **POPULATED)
+    return path
+
+
+async def time_spend_keys(state, rounds: int = 5) -> float:
+    """Milliseconds `/spend/keys` takes over every key (best of `rounds`), as its handler
+    builds the answer and the JSON it sends: without the HTTP around it."""
+    from admin.api import AdminContext, Caller, json_default
+    from admin.endpoints.spend import spend_keys
+
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        items = await spend_keys(AdminContext(state, Caller(is_master=True), {"include_unbudgeted": "true"}))
+        json.dumps(items, default=json_default)
+        best = min(best, time.perf_counter() - t0)
+    if len(items) < POPULATED["keys"]:
+        raise SystemExit(f"/spend/keys listed {len(items)} keys of {POPULATED['keys']}")
+    return best * 1e3
+
+
+async def run(calls: int, warmup: int, kind: str = "plain", template: Path | None = None,
+              timings: dict[str, float] | None = None) -> dict[str, float]:
+    """Figures per call of `kind`; on a copy of `template` (a populated ledger) when given,
+    and then `timings["spend_keys_ms"]` is filled too."""
     streamed = kind == "streamed"
     tmp = Path(tempfile.mkdtemp(prefix="spendgate-bench-calls-"))
     db = tmp / "ledger.db"
+    if template is not None:
+        shutil.copyfile(template, db)
     config = tmp / "budget.yaml"
     config.write_text("litellm_settings:\n  max_budget: 1000000000\n  budget_duration: 30d\n"
                       f"general_settings:\n  database_url: sqlite:///{db}\n")
@@ -238,6 +273,8 @@ async def run(calls: int, warmup: int, kind: str = "plain") -> dict[str, float]:
         await asyncio.sleep(0)
         await runtime.ledger.drain()
         main, total = time.thread_time() - main0 - spent["flows"], time.process_time() - all0 - spent["flows"]
+        if timings is not None:
+            timings["spend_keys_ms"] = await time_spend_keys(addons[-1].state)
         await call_hook(addons, "done")
     tctx.master._legacy_log_events.uninstall()  # taddons leaves its master's log handler on the root logger
     rows = sqlite3.connect(db).execute(
@@ -259,22 +296,38 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calls", type=int, default=5000, help="calls to time (default 5000)")
     ap.add_argument("--rounds", type=int, default=3, help="runs; the median of each figure is printed")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument("--populated", action="store_true",
+                    help="on a ledger already holding 10,000 keys, 1,000 teams, 1,000 users and 1 M call rows; "
+                         "also times /spend/keys over the 10,000 keys")
     args = ap.parse_args(argv)
+    template = populated_template() if args.populated else None
     runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in KINDS}
+    spend_keys_ms: list[float] = []
     for _ in range(args.rounds):  # alternating, so that every kind sees the same machine
         for kind in KINDS:
-            runs[kind].append(asyncio.run(run(args.calls, warmup=500, kind=kind)))
+            timings: dict[str, float] | None = {} if template is not None and kind == "plain" else None
+            runs[kind].append(asyncio.run(run(args.calls, warmup=500, kind=kind, template=template, timings=timings)))
+            if timings:
+                spend_keys_ms.append(timings["spend_keys_ms"])
     figures = {kind: _medians(r) for kind, r in runs.items()}
     if args.json:
-        print(json.dumps({"calls": args.calls, "rounds": args.rounds, "cpu_us_per_call": figures["plain"],
-                          "streamed_cpu_us_per_call": figures["streamed"],
-                          "websocket_turn_cpu_us_per_call": figures["websocket"]}, indent=2))
+        out = {"calls": args.calls, "rounds": args.rounds, "populated": POPULATED if args.populated else None,
+               "cpu_us_per_call": figures["plain"], "streamed_cpu_us_per_call": figures["streamed"],
+               "websocket_turn_cpu_us_per_call": figures["websocket"]}
+        if spend_keys_ms:
+            out["spend_keys_ms"] = sorted(spend_keys_ms)[len(spend_keys_ms) // 2]
+        print(json.dumps(out, indent=2))
         return 0
-    print(f"spendgate's own CPU per call ({args.calls} of each kind, median of {args.rounds} runs):"
+    where = (" on a ledger holding {keys:,} keys, {teams:,} teams, {users:,} users and {calls:,} rows"
+             .format(**POPULATED) if args.populated else "")
+    print(f"spendgate's own CPU per call ({args.calls} of each kind, median of {args.rounds} runs{where}):"
           " a chat call, a streamed chat call, a turn on a Responses WebSocket")
     print(f"  {'':15s} {'plain':>9s} {'streamed':>9s} {'ws turn':>9s}")
     for name in figures["plain"]:
         print(f"  {name:15s}" + "".join(f" {figures[kind][name]:6.1f} µs" for kind in KINDS))
+    if spend_keys_ms:
+        print(f"  /spend/keys over {POPULATED['keys']:,} keys: {sorted(spend_keys_ms)[len(spend_keys_ms) // 2]:.0f} ms"
+              " (its handler and JSON, median of the runs' best)")
     return 0
 
 

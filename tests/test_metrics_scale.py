@@ -8,7 +8,6 @@ with `-s` to see the timings (docs/metrics.md quotes them).
 from __future__ import annotations
 
 import concurrent.futures as cf
-import random
 import sqlite3
 import time
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ import pytest
 
 from e2e_helpers import start_proxy
 from ledger.model import iso
-from ledger.sqlite import SQLiteStore
+from ledger_seed import seed
 
 KEYS, TEAMS, USERS, CALLS = 10_000, 100, 1_000, 30_000
 MASTER = "sk-master-scale"
@@ -28,46 +27,10 @@ CONFIG = {
 }
 
 
-def seed(path) -> None:
-    rnd = random.Random(7)
-    store = SQLiteStore(path)
-    store.migrate()
-    now = iso(datetime.now(UTC))
-    c = store.conn
-    c.execute("BEGIN")
-    c.executemany("INSERT INTO teams (team_id, team_alias, blocked, created_at, updated_at) VALUES (?, ?, 0, ?, ?)",
-                  [(f"team-{i}", f"team {i}", now, now) for i in range(TEAMS)])
-    c.executemany("INSERT INTO users (user_id, team_id, created_at, updated_at) VALUES (?, ?, ?, ?)",
-                  [(f"user{i}@example.com", f"team-{i % TEAMS}", now, now) for i in range(USERS)])
-    c.executemany(
-        "INSERT INTO keys (hash, key_masked, key_alias, user_id, team_id, issued, blocked, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, 1, 0, ?, ?)",
-        [(f"{i:064x}", f"sk-ab...{i:04d}", f"key-{i}", f"user{i % USERS}@example.com", f"team-{i % TEAMS}", now, now)
-         for i in range(KEYS)])
-    spend = [0] * KEYS
-    calls = []
-    for _ in range(CALLS):
-        i = rnd.randrange(KEYS)
-        spend[i] += 7_250_000
-        calls.append((now, now, rnd.choice(("gpt-4o", "gpt-4o-mini")), 7_250_000, f"{i:064x}", f"sk-ab...{i:04d}",
-                      f"key-{i}", f"user{i % USERS}@example.com", f"team-{i % TEAMS}"))
-    c.executemany(
-        "INSERT INTO calls (ts, started_at, provider, endpoint, path, model, input_tokens, output_tokens, cost_nanos,"
-        " priced, status, key_hash, key_masked, key_alias, user_id, team_id)"
-        " VALUES (?, ?, 'openai', 'chat', '/v1/chat/completions', ?, 1000, 500, ?, 1, 'ok', ?, ?, ?, ?, ?)", calls)
-    rows = [("key", f"{i:064x}", None if i % 10 == 0 else 10_000_000_000, spend[i]) for i in range(KEYS)]
-    rows += [("team", f"team-{i}", 100_000_000_000, 0) for i in range(TEAMS)]
-    rows += [("user", f"user{i}@example.com", 50_000_000_000 if i % 2 else None, 0) for i in range(USERS)]
-    c.executemany("INSERT INTO budgets (kind, id, max_nanos, duration, spend_nanos, reserved_nanos, period_start,"
-                  " updated_at) VALUES (?, ?, ?, '30d', ?, 0, ?, ?)", [r + (now, now) for r in rows])
-    c.execute("COMMIT")
-    store.close()
-
-
 @pytest.fixture(scope="module")
 def proxy(fake_provider_session, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("scale")
-    seed(workdir / "ledger.db")
+    seed(workdir / "ledger.db", keys=KEYS, teams=TEAMS, users=USERS, calls=CALLS)
     p = start_proxy(fake_provider_session.url, workdir, CONFIG)
     yield p
     p.stop()
