@@ -264,8 +264,9 @@ class AuthScheme(KeyPlace):
         super().__init__("authorization")
         self.scheme = scheme
 
-    def read(self, request: http.Request) -> str | None:
-        head, _, token = (request.headers.get("authorization") or "").strip().partition(" ")
+    def read(self, request: http.Request, headers: Mapping[str, str] | None = None) -> str | None:
+        value = (request.headers if headers is None else headers).get("authorization")
+        head, _, token = (value or "").strip().partition(" ")
         return token.strip() or None if head.lower() == self.scheme.lower() else None
 
     def put(self, request: http.Request, secrets: Mapping[str, str]) -> None:

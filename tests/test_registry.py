@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+from mitmproxy import http
 
 from core.vocab import Transport
 
@@ -81,6 +82,18 @@ def test_hosts_come_from_genai_prices_where_its_pattern_names_them():
     assert PROVIDERS["openrouter"].hosts == hosts_of("openrouter")
     assert hosts_of("moonshotai") == ()  # `https://api\.moonshot\.` names no whole host
     assert hosts_of("azure") == ()  # any resource name
+
+
+@pytest.mark.parametrize(("provider", "route"), ROUTES,
+                         ids=[f"{p.name}:{r.method} {r.template}" for p, r in ROUTES])
+def test_every_credential_is_read_from_a_request_and_from_its_headers_read_once(provider, route):
+    """The HTTP adapter hands a key place the request's headers as a dict, read once; every
+    place takes them (a place that did not made every keyless call a 503)."""
+    credential = route.credential or provider.credential
+    request = http.Request.make("POST", f"https://{example_host(provider)}{example_path(route)}", b"{}",
+                                {"content-type": "application/json"})
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    assert credential.find(request) is None and credential.find(request, headers) is None
 
 
 @pytest.mark.parametrize(("provider", "route"), ROUTES,
