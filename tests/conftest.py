@@ -56,6 +56,15 @@ def fake(fake_provider: FakeProvider) -> FakeProvider:
 
 
 @pytest.fixture(scope="module")
+def socket_fake():
+    """A WebSocket fake provider (tests/fakes/websocket.py) for one module's proxy."""
+    from fakes.websocket import FakeSocketProvider
+
+    with FakeSocketProvider() as provider:
+        yield provider
+
+
+@pytest.fixture(scope="module")
 def admin(proxy):
     """An admin API client of the module's `proxy`, with the module's `MASTER` key."""
     return proxy.admin_client(proxy.master_key)

@@ -46,20 +46,31 @@ def start_proxy(fake_url: str, workdir: Path, config: dict, *, extra_hosts=(), *
     return proxy
 
 
-def module_proxy(config: dict, master_key: str | None = None, **options: Any):
+def module_proxy(config: dict, master_key: str | None = None, upstream: str = "fake_provider_session",
+                 **options: Any):
     """A module-scoped `proxy` fixture: one mitmdump on `config` for the module's tests
-    (`proxy = module_proxy(CONFIG)`). `master_key` (default: the config's) is what the shared
-    `admin` fixture (conftest.py) logs in with."""
+    (`proxy = module_proxy(CONFIG)`), every provider host sent to the fake that the fixture
+    named `upstream` starts (the HTTP fake; `socket_fake` for WebSockets). `master_key`
+    (default: the config's) is what the shared `admin` fixture (conftest.py) and
+    `virtual_key` log in with."""
 
     @pytest.fixture(scope="module")
-    def proxy(fake_provider_session, tmp_path_factory, request):
+    def proxy(tmp_path_factory, request):
         name = request.module.__name__.removeprefix("test_")
-        p = start_proxy(fake_provider_session.url, tmp_path_factory.mktemp(name), config, **options)
+        fake = request.getfixturevalue(upstream)
+        p = start_proxy(fake.url, tmp_path_factory.mktemp(name), config, **options)
         p.master_key = master_key or config.get("general_settings", {}).get("master_key")
         yield p
         p.stop()
 
     return proxy
+
+
+def virtual_key(proxy: MitmProxy, **body: Any) -> str:
+    """A new virtual key (`/key/generate` with `body`), made with the proxy's master key."""
+    r = proxy.admin_client(proxy.master_key).post("/key/generate", json=body)
+    assert r.status_code == 200, r.text
+    return r.json()["key"]
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:

@@ -18,8 +18,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from e2e_helpers import start_proxy
-from fakes.websocket import FakeSocketProvider
+from e2e_helpers import module_proxy, virtual_key
 
 MASTER = "sk-master-websocket"
 REAL_KEY = "sk-real-upstream-key-000001"
@@ -27,28 +26,11 @@ TURN_NANOS = 7_500_000
 REALTIME_NANOS = 47_280_000
 TRANSCRIPTION_NANOS = 350_000
 
-
-@pytest.fixture(scope="module")
-def fake():
-    with FakeSocketProvider() as provider:
-        yield provider
-
-
-@pytest.fixture(scope="module")
-def proxy(fake, tmp_path_factory):
-    proxy = start_proxy(fake.url, tmp_path_factory.mktemp("websocket"), {
-        "litellm_settings": {"max_budget": 100.0},
-        "general_settings": {"master_key": MASTER},
-        "providers": {"openai": {"api_key": REAL_KEY}},
-    })
-    yield proxy
-    proxy.stop()
-
-
-def virtual_key(proxy, **body) -> str:
-    r = proxy.admin_client(MASTER).post("/key/generate", json=body)
-    assert r.status_code == 200, r.text
-    return r.json()["key"]
+proxy = module_proxy({
+    "litellm_settings": {"max_budget": 100.0},
+    "general_settings": {"master_key": MASTER},
+    "providers": {"openai": {"api_key": REAL_KEY}},
+}, upstream="socket_fake")
 
 
 def options(proxy) -> dict:
@@ -70,7 +52,7 @@ def until(conn, *types: str) -> list:
     raise AssertionError(f"socket closed before {types}: {seen}")
 
 
-def test_sdk_responses_turns_are_metered_with_the_real_key_upstream(proxy, fake):
+def test_sdk_responses_turns_are_metered_with_the_real_key_upstream(proxy, socket_fake):
     key = virtual_key(proxy, max_budget=10.0)
     since = proxy.ledger.mark()
     client = proxy.openai_client(api_key=key)
@@ -83,7 +65,7 @@ def test_sdk_responses_turns_are_metered_with_the_real_key_upstream(proxy, fake)
         ("ok", TURN_NANOS, "websocket", "responses")] * 2
     assert rows[0]["key_alias"] is None and rows[0]["key_masked"].startswith("sk-")
     assert all(r["client"].startswith("openai-python/") for r in rows)  # from the handshake's User-Agent
-    assert fake.handshakes[-1]["headers"]["authorization"] == f"Bearer {REAL_KEY}"  # swapped in the handshake
+    assert socket_fake.handshakes[-1]["headers"]["authorization"] == f"Bearer {REAL_KEY}"  # swapped in the handshake
     assert proxy.ledger.settled()["reserved_nanos"] == 0  # nothing held between turns
 
 
@@ -106,7 +88,7 @@ def test_two_lanes_in_flight_on_one_socket_are_two_rows(proxy):
         (100, 100 * 2_500 + 500 * 10_000), (2000, 2000 * 2_500 + 500 * 10_000)]
 
 
-def test_a_turn_over_budget_gets_an_error_event_and_the_socket_serves_the_next_after_a_raise(proxy, fake):
+def test_a_turn_over_budget_gets_an_error_event_and_the_socket_serves_the_next_after_a_raise(proxy, socket_fake):
     key = virtual_key(proxy, max_budget=0.01)  # one turn ($0.0075) fits; a second's hold does not
     since = proxy.ledger.mark()
     client = proxy.openai_client(api_key=key)
@@ -114,14 +96,14 @@ def test_a_turn_over_budget_gets_an_error_event_and_the_socket_serves_the_next_a
     with client.responses.connect(websocket_connection_options=options(proxy)) as conn:
         conn.send(create)
         assert until(conn, "response.completed", "error")[-1].type == "response.completed"
-        forwarded = len(fake.received)
+        forwarded = len(socket_fake.received)
         conn.send(create)
         error = until(conn, "response.completed", "error")[-1]
         assert error.type == "error"
         body = error.model_dump()
         assert body["status"] == 429 and body["error"]["code"] == "budget_exceeded"
         assert "budget exceeded" in body["error"]["message"]
-        assert len(fake.received) == forwarded  # the refused turn never reached the provider
+        assert len(socket_fake.received) == forwarded  # the refused turn never reached the provider
         r = proxy.admin_client(MASTER).post("/key/update", json={"key": key, "max_budget": 1.0})
         assert r.status_code == 200, r.text
         conn.send(create)
@@ -132,19 +114,19 @@ def test_a_turn_over_budget_gets_an_error_event_and_the_socket_serves_the_next_a
     assert rows[1]["error"] == "budget_exceeded"
 
 
-def test_a_handshake_over_budget_is_refused_with_429_and_never_reaches_the_provider(proxy, fake):
+def test_a_handshake_over_budget_is_refused_with_429_and_never_reaches_the_provider(proxy, socket_fake):
     key = virtual_key(proxy, max_budget=0.0, budget_duration="1d")
-    before = len(fake.handshakes)
+    before = len(socket_fake.handshakes)
     with pytest.raises(InvalidStatus) as caught:
         raw_socket(proxy, key)
     response = caught.value.response
     assert response.status_code == 429
     assert json.loads(response.body)["error"]["type"] == "budget_exceeded"
     assert response.headers["retry-after"]
-    assert len(fake.handshakes) == before
+    assert len(socket_fake.handshakes) == before
 
 
-def test_a_blocked_key_is_refused_at_the_handshake_with_the_http_401(proxy, fake):
+def test_a_blocked_key_is_refused_at_the_handshake_with_the_http_401(proxy, socket_fake):
     key = virtual_key(proxy, max_budget=1.0)
     r = proxy.admin_client(MASTER).post("/key/update", json={"key": key, "blocked": True})
     assert r.status_code == 200, r.text
@@ -190,14 +172,14 @@ def test_sdk_realtime_audio_and_transcription_are_billed_at_their_own_prices(pro
     assert proxy.ledger.settled()["reserved_nanos"] == 0
 
 
-def test_sdk_realtime_responses_started_by_server_vad_are_reserved_ahead_and_refused_once_spent(proxy, fake):
+def test_sdk_realtime_responses_started_by_server_vad_are_reserved_ahead_and_refused_once_spent(proxy, socket_fake):
     # A turn's bound: 800 out + the input so far, all as audio (over $0.05); one response
     # ($0.04728) fits $0.10, the next one's hold does not.
     key = virtual_key(proxy, max_budget=0.1)
     since = proxy.ledger.mark()
     client = proxy.openai_client(api_key=key)
     append = {"type": "input_audio_buffer.append", "audio": "AAAA" * 200}
-    appends = lambda: sum(e.get("type") == "input_audio_buffer.append" for e in fake.received)  # noqa: E731
+    appends = lambda: sum(e.get("type") == "input_audio_buffer.append" for e in socket_fake.received)  # noqa: E731
     with client.realtime.connect(model="gpt-realtime", websocket_connection_options=options(proxy)) as conn:
         until(conn, "session.created")
         conn.send({"type": "session.update", "session": {

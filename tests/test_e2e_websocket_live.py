@@ -29,8 +29,8 @@ from google.genai import errors as genai_errors
 from google.genai import types
 from google.oauth2.credentials import Credentials
 
-from e2e_helpers import start_proxy
-from fakes.websocket import LIVE_USAGE, FakeSocketProvider
+from e2e_helpers import module_proxy, virtual_key
+from fakes.websocket import LIVE_USAGE
 
 MASTER = "sk-master-websocket-live"
 REAL_GEMINI_KEY = "AIza-real-upstream-gemini-0001"
@@ -42,23 +42,12 @@ REALTIME_NANOS = 47_280_000
 AZURE = "https://fake-resource.openai.azure.com"
 LIVE_CONFIG = {"response_modalities": ["TEXT"], "max_output_tokens": 500}
 
-
-@pytest.fixture(scope="module")
-def fake():
-    with FakeSocketProvider() as provider:
-        yield provider
-
-
-@pytest.fixture(scope="module")
-def proxy(fake, tmp_path_factory):
-    proxy = start_proxy(fake.url, tmp_path_factory.mktemp("websocket-live"), {
-        "litellm_settings": {"max_budget": 100.0},
-        "general_settings": {"master_key": MASTER},
-        "providers": {"gemini": {"api_key": REAL_GEMINI_KEY}, "vertex": {"api_key": REAL_VERTEX_KEY},
-                      "azure": {"api_key": REAL_AZURE_KEY}},
-    })
-    yield proxy
-    proxy.stop()
+proxy = module_proxy({
+    "litellm_settings": {"max_budget": 100.0},
+    "general_settings": {"master_key": MASTER},
+    "providers": {"gemini": {"api_key": REAL_GEMINI_KEY}, "vertex": {"api_key": REAL_VERTEX_KEY},
+                  "azure": {"api_key": REAL_AZURE_KEY}},
+}, upstream="socket_fake")
 
 
 @pytest.fixture
@@ -66,12 +55,6 @@ def through_proxy(proxy, monkeypatch):
     """The environment a user sets (README): HTTPS_PROXY and the proxy's CA."""
     for name, value in proxy.env({}).items():
         monkeypatch.setenv(name, value)
-
-
-def virtual_key(proxy, **body) -> str:
-    r = proxy.admin_client(MASTER).post("/key/generate", json=body)
-    assert r.status_code == 200, r.text
-    return r.json()["key"]
 
 
 def live(coro):
@@ -92,7 +75,7 @@ def vertex_client(**kwargs) -> genai.Client:
 # --- Gemini Live ----------------------------------------------------------------------------
 
 
-def test_sdk_gemini_live_turns_are_metered_with_the_real_key_upstream(proxy, fake, through_proxy):
+def test_sdk_gemini_live_turns_are_metered_with_the_real_key_upstream(proxy, socket_fake, through_proxy):
     assert LIVE_NANOS == 7_000_000
     assert LIVE_USAGE["promptTokenCount"] == 400 + 600 and LIVE_USAGE["responseTokenCount"] == 100 + 400
     key = virtual_key(proxy, max_budget=10.0)
@@ -113,17 +96,17 @@ def test_sdk_gemini_live_turns_are_metered_with_the_real_key_upstream(proxy, fak
     assert (rows[0]["input_tokens"], rows[0]["output_tokens"]) == (1000, 500)
     assert json.loads(rows[0]["units"]) == {"input_audio_tokens": 600, "output_audio_tokens": 400}
     assert all(r["client"].startswith("google-genai/") for r in rows)  # from the handshake's User-Agent
-    handshake = fake.handshakes[-1]
+    handshake = socket_fake.handshakes[-1]
     # google-genai joins its base URL's slash and `/ws/…`: spendgate meters `//ws/…` as Google serves it
     assert handshake["path"].startswith("//ws/google.ai.generativelanguage.")
     assert handshake["path"].endswith(".GenerativeService.BidiGenerateContent")
     assert handshake["headers"]["x-goog-api-key"] == REAL_GEMINI_KEY  # the virtual key never left
-    assert fake.received[-3]["setup"]["model"] == f"models/{LIVE_MODEL}"
+    assert socket_fake.received[-3]["setup"]["model"] == f"models/{LIVE_MODEL}"
     assert proxy.ledger.settled()["reserved_nanos"] == 0
 
 
 def test_a_live_turn_over_budget_raises_the_sdks_client_error_and_the_session_serves_the_next(
-        proxy, fake, through_proxy):
+        proxy, socket_fake, through_proxy):
     # One turn ($0.007) fits $0.01; the next one's hold (500 out + the input so far, as audio) does not.
     key = virtual_key(proxy, max_budget=0.01)
     since = proxy.ledger.mark()
@@ -132,10 +115,10 @@ def test_a_live_turn_over_budget_raises_the_sdks_client_error_and_the_session_se
         client = genai.Client(api_key=key)
         async with client.aio.live.connect(model=LIVE_MODEL, config=LIVE_CONFIG) as session:
             await turn(session)
-            forwarded = len(fake.received)
+            forwarded = len(socket_fake.received)
             with pytest.raises(genai_errors.ClientError) as caught:
                 await turn(session)
-            assert len(fake.received) == forwarded  # the refused turn never reached the provider
+            assert len(socket_fake.received) == forwarded  # the refused turn never reached the provider
             r = proxy.admin_client(MASTER).post("/key/update", json={"key": key, "max_budget": 1.0})
             assert r.status_code == 200, r.text
             messages = await turn(session)  # the same session, after the raise
@@ -152,7 +135,7 @@ def test_a_live_turn_over_budget_raises_the_sdks_client_error_and_the_session_se
     assert proxy.ledger.settled()["reserved_nanos"] == 0
 
 
-def test_sdk_gemini_live_with_an_ephemeral_token_is_metered_under_that_token(proxy, fake, through_proxy):
+def test_sdk_gemini_live_with_an_ephemeral_token_is_metered_under_that_token(proxy, socket_fake, through_proxy):
     token = "auth_tokens/ephemeral-live-token-0001"
     since = proxy.ledger.mark()
 
@@ -167,12 +150,12 @@ def test_sdk_gemini_live_with_an_ephemeral_token_is_metered_under_that_token(pro
     assert (row["provider"], row["model"], row["status"], row["cost_nanos"]) == (
         "google", LIVE_MODEL, "ok", LIVE_NANOS)
     assert row["key_masked"].startswith("auth_") and token not in json.dumps(row)  # tracked by its fingerprint
-    handshake = fake.handshakes[-1]
+    handshake = socket_fake.handshakes[-1]
     assert handshake["path"].endswith(".v1alpha.GenerativeService.BidiGenerateContentConstrained")
     assert handshake["headers"]["authorization"] == f"Token {token}"  # not a virtual key: sent as it came
 
 
-def test_sdk_vertex_live_with_an_oauth_token_reads_candidates_as_the_output(proxy, fake, through_proxy):
+def test_sdk_vertex_live_with_an_oauth_token_reads_candidates_as_the_output(proxy, socket_fake, through_proxy):
     since = proxy.ledger.mark()
 
     async def main():
@@ -187,14 +170,14 @@ def test_sdk_vertex_live_with_an_oauth_token_reads_candidates_as_the_output(prox
     assert (row["provider"], row["model"], row["status"], row["transport"]) == (
         "vertex", LIVE_MODEL, "ok", "websocket")
     assert (row["input_tokens"], row["output_tokens"], row["cost_nanos"]) == (1000, 500, LIVE_NANOS)
-    handshake = fake.handshakes[-1]
+    handshake = socket_fake.handshakes[-1]
     assert handshake["path"] == "//ws/google.cloud.aiplatform.v1beta1.LlmBidiService/BidiGenerateContent"
     assert handshake["headers"]["authorization"] == "Bearer ya29.a0-live-test-token-0001"
-    assert fake.received[-2]["setup"]["model"] == (
+    assert socket_fake.received[-2]["setup"]["model"] == (
         f"projects/fake-project/locations/us-central1/publishers/google/models/{LIVE_MODEL}")
 
 
-def test_sdk_vertex_live_express_mode_swaps_a_virtual_key_for_the_real_one(proxy, fake, monkeypatch):
+def test_sdk_vertex_live_express_mode_swaps_a_virtual_key_for_the_real_one(proxy, socket_fake, monkeypatch):
     key = virtual_key(proxy, max_budget=10.0)
     since = proxy.ledger.mark()
     for name in ("HTTPS_PROXY", "https_proxy", "SSL_CERT_FILE"):
@@ -210,7 +193,7 @@ def test_sdk_vertex_live_express_mode_swaps_a_virtual_key_for_the_real_one(proxy
     live(main())
     row = proxy.ledger.row(since)
     assert (row["provider"], row["status"], row["cost_nanos"]) == ("vertex", "ok", LIVE_NANOS)
-    assert fake.handshakes[-1]["headers"]["x-goog-api-key"] == REAL_VERTEX_KEY
+    assert socket_fake.handshakes[-1]["headers"]["x-goog-api-key"] == REAL_VERTEX_KEY
 
 
 # --- Azure OpenAI Realtime ------------------------------------------------------------------
@@ -237,7 +220,7 @@ def realtime_turn(conn) -> None:
     assert until(conn, "response.done", "error")[-1].type == "response.done"
 
 
-def test_sdk_azure_realtime_deployment_is_billed_by_modality_with_the_real_key_upstream(proxy, fake):
+def test_sdk_azure_realtime_deployment_is_billed_by_modality_with_the_real_key_upstream(proxy, socket_fake):
     key = virtual_key(proxy, max_budget=10.0)
     since = proxy.ledger.mark()
     client = proxy.azure_openai_client(api_key=key, azure_endpoint=AZURE, api_version="2025-04-01-preview")
@@ -248,13 +231,13 @@ def test_sdk_azure_realtime_deployment_is_billed_by_modality_with_the_real_key_u
         "azure", "realtime", "gpt-realtime", "ok", "websocket", REALTIME_NANOS)
     assert json.loads(row["units"]) == {"input_audio_tokens": 700, "cache_audio_read_tokens": 100,
                                         "output_audio_tokens": 400}
-    handshake = fake.handshakes[-1]
+    handshake = socket_fake.handshakes[-1]
     assert handshake["path"] == "/openai/realtime?api-version=2025-04-01-preview&deployment=gpt-realtime"
     assert handshake["headers"]["api-key"] == REAL_AZURE_KEY
     assert proxy.ledger.settled()["reserved_nanos"] == 0
 
 
-def test_sdk_azure_realtime_on_the_v1_api_is_billed_the_same(proxy, fake):
+def test_sdk_azure_realtime_on_the_v1_api_is_billed_the_same(proxy, socket_fake):
     key = virtual_key(proxy, max_budget=10.0)
     since = proxy.ledger.mark()
     client = proxy.openai_client(api_key=key, base_url=f"{AZURE}/openai/v1")
@@ -263,7 +246,7 @@ def test_sdk_azure_realtime_on_the_v1_api_is_billed_the_same(proxy, fake):
     row = proxy.ledger.row(since)
     assert (row["provider"], row["model"], row["status"], row["cost_nanos"]) == (
         "azure", "gpt-realtime", "ok", REALTIME_NANOS)
-    handshake = fake.handshakes[-1]
+    handshake = socket_fake.handshakes[-1]
     assert handshake["path"] == "/openai/v1/realtime?model=gpt-realtime"
     # the openai client sends the virtual key as a Bearer token: it goes, Azure's api-key comes
     assert handshake["headers"]["api-key"] == REAL_AZURE_KEY and "authorization" not in handshake["headers"]
