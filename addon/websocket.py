@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mitmproxy import ctx, http
 
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SOCKET_KEY", "WebSocketMeter", "is_websocket_upgrade"]
 
+T = TypeVar("T")
 log = logging.getLogger("spendgate")
 
 SOCKET_KEY = "spendgate.socket"  # flow.metadata: the flow's Socket
@@ -65,6 +66,16 @@ def is_websocket_upgrade(request: http.Request) -> bool:
 
 def _mitmproxy_inject(flow: http.HTTPFlow, to_client: bool, content: bytes, is_text: bool) -> None:
     ctx.master.commands.call("inject.websocket", flow, to_client, content, is_text)
+
+
+def _read(sock: Socket, what: str, reader: Callable[..., T], *args: Any, default: T | None = None) -> T | None:
+    """What the socket's protocol reader answers; a bug in it is logged, never raised into the
+    socket (its frames still pass), and `default` is the answer."""
+    try:
+        return reader(*args)
+    except Exception:
+        log.exception("spendgate: could not %s on a %s socket", what, sock.endpoint.provider)
+        return default
 
 
 @dataclass(eq=False)
@@ -159,12 +170,8 @@ class WebSocketMeter:
             return
         data = msg.content
         if msg.from_client:
-            try:
-                turn = sock.session.client(data)
-            except Exception:  # a reader bug must not break the socket
-                log.exception("spendgate: could not read a %s client message", sock.endpoint.provider)
-                turn = None
-            if turn is None and self._drops(sock, data):
+            turn = _read(sock, "read a client message", sock.session.client, data)
+            if turn is None and _read(sock, "read a client message", sock.session.drops, data, default=False):
                 msg.drop()
                 return
             if turn is None and not sock.queue:
@@ -175,10 +182,8 @@ class WebSocketMeter:
                 sock.draining = True
                 self._admissions.spawn(self._drain(flow, sock))
             return
-        try:
-            ended = sock.session.server(data)
-        except Exception:
-            log.exception("spendgate: could not read a %s server message", sock.endpoint.provider)
+        ended = _read(sock, "read a server message", sock.session.server, data)
+        if ended is None:
             return
         rt = self.state.runtime
         standby = sock.standby
@@ -217,7 +222,7 @@ class WebSocketMeter:
                     else:
                         self.meter.forwarded(rt, call)
                     sock.session.begin(turn)
-                elif turn is None and self._drops(sock, data):
+                elif turn is None and _read(sock, "read a client message", sock.session.drops, data, default=False):
                     sock.queue.popleft()
                     continue
                 if not flow.live:
@@ -232,14 +237,6 @@ class WebSocketMeter:
             if not flow.live:
                 sock.queue.clear()
             sock.draining = False
-
-    @staticmethod
-    def _drops(sock: Socket, data: bytes) -> bool:
-        try:
-            return sock.session.drops(data)
-        except Exception:
-            log.exception("spendgate: could not read a %s client message", sock.endpoint.provider)
-            return False
 
     def _stand_by(self, rt: Runtime, sock: Socket, turn: Turn) -> None:
         """Hold `turn` for a response the server may start; give it back if none does in time."""
@@ -257,10 +254,7 @@ class WebSocketMeter:
         if sock.standby is not turn:
             return
         self._stand_down(sock)
-        try:
-            sock.session.released(turn)
-        except Exception:
-            log.exception("spendgate: could not release a %s standby turn", sock.endpoint.provider)
+        _read(sock, "release a standby turn", sock.session.released, turn)
         rt = self.state.runtime
         if rt is not None and not turn.meta.done:
             self.meter.abandon(rt, turn.meta)
@@ -305,12 +299,7 @@ class WebSocketMeter:
         if sock.standby is not None:
             self._release(sock, sock.standby)
         rt = self.state.runtime
-        try:
-            turns = sock.session.open_turns()
-        except Exception:
-            log.exception("spendgate: could not list a %s socket's open turns", sock.endpoint.provider)
-            turns = []
-        for turn in turns:
+        for turn in _read(sock, "list the open turns", sock.session.open_turns, default=()):
             self._settle(rt, sock, turn, None, reason)
 
     async def done(self) -> None:

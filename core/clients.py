@@ -8,13 +8,14 @@ User-Agent's first product token (`MyAgent/1.2.3 (linux)` → `myagent/1.2`). Ve
 cut to major.minor so a week of patch releases stays one row of a report.
 
 Pure and cheap: `client_of_headers` reads one header (two when there is no User-Agent),
-and each distinct User-Agent string is parsed once (`CACHE_MAX` of them are remembered;
-the cache is dropped whole when full, since User-Agents come from clients). Any transport
+and each distinct User-Agent string is parsed once (the `CACHE_MAX` most recent are
+remembered: User-Agents come from clients, so the cache is bounded). Any transport
 calls it with its request's (or handshake's) headers.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -83,15 +84,13 @@ FALLBACK_HEADERS: tuple[tuple[str, Mapping[str, str]], ...] = (
 _TOKEN = re.compile(rf"^(?P<name>[A-Za-z0-9][\w.\-]*)(?:/{_VERSION})?")
 _SAFE = re.compile(r"[^a-z0-9._\-]")
 
-_cache: dict[str, str | None] = {}
-
-
 def _major_minor(version: str | None) -> str | None:
     if not version:
         return None
     return ".".join(part[:8] for part in version.split(".")[:2])
 
 
+@functools.lru_cache(maxsize=CACHE_MAX)
 def _parse(user_agent: str) -> str | None:
     ua = user_agent.strip()
     if not ua:
@@ -116,17 +115,7 @@ def _parse(user_agent: str) -> str | None:
 
 def client_of(user_agent: str | None) -> str | None:
     """The client a User-Agent names (None: no User-Agent). Parsed once per distinct string."""
-    if user_agent is None:
-        return None
-    try:
-        return _cache[user_agent]
-    except KeyError:
-        pass
-    found = _parse(user_agent)
-    if len(_cache) >= CACHE_MAX:
-        _cache.clear()
-    _cache[user_agent] = found
-    return found
+    return None if user_agent is None else _parse(user_agent)
 
 
 def client_of_headers(headers: Mapping[str, str]) -> str | None:

@@ -72,14 +72,12 @@ def test_a_client_chosen_name_is_bounded_and_cleaned():
     assert client_of("Évil\u202e/1") == "other"
 
 
-def test_each_user_agent_is_parsed_once_and_the_cache_stays_bounded(monkeypatch):
-    parsed = []
-    real = clients._parse
-    monkeypatch.setattr(clients, "_parse", lambda ua: parsed.append(ua) or real(ua))
-    monkeypatch.setattr(clients, "_cache", {})
+def test_each_user_agent_is_parsed_once_and_the_cache_stays_bounded():
+    clients._parse.cache_clear()
     for _ in range(3):
         assert client_of("OpenAI/Python 3.57.0") == "openai-python/3.57"
-    assert parsed == ["OpenAI/Python 3.57.0"]
+    info = clients._parse.cache_info()
+    assert (info.misses, info.hits) == (1, 2)  # parsed once
     for i in range(clients.CACHE_MAX * 2):
         client_of(f"tool{i}/1.0")
-    assert len(clients._cache) <= clients.CACHE_MAX
+    assert clients._parse.cache_info().currsize <= clients.CACHE_MAX
