@@ -238,17 +238,18 @@ def settled_record(prices: PriceBook, record: CallRecord, ending: Ending, price_
     window = resolved.context_window if resolved else None
     usage, anomaly = bound_usage(ending.usage, request, window)
     record.usage = usage
-    cost = prices.price(resolved, usage, record.started_at, ending.price_context) if resolved is not None else UNPRICED
-    nanos, cost_anomaly = bound_cost(cost.nanos)
-    record.cost_nanos, record.price_source = nanos, cost.source
+    reported, reported_anomaly = None, {}
     if ending.reported_cost_nanos is not None:  # the provider says what it charged (OpenRouter)
         most = (prices.max_price(resolved, *usage_limits(request, window), record.started_at).nanos
                 if resolved is not None else None)
         reported, reported_anomaly = bound_reported_cost(ending.reported_cost_nanos, most)
-        if reported is not None:
-            record.cost_nanos, record.price_source, cost_anomaly = reported, PriceSource.REPORTED, {}
-        cost_anomaly = {**cost_anomaly, **reported_anomaly}
-    record.anomaly = {**anomaly, **cost_anomaly} or None
+    if reported is not None:  # believed: no need to price the usage
+        record.cost_nanos, record.price_source, cost_anomaly = reported, PriceSource.REPORTED, {}
+    else:
+        cost = prices.price(resolved, usage, record.started_at, ending.price_context) if resolved is not None else UNPRICED
+        nanos, cost_anomaly = bound_cost(cost.nanos)
+        record.cost_nanos, record.price_source = nanos, cost.source
+    record.anomaly = {**anomaly, **cost_anomaly, **reported_anomaly} or None
     if record.cost_nanos is None and ending.status == CallStatus.OK:
         record.status = CallStatus.UNPRICED
     return record
