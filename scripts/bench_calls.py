@@ -36,6 +36,7 @@ import asyncio
 import gc
 import inspect
 import json
+import os
 import shutil
 import sqlite3
 import sys
@@ -198,6 +199,9 @@ async def one_call(addons: list[object], flow: http.HTTPFlow, spent: dict[str, f
 
 
 KINDS = ("plain", "streamed", "websocket")
+COLUMNS = {"plain": "plain", "streamed": "streamed", "websocket": "ws turn"}
+JSON_NAMES = {"plain": "cpu_us_per_call", "streamed": "streamed_cpu_us_per_call",
+              "websocket": "websocket_turn_cpu_us_per_call"}
 
 
 # `--populated`: a ledger that has seen a team's year (issue 14's "flat with size")
@@ -228,8 +232,16 @@ async def time_spend_keys(state, rounds: int = 5) -> float:
     return best * 1e3
 
 
+def _process_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) process `pid` has used so far; 0 without one."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def run(calls: int, warmup: int, kind: str = "plain", template: Path | None = None,
-              timings: dict[str, float] | None = None) -> dict[str, float]:
+              timings: dict[str, float] | None = None, writer: str = "thread") -> dict[str, float]:
     """Figures per call of `kind`; on a copy of `template` (a populated ledger) when given,
     and then `timings["spend_keys_ms"]` is filled too."""
     streamed = kind == "streamed"
@@ -239,7 +251,7 @@ async def run(calls: int, warmup: int, kind: str = "plain", template: Path | Non
         shutil.copyfile(template, db)
     config = tmp / "budget.yaml"
     config.write_text("litellm_settings:\n  max_budget: 1000000000\n  budget_duration: 30d\n"
-                      f"general_settings:\n  database_url: sqlite:///{db}\n")
+                      f"general_settings:\n  database_url: sqlite:///{db}\n  ledger_writer: {writer}\n")
     addons = make_addons()
     with taddons.context(*addons) as tctx:
         tctx.configure(addons[-1], budget_config=str(config), budget_admin_port=0,
@@ -257,7 +269,8 @@ async def run(calls: int, warmup: int, kind: str = "plain", template: Path | Non
         await asyncio.sleep(0.2)
         gc.collect()
         spent = {"request": 0.0, "response": 0.0, "flows": 0.0}
-        main0, all0 = time.thread_time(), time.process_time()
+        child = getattr(runtime.ledger._runner, "pid", None)  # the writer's process, if it has one
+        main0, all0, child0 = time.thread_time(), time.process_time(), _process_cpu(child)
         for i in range(calls):
             t0 = time.thread_time()
             if kind == "websocket":  # made just before the turn, as mitmproxy does: not counted
@@ -273,13 +286,17 @@ async def run(calls: int, warmup: int, kind: str = "plain", template: Path | Non
         await asyncio.sleep(0)
         await runtime.ledger.drain()
         main, total = time.thread_time() - main0 - spent["flows"], time.process_time() - all0 - spent["flows"]
+        in_child = _process_cpu(child) - child0
         if timings is not None:
             timings["spend_keys_ms"] = await time_spend_keys(addons[-1].state)
         await call_hook(addons, "done")
     tctx.master._legacy_log_events.uninstall()  # taddons leaves its master's log handler on the root logger
-    rows = sqlite3.connect(db).execute(
+    conn = sqlite3.connect(db)
+    rows = conn.execute(
         "SELECT count(*) FROM calls WHERE status = 'ok' AND streamed = ? AND transport = ?",
         (int(kind != "plain"), "websocket" if kind == "websocket" else "http")).fetchone()[0]
+    conn.close()
+    shutil.rmtree(tmp, ignore_errors=True)  # (a populated run's copy is half a gigabyte)
     if rows != calls + warmup:
         raise SystemExit(f"the ledger holds {rows} ok rows for {calls + warmup} {kind} calls")
     per = {
@@ -287,6 +304,7 @@ async def run(calls: int, warmup: int, kind: str = "plain", template: Path | Non
         "response hooks": spent["response"],
         "loop, other": main - spent["request"] - spent["response"],
         "ledger writer": total - main,
+        "writer process": in_child,
     }
     return {name: seconds / calls * 1e6 for name, seconds in per.items()}
 
@@ -299,21 +317,39 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--populated", action="store_true",
                     help="on a ledger already holding 10,000 keys, 1,000 teams, 1,000 users and 1 M call rows; "
                          "also times /spend/keys over the 10,000 keys")
+    ap.add_argument("--template", type=Path, metavar="LEDGER",
+                    help="with --populated: copy this already seeded ledger instead of seeding one (a previous "
+                         "run's, kept with --keep-template)")
+    ap.add_argument("--keep-template", action="store_true", help="with --populated: keep the seeded ledger "
+                    "and print its path")
+    ap.add_argument("--writer", choices=("auto", "thread", "process"), default="thread",
+                    help="general_settings.ledger_writer: where the ledger's writes run (default thread, "
+                         "the config's default)")
+    ap.add_argument("--kinds", default=",".join(KINDS),
+                    help=f"which calls to time, comma-separated (default {','.join(KINDS)})")
     args = ap.parse_args(argv)
-    template = populated_template() if args.populated else None
-    runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in KINDS}
+    kinds = [k for k in args.kinds.split(",") if k]
+    if unknown := set(kinds) - set(KINDS):
+        ap.error(f"unknown kind(s): {', '.join(sorted(unknown))}")
+    template = (args.template or populated_template()) if args.populated else None
+    runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in kinds}
     spend_keys_ms: list[float] = []
     for _ in range(args.rounds):  # alternating, so that every kind sees the same machine
-        for kind in KINDS:
+        for kind in kinds:
             timings: dict[str, float] | None = {} if template is not None and kind == "plain" else None
-            runs[kind].append(asyncio.run(run(args.calls, warmup=500, kind=kind, template=template, timings=timings)))
+            runs[kind].append(asyncio.run(run(args.calls, warmup=500, kind=kind, template=template, timings=timings,
+                                              writer=args.writer)))
             if timings:
                 spend_keys_ms.append(timings["spend_keys_ms"])
     figures = {kind: _medians(r) for kind, r in runs.items()}
+    if template is not None and args.template is None:
+        if args.keep_template:
+            print(f"the seeded ledger is kept in {template}", file=sys.stderr)
+        else:
+            shutil.rmtree(template.parent, ignore_errors=True)
     if args.json:
         out = {"calls": args.calls, "rounds": args.rounds, "populated": POPULATED if args.populated else None,
-               "cpu_us_per_call": figures["plain"], "streamed_cpu_us_per_call": figures["streamed"],
-               "websocket_turn_cpu_us_per_call": figures["websocket"]}
+               **{JSON_NAMES[kind]: figures[kind] for kind in kinds}}
         if spend_keys_ms:
             out["spend_keys_ms"] = sorted(spend_keys_ms)[len(spend_keys_ms) // 2]
         print(json.dumps(out, indent=2))
@@ -322,9 +358,9 @@ def main(argv: list[str] | None = None) -> int:
              .format(**POPULATED) if args.populated else "")
     print(f"spendgate's own CPU per call ({args.calls} of each kind, median of {args.rounds} runs{where}):"
           " a chat call, a streamed chat call, a turn on a Responses WebSocket")
-    print(f"  {'':15s} {'plain':>9s} {'streamed':>9s} {'ws turn':>9s}")
-    for name in figures["plain"]:
-        print(f"  {name:15s}" + "".join(f" {figures[kind][name]:6.1f} µs" for kind in KINDS))
+    print(f"  {'':15s}" + "".join(f" {COLUMNS[kind]:>9s}" for kind in kinds))
+    for name in figures[kinds[0]]:
+        print(f"  {name:15s}" + "".join(f" {figures[kind][name]:6.1f} µs" for kind in kinds))
     if spend_keys_ms:
         print(f"  /spend/keys over {POPULATED['keys']:,} keys: {sorted(spend_keys_ms)[len(spend_keys_ms) // 2]:.0f} ms"
               " (its handler and JSON, median of the runs' best)")
@@ -334,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
 def _medians(runs: list[dict[str, float]]) -> dict[str, float]:
     figures = {name: sorted(r[name] for r in runs)[len(runs) // 2] for name in runs[0]}
     figures["total"] = sum(figures.values())
+    figures["in the proxy"] = figures["total"] - figures["writer process"]  # on mitmdump's core and GIL
     return figures
 
 
