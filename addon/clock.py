@@ -81,6 +81,7 @@ class BudgetClock:
                     await rt.ledger.checkpoint()
                 await rt.ledger.return_leases(now)
                 await rt.directory.refresh(rt.ledger)
+                self.state.heap.notice(self.state.long_lived())  # a reload's new records out of the GC's scans
                 for scope in await rt.ledger.reset_due(now):
                     log.info("spendgate: %s budget %s reset; next reset %s", scope.kind, scope.id, scope.reset_at)
             except LedgerUnavailable:

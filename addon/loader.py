@@ -7,7 +7,6 @@ stays (mitmproxy rejects an option change whose `configure` raises OptionsError)
 
 from __future__ import annotations
 
-import gc
 import logging
 import sys
 from pathlib import Path
@@ -87,13 +86,9 @@ class ConfigLoader:
             self.state.tell(Settled(self.state.runtime, record, changes))
 
     def running(self) -> None:
-        # Everything loaded so far — mitmproxy, the price tables (tens of thousands of
-        # objects), the config — lives as long as the process. Frozen out of the cyclic
-        # GC, it is no longer re-scanned by every full collection that the per-call
-        # objects trigger: measured, that scan was a tenth of the addon's CPU per call
-        # (docs/benchmarks.md).
-        gc.collect()
-        gc.freeze()
+        # Everything loaded so far (mitmproxy, the price tables, the config, the directory)
+        # lives as long as the process: frozen out of the cyclic GC's scans (core/heap.py).
+        self.state.heap.freeze(self.state.long_lived())
 
     def done(self) -> None:
         if self.state.runtime is not None:

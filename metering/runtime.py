@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from config.schema import SpendgateConfig
+from core.heap import FrozenHeap
 from ledger import AsyncLedger, BudgetSpec, ScopeRef, Store, open_ledger, usd_to_nanos
 from metering.directory_cache import DirectoryCache
 from metering.journal import CallJournal
@@ -153,6 +154,13 @@ class ProcessState:
     def __init__(self) -> None:
         self.runtime: Runtime | None = None
         self.listeners: list[SpendListener] = []
+        self.heap = FrozenHeap()  # long-lived objects out of the GC's scans (core/heap.py)
+
+    def long_lived(self) -> tuple[int, int]:
+        """Which long-lived data the process holds (`heap`): its runtime (a config reload makes
+        a new one) and the directory revision loaded (a reload replaces every key's record)."""
+        rt = self.runtime
+        return (id(rt), rt.directory.revision) if rt is not None else (0, -1)
 
     def tell(self, event: Settled | Denied) -> None:
         """Every listener hears of `event`; one that fails is logged, the others still hear."""
