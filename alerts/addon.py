@@ -134,7 +134,8 @@ class AlertRaiser:
 
     def in_settlement(self, runtime: Runtime, record: CallRecord):
         """Alerts of a settlement are enqueued in the settlement's own transaction, so a
-        process killed right after the commit can't lose them. Runs on the writer thread:
+        process killed right after the commit can't lose them. Runs on the writer thread
+        (`store.call`: in the writer's process too, ledger/writer_process.py):
         it only reads config and directory and hands its result to `settled` by uid."""
         if not self.delivery.routes.any_channel(runtime.config):
             return None
@@ -146,7 +147,7 @@ class AlertRaiser:
                 log.exception("spendgate: alert evaluation failed")
                 return
             if candidates:
-                self._enqueued[record.uid] = (candidates, outbox.enqueue(store, candidates, datetime.now(UTC)))
+                self._enqueued[record.uid] = (candidates, store.call(outbox.enqueue, candidates, datetime.now(UTC)))
 
         return enqueue
 

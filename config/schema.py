@@ -10,6 +10,7 @@ misspelt budget key that is silently ignored means no budget.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
@@ -341,6 +342,14 @@ class GeneralSettings(_Model):
     recorded: a settlement that can't be written is spooled (in memory and in
     `<confdir>/spendgate-spool`) and recorded once the database is back."""
 
+    ledger_writer: Literal["auto", "thread", "process"] = "thread"
+    """Where the SQLite ledger's writes run: `thread`, a thread of the proxy's process (their
+    CPU is the proxy's); `process`, a process of its own that the proxy starts, and starts
+    again if it dies, so that the SQLite work runs beside the proxy on another core (a kill
+    of either loses nothing: docs/ledger.md); `auto`, `process` on a machine with more than
+    one CPU. The default is `thread` while the writer process is new (docs/benchmarks.md, run K). With PostgreSQL the database server does that work, and the
+    writes run in a thread: `process` is refused there."""
+
     upstream_idle_timeout: Seconds = 600.0
     """Seconds a provider may send nothing (no response headers, no stream bytes) on a metered
     call before spendgate cuts it: the connection is closed, the client gets an error, and the
@@ -370,6 +379,19 @@ class GeneralSettings(_Model):
             _raise_at([(("metrics_require_auth",), "the same setting as require_auth_for_metrics_endpoint: "
                                                     "give only one of them")])
         return data
+
+    @model_validator(mode="after")
+    def _writer_process_is_sqlite(self) -> GeneralSettings:
+        if self.ledger_writer == "process" and parse_database_url(self.database_url).engine != "sqlite":
+            _raise_at([(("ledger_writer",), "a writer process is for the SQLite ledger; with PostgreSQL "
+                                            "use thread or auto")])
+        return self
+
+    def writer_process(self) -> bool:
+        """Whether the ledger's writes run in a process of their own (`ledger_writer`)."""
+        if self.ledger_writer == "auto":
+            return parse_database_url(self.database_url).engine == "sqlite" and (os.cpu_count() or 1) > 1
+        return self.ledger_writer == "process"
 
     @field_validator("database_url")
     @classmethod

@@ -32,11 +32,13 @@ __all__ = [
 ]
 
 
-def open_ledger(engine: str, target: str, *, spool_dir: str | Path | None = None) -> AsyncLedger:
+def open_ledger(engine: str, target: str, *, spool_dir: str | Path | None = None,
+                writer_process: bool = False) -> AsyncLedger:
     """Open (and migrate) the ledger a `database_url` names. `spool_dir` keeps the writes
-    made while the database is unreachable (see ledger/spool.py)."""
+    made while the database is unreachable (see ledger/spool.py); `writer_process`: SQLite's
+    writes run in a process of their own (ledger/writer_process.py)."""
     if engine == "sqlite":
-        ledger: AsyncLedger = SQLiteLedger(target, spool_dir=spool_dir)
+        ledger: AsyncLedger = SQLiteLedger(target, spool_dir=spool_dir, writer_process=writer_process)
     elif engine == "postgresql":
         from .postgres import PostgresLedger  # psycopg is only needed for PostgreSQL
 

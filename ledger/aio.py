@@ -43,7 +43,7 @@ from .settling import Done, SettlementBatcher
 from .spool import Entry, Spool
 from .store import Settlement, Store
 from .unavailable import LedgerUnavailable, awaited
-from .writer import WriterThread
+from .writer import LocalRunner, WriterGone, WriterThread
 
 T = TypeVar("T")
 log = logging.getLogger("spendgate")
@@ -59,7 +59,7 @@ class AsyncLedger:
         self.instance_id = instance_id or uuid.uuid4().hex
         self._writer_thread = WriterThread("spendgate-ledger-w", max_batch)
         self._reader_pool = ThreadPoolExecutor(1, thread_name_prefix="spendgate-ledger-r")
-        self._writer: Store | None = None
+        self._runner: LocalRunner | Any = None  # where the writes run (ledger/writer.py)
         self._reader: Store | None = None
         self.spool = Spool(spool_dir, self.instance_id)
         self.leases = LeaseBook(LEASE_PREFIX + self.instance_id)
@@ -100,28 +100,40 @@ class AsyncLedger:
     def open_sync(self) -> None:
         """Open and migrate now (at start-up, before traffic: a bad target fails loudly)."""
         self._prepare()
-        self._writer = self._writer_thread.submit(self._make_store).result()
-        self._writer_thread.store = self._writer
-        self._writer_thread.unavailable = self.unavailable
-        self._writer_thread.submit(self._writer.migrate).result()
-        self._writer_thread.submit(self._writer.register_instance, datetime.now(UTC)).result()
+        w = self._writer_thread
+        w.unavailable = self._writer_unavailable
+        w.runner = self._runner = w.submit_call(self._make_runner).result()
+        w.submit(Store.migrate).result()
+        w.submit(Store.register_instance, datetime.now(UTC)).result()
         self._reader = self._reader_pool.submit(self._make_store).result()
         adopted = self.spool.adopt_orphans()
         if adopted:
             log.warning("spendgate: %d ledger writes spooled by a stopped process will be replayed", adopted)
 
+    @property
+    def _writer(self) -> Store | None:
+        """The writer thread's own store, when the writes run here (tests and scripts look in)."""
+        return getattr(self._runner, "store", None)
+
+    def _make_runner(self) -> LocalRunner | Any:
+        """Where the writes run: a store on the writer thread (the engine's own)."""
+        return LocalRunner(self._make_store())
+
+    def _writer_unavailable(self, exc: BaseException) -> bool:
+        return isinstance(exc, WriterGone) or self.unavailable(exc)
+
     def close_sync(self) -> None:
         """Finish queued writes, replay what was spooled if the database is back, give back
         this instance's holds, close. Whatever is still spooled stays in the spool file."""
-        if self._writer is not None:
+        if self._runner is not None:
             try:
                 self._settlements.write_now()
                 self._replay.replay_now()
-                self._writer_thread.submit(self._writer.retire).result()
+                self._writer_thread.submit(Store.retire).result()
             except Exception as e:
                 log.error("spendgate: could not retire from the ledger cleanly: %s", e)
-            self._writer_thread.submit(self._writer.close).result()
-            self._writer = None
+            self._writer_thread.submit_call(self._runner.close).result()
+            self._runner = None
         if self._reader is not None:
             self._reader_pool.submit(self._reader.close).result()
             self._reader = None
@@ -135,13 +147,13 @@ class AsyncLedger:
 
     def close_sync_quietly(self) -> None:
         """Tear down after a failed `open_sync` (no database work)."""
-        for store in (self._writer, self._reader):
-            if store is not None:
+        for closer in (self._runner, self._reader):
+            if closer is not None:
                 try:
-                    store.close()
+                    closer.close()
                 except Exception:
                     pass
-        self._writer = self._reader = None
+        self._runner = self._reader = None
         self._writer_thread.shutdown()
         self._reader_pool.shutdown(wait=True)
         self.spool.close()
@@ -167,7 +179,7 @@ class AsyncLedger:
 
     def configure_sync(self, ref: ScopeRef, spec: BudgetSpec, now: datetime) -> ScopeState:
         """For start-up and config reloads, which run outside the event loop's hot path."""
-        return self._writer_thread.submit(self._writer.configure, ref, spec, now).result()
+        return self._writer_thread.submit(Store.configure, ref, spec, now).result()
 
     # -- the hot path (group-committed; spooled when the database is away) ------------------
 
@@ -271,6 +283,11 @@ class AsyncLedger:
         """Fold the write-ahead log into the database (SQLite; see SQLiteStore.checkpoint).
         A failure is logged by the caller's next write, not raised here."""
         try:
-            await self._writer_thread.run(lambda store: store.checkpoint())
+            await self._writer_thread.run(_checkpoint)
         except Exception as e:
             log.debug("spendgate: ledger checkpoint failed: %s", e)
+
+
+def _checkpoint(store: Store) -> None:
+    """`store.checkpoint()`, the engine's own (an operation the writer can run anywhere)."""
+    store.checkpoint()

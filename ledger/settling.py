@@ -65,7 +65,7 @@ class SettlementBatcher:
         batch, self._pending = self._pending, []
         if batch:
             written = asyncio.wrap_future(
-                self.writer.submit(self.writer.store.settle_many, [item for item, _ in batch], batch=True))
+                self.writer.submit(Store.settle_many, [item for item, _ in batch], batch=True))
             written.add_done_callback(lambda f: self._written(f, batch))
 
     async def drain(self) -> None:

@@ -9,11 +9,14 @@ even with two mitmdump processes on one file. The operations themselves are
 from __future__ import annotations
 
 import sqlite3
+from functools import partial
 from pathlib import Path
 
 from .aio import AsyncLedger
 from .dialect import Dialect
 from .store import Store
+from .writer import LocalRunner
+from .writer_process import ProcessRunner
 
 
 WAL_AUTOCHECKPOINT_PAGES = 256  # 1 MiB of 4 KiB pages
@@ -69,9 +72,11 @@ class SQLiteLedger(AsyncLedger):
 
     engine = "sqlite"
 
-    def __init__(self, path: str | Path, instance_id: str | None = None, **kwargs):
+    def __init__(self, path: str | Path, instance_id: str | None = None, *, writer_process: bool = False,
+                 **kwargs):
         super().__init__(instance_id, **kwargs)
         self.path = Path(path)
+        self.writer_process = writer_process
 
     def _prepare(self) -> None:
         if self.path.parent and not self.path.parent.exists():
@@ -79,6 +84,11 @@ class SQLiteLedger(AsyncLedger):
 
     def _make_store(self) -> SQLiteStore:
         return SQLiteStore(self.path, self.instance_id)
+
+    def _make_runner(self) -> LocalRunner | ProcessRunner:
+        if self.writer_process:
+            return ProcessRunner(partial(SQLiteStore, str(self.path), self.instance_id))
+        return super()._make_runner()
 
     def unavailable(self, exc: BaseException) -> bool:
         # "database is locked" past the 30 s busy wait, "disk I/O error", "unable to open":

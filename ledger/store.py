@@ -141,6 +141,11 @@ class Store(DirectoryOps, LeaseOps):
     def close(self) -> None:
         raise NotImplementedError
 
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(self, *args)`: how a settlement's `then` hook writes, the same whether the store
+        is here or in the writer's process (ledger/writer_process.py, `StoreInChild`)."""
+        return fn(self, *args)
+
     def run_read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a read; an engine may retry it once on a fresh connection."""
         return fn(*args)

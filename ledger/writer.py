@@ -1,7 +1,7 @@
 """The ledger's writer thread: every write of a process, in order, group-committed.
 
 The hot path's writes — reserve, settle, a refused call's row, release — are queued to this
-one thread, which takes every batchable write waiting (up to `max_batch`) and runs them in
+one thread (each an operation `op(store, *args)`), which takes every batchable write waiting (up to `max_batch`) and runs them in
 ONE transaction of its store: one write-lock acquisition and one commit for all of them,
 each still seeing the effects of those before it, exactly as if run one by one. Results are
 handed back only after the commit. Under load this is what keeps the ledger's single writer
@@ -11,6 +11,11 @@ not once per call (docs/deploy.md has the measurements). If an operation fails i
 batch, the batch is rolled back and its operations are re-run one by one, so one bad
 operation fails alone; if the database is unreachable, every operation of the batch fails
 with that error.
+
+Where the writes run is the thread's `runner`: `LocalRunner`, on this thread's own `Store`, or
+`ledger.writer_process.ProcessRunner`, in a process of its own (`general_settings.ledger_writer`),
+which takes the SQLite work off the proxy's core; either way this thread keeps the order,
+the batching and the hand-back.
 """
 
 from __future__ import annotations
@@ -28,8 +33,29 @@ from .unavailable import Unreachable, awaited, waited
 if TYPE_CHECKING:
     from .store import Store
 
+
+class LocalRunner:
+    """Operations run on a `Store` of this thread's own."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def one(self, op: Callable[..., Any], args: tuple) -> Any:
+        return op(self.store, *args)
+
+    def many(self, jobs: list[tuple[Callable[..., Any], tuple]]) -> list[Any]:
+        return self.store.batch([partial(op, self.store, *args) for op, args in jobs])
+
+    def close(self) -> None:
+        self.store.close()
+
 T = TypeVar("T")
 log = logging.getLogger("spendgate")
+
+
+class WriterGone(ConnectionError):
+    """The process the writes ran in died under an operation: its outcome is unknown, as
+    when a database connection drops (the ledger counts it unreachable: spooled, retried)."""
 
 
 class _Job:
@@ -46,7 +72,7 @@ class WriterThread:
 
     def __init__(self, name: str, max_batch: int = 64):
         self.max_batch = max_batch
-        self.store: Store | None = None  # made on this thread by the async face, then set here
+        self.runner: LocalRunner | Any = None  # made on this thread by the async face, then set here
         self.unavailable: Unreachable = lambda e: False
         self.batches = 0  # transactions that ran more than one job
         self.batched_jobs = 0
@@ -56,8 +82,16 @@ class WriterThread:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, fn: Callable[..., T], *args: Any, batch: bool = False) -> concurrent.futures.Future:
-        job = _Job(fn, args, batch)
+    def submit(self, op: Callable[..., T], *args: Any, batch: bool = False) -> concurrent.futures.Future:
+        """`op(store, *args)` on this thread, its result in the future. `batch`: may share a
+        transaction with the writes around it."""
+        return self._submit(_Job(op, args, batch))
+
+    def submit_call(self, fn: Callable[[], T]) -> concurrent.futures.Future:
+        """`fn()` on this thread, not an operation on the store (making the runner)."""
+        return self._submit(_Job(fn, None, False))
+
+    def _submit(self, job: _Job) -> concurrent.futures.Future:
         with self._cv:
             if self._closed:
                 raise RuntimeError("the ledger is closed")
@@ -68,11 +102,11 @@ class WriterThread:
     async def run(self, op: Callable[..., T], *args: Any, batch: bool = False) -> T:
         """`op(store, *args)` on this thread, awaited; `LedgerUnavailable` when the database
         can't be reached. `batch`: may share a transaction with the writes around it."""
-        return await awaited(self.submit(op, self.store, *args, batch=batch), self.unavailable)
+        return await awaited(self.submit(op, *args, batch=batch), self.unavailable)
 
     def run_now(self, op: Callable[..., T], *args: Any) -> T:
         """The same, blocking (the ledger's shutdown)."""
-        return waited(self.submit(op, self.store, *args), self.unavailable)
+        return waited(self.submit(op, *args), self.unavailable)
 
     def shutdown(self) -> None:
         with self._cv:
@@ -97,10 +131,9 @@ class WriterThread:
             elif group:
                 self._many(group)
 
-    @staticmethod
-    def _one(job: _Job) -> None:
+    def _one(self, job: _Job) -> None:
         try:
-            result = job.fn(*job.args)
+            result = job.fn() if job.args is None else self.runner.one(job.fn, job.args)
         except BaseException as e:
             job.future.set_exception(e)
         else:
@@ -108,7 +141,7 @@ class WriterThread:
 
     def _many(self, group: list[_Job]) -> None:
         try:
-            results = self.store.batch([partial(j.fn, *j.args) for j in group])
+            results = self.runner.many([(j.fn, j.args) for j in group])
         except BaseException as e:
             if self.unavailable(e):
                 for job in group:

@@ -88,11 +88,13 @@ class Runtime:
         unchanged) and apply the config's global budget to it. `spool_dir` keeps what could
         not be recorded while the database was unreachable, and the call journal."""
         engine, target = config.general_settings.database_url_info()
-        reuse = previous is not None and previous.database_url == config.general_settings.database_url
+        general = config.general_settings
+        reuse = (previous is not None and previous.database_url == general.database_url
+                 and previous.config.general_settings.writer_process() == general.writer_process())
         if reuse:
             ledger, journal = previous.ledger, previous.journal
         else:
-            ledger = open_ledger(engine, target, spool_dir=spool_dir)
+            ledger = open_ledger(engine, target, spool_dir=spool_dir, writer_process=general.writer_process())
             journal = CallJournal(Path(spool_dir) / "journal" if spool_dir else None, ledger.instance_id)
         ledger.configure_sync(ScopeRef.global_(), global_budget(config), datetime.now(UTC))
         ledger.leases.invalidate()  # a reused ledger's leases were granted under the old budget

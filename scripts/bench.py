@@ -222,22 +222,35 @@ class HeyRun:
     proxy_cpu_util: float = 0.0  # share of one core the mitmdump process used
     cpu_us_per_request: float = 0.0
     other_load: float | None = None  # share of the proxy's CPU other processes (or steal) took
+    helper_us_per_request: float = 0.0  # CPU of the proxy's child processes (the ledger's writer process)
     waited_s: float = 0.0  # --wait-quiet: how long the run waited for a quiet CPU
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """`cpu_seconds` of a process and every live descendant (a peer's workers)."""
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid` (a peer's workers, the ledger's writer process)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             with contextlib.suppress(OSError, IndexError, ValueError), open(f"/proc/{entry}/stat") as f:
                 children.setdefault(int(f.read().rsplit(")", 1)[1].split()[1]), []).append(int(entry))
-    total, todo = 0.0, [pid]
+    out, todo = [], list(children.get(pid, ()))
     while todo:
         p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, ()))
+    return out
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """`cpu_seconds` of a process and every live descendant (a peer's workers)."""
+    return cpu_seconds(pid) + children_cpu_seconds(pid)
+
+
+def children_cpu_seconds(pid: int) -> float:
+    total = 0.0
+    for p in descendants(pid):
         with contextlib.suppress(OSError):
             total += cpu_seconds(p)
-        todo.extend(children.get(p, ()))
     return total
 
 
@@ -323,9 +336,11 @@ def run_hey(proxy: MitmProxy | LiteLLMPeer, *, side: str, rnd: int, phase: str, 
     pid = proxy.proc.pid
     cpu_of = tree_cpu_seconds if direct else cpu_seconds
     busy0 = sum(cpu_busy_seconds(proxy_cpu)) if proxy_cpu is not None else 0.0
+    helpers0 = 0.0 if direct else children_cpu_seconds(pid)
     cpu0, t0 = cpu_of(pid), time.monotonic()
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     cpu1, t1 = cpu_of(pid), time.monotonic()
+    helpers1 = 0.0 if direct else children_cpu_seconds(pid)
     busy1 = sum(cpu_busy_seconds(proxy_cpu)) if proxy_cpu is not None else 0.0
     if out.returncode != 0:
         raise RuntimeError(f"hey failed ({out.returncode}): {out.stderr.strip()[:500]}")
@@ -352,6 +367,7 @@ def run_hey(proxy: MitmProxy | LiteLLMPeer, *, side: str, rnd: int, phase: str, 
     run.proxy_cpu_s = cpu1 - cpu0
     run.proxy_cpu_util = run.proxy_cpu_s / (t1 - t0)
     run.cpu_us_per_request = run.proxy_cpu_s / len(lat) * 1e6
+    run.helper_us_per_request = (helpers1 - helpers0) / len(lat) * 1e6
     if proxy_cpu is not None:  # time on the proxy's core mitmdump did not get: others, steal
         run.other_load = max(0.0, (busy1 - busy0) - run.proxy_cpu_s) / (t1 - t0)
     return run
@@ -464,7 +480,8 @@ def summarise_hey(runs: list[HeyRun], phase: str, rounds: int) -> dict[str, Any]
     bare, addon, floor, peer = of("bare"), of("addon"), of("floor"), of("peer")
     sides = {"bare": bare, "addon": addon, **({"floor": floor} if floor else {}), **({"peer": peer} if peer else {})}
     out: dict[str, Any] = {}
-    for key in ("rps", "p50_ms", "p99_ms", "mean_ms", "cpu_us_per_request", "proxy_cpu_util", "other_load"):
+    for key in ("rps", "p50_ms", "p99_ms", "mean_ms", "cpu_us_per_request", "helper_us_per_request",
+                "proxy_cpu_util", "other_load"):
         out[key] = {side: median([getattr(r, key) for r in rs if getattr(r, key) is not None])
                     for side, rs in sides.items()}
     out["rps_ratio"] = out["rps"]["addon"] / out["rps"]["bare"]
@@ -565,6 +582,9 @@ def print_report(res: dict[str, Any]) -> None:
         print(f"  proxy CPU/req   bare {load['cpu_us_per_request']['bare']:7.0f}   addon "
               f"{load['cpu_us_per_request']['addon']:7.0f} µs   ratio {load['cpu_ratio']:.3f}"
               f"   (+{load['added_cpu_us_per_request']:.0f} µs per call)")
+        if load["helper_us_per_request"]["addon"]:
+            print(f"  beside it       the ledger's writer process {load['helper_us_per_request']['addon']:5.0f} µs"
+                  " of CPU per call, on another core")
         print(f"  proxy core use  bare {load['proxy_cpu_util']['bare']:7.0%}   addon {load['proxy_cpu_util']['addon']:7.0%}"
               "   (≈100% means mitmdump, not the load generator, is the bottleneck)")
         print(f"  throughput ratio from CPU time per request: {load['rps_ratio_from_cpu']:.3f}"
@@ -673,6 +693,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="also measure LiteLLM's proxy in the hey phases (the same calls, straight to it)")
     ap.add_argument("--peer-bin", default=None,
                     help="its `litellm` command (default: on PATH, else /work/litellm-venv/bin/litellm)")
+    ap.add_argument("--writer", choices=["auto", "thread", "process"], default="thread",
+                    help="the addon's general_settings.ledger_writer (default thread, the config's default; "
+                         "pinned, a writer process runs on the load's CPUs, not the proxy's)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (ledger, mitmdump logs)")
     args = ap.parse_args(argv)
 
@@ -714,7 +737,7 @@ def main(argv: list[str] | None = None) -> int:
     # A budget nothing here can exhaust (each call costs $0.00725): every call reserves.
     config.write_text(
         "litellm_settings:\n  max_budget: 1000000000\n  budget_duration: 30d\n"
-        f"general_settings:\n  database_url: sqlite:///{ledger_db}\n"
+        f"general_settings:\n  database_url: sqlite:///{ledger_db}\n  ledger_writer: {args.writer}\n"
     )
     res: dict[str, Any] = {"params": prof, "machine": machine_info(pinned, proxy_cpus, load_cpus),
                            "targets": {"rps_ratio": TARGET_RPS_RATIO, "added_p50_ms": TARGET_ADDED_P50_MS}}
@@ -741,6 +764,10 @@ def main(argv: list[str] | None = None) -> int:
         with ThreadPoolExecutor(len(proxies)) as pool:  # ~1 s each: start them together
             for fut in [pool.submit(p.start) for p in proxies.values()]:
                 fut.result()
+        if pinned:  # the ledger's writer process works beside the proxy, not on its core
+            for child in descendants(proxies["addon"].proc.pid):
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(child, load_cpus)
         served_by_addon = 0
         runs: list[HeyRun] = []
         if not args.skip_load:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from proxy import MitmProxy
 
 REPO = Path(__file__).resolve().parent.parent
@@ -21,8 +23,22 @@ def test_bench_calls_times_every_part_and_the_ledger_holds_every_call():
     report = json.loads(out.stdout)
     for kind in ("cpu_us_per_call", "streamed_cpu_us_per_call", "websocket_turn_cpu_us_per_call"):
         figures = report[kind]
-        assert set(figures) == {"request hooks", "response hooks", "loop, other", "ledger writer", "total"}
+        assert set(figures) == {"request hooks", "response hooks", "loop, other", "ledger writer",
+                                "writer process", "total", "in the proxy"}
         assert figures["request hooks"] > 0 and figures["ledger writer"] > 0
+        assert figures["writer process"] == 0  # the default writer is a thread of the proxy
+
+
+def test_bench_calls_times_a_writer_process_beside_the_proxy():
+    out = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "bench_calls.py"), "--calls", "300", "--rounds", "1", "--json",
+         "--kinds", "plain", "--writer", "process"],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )
+    assert out.returncode == 0, out.stderr  # it fails when a call is missing from the ledger
+    figures = json.loads(out.stdout)["cpu_us_per_call"]
+    assert figures["writer process"] > 0
+    assert figures["in the proxy"] == pytest.approx(figures["total"] - figures["writer process"])
 
 
 def test_the_floor_addon_passes_traffic_untouched(fake_provider, tmp_path):
