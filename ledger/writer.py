@@ -1,8 +1,8 @@
 """The ledger's writer thread: every write of a process, in order, group-committed.
 
 The hot path's writes — reserve, settle, a refused call's row, release — are queued to this
-one thread (each an operation `op(store, *args)`), which takes every batchable write waiting (up to `max_batch`) and runs them in
-ONE transaction of its store: one write-lock acquisition and one commit for all of them,
+one thread, each an operation `op(store, *args)`; it takes every batchable write waiting
+(up to `max_batch`) and runs them in ONE transaction of its store: one write-lock acquisition and one commit for all of them,
 each still seeing the effects of those before it, exactly as if run one by one. Results are
 handed back only after the commit. Under load this is what keeps the ledger's single writer
 lock (SQLite's file lock; on PostgreSQL the advisory lock that every proxy process shares,
@@ -33,6 +33,14 @@ from .unavailable import Unreachable, awaited, waited
 if TYPE_CHECKING:
     from .store import Store
 
+T = TypeVar("T")
+log = logging.getLogger("spendgate")
+
+
+class WriterGone(ConnectionError):
+    """The process the writes ran in died under an operation: its outcome is unknown, as
+    when a database connection drops (the ledger counts it unreachable: spooled, retried)."""
+
 
 class LocalRunner:
     """Operations run on a `Store` of this thread's own."""
@@ -48,14 +56,6 @@ class LocalRunner:
 
     def close(self) -> None:
         self.store.close()
-
-T = TypeVar("T")
-log = logging.getLogger("spendgate")
-
-
-class WriterGone(ConnectionError):
-    """The process the writes ran in died under an operation: its outcome is unknown, as
-    when a database connection drops (the ledger counts it unreachable: spooled, retried)."""
 
 
 class _Job:

@@ -119,9 +119,6 @@ class _Then:
     def __init__(self, index: int):
         self.index = index
 
-    def __reduce__(self):
-        return _Then, (self.index,)
-
     def __call__(self, store: Store, changes: list[SpendChange]) -> None:
         _child.then(self.index, changes)
 
@@ -169,17 +166,23 @@ def _settlements_in(items: list[tuple]) -> list[Settlement]:
     return out
 
 
+_STATE_FIELDS = tuple(ScopeState.__slots__)
+
+
+def _changes_out(changes: list[SpendChange]) -> list[tuple]:
+    return [(tuple(getattr(c.scope, f) for f in _STATE_FIELDS), c.before_nanos) for c in changes]
+
+
+def _changes_in(changes: list[tuple]) -> list[SpendChange]:
+    return [SpendChange(ScopeState(*state), before) for state, before in changes]
+
+
 def _results_out(results: list[tuple[int, list[SpendChange]]]) -> list[tuple]:
-    return [(call_id, [(tuple(getattr(c.scope, f) for f in _STATE_FIELDS), c.before_nanos) for c in changes])
-            for call_id, changes in results]
+    return [(call_id, _changes_out(changes)) for call_id, changes in results]
 
 
 def _results_in(results: list[tuple]) -> list[tuple[int, list[SpendChange]]]:
-    return [(call_id, [SpendChange(ScopeState(*state), before) for state, before in changes])
-            for call_id, changes in results]
-
-
-_STATE_FIELDS = tuple(ScopeState.__slots__)
+    return [(call_id, _changes_in(changes)) for call_id, changes in results]
 
 
 def _job_out(op: Callable, args: tuple, thens: dict[int, Callable]) -> tuple:
@@ -295,7 +298,7 @@ class ProcessRunner:
 
     def _run_then(self, child: subprocess.Popen, index: int, changes: list) -> None:
         try:
-            self._thens[index](StoreInChild(child), [SpendChange(ScopeState(*s), b) for s, b in changes])
+            self._thens[index](StoreInChild(child), _changes_in(changes))
         except Exception as e:
             _send(child.stdin, ("raise", _portable(e)))
         else:
@@ -372,8 +375,7 @@ class _Child:
 
     def then(self, index: int, changes: list[SpendChange]) -> None:
         """Inside a transaction: the proxy runs hook `index`; its `call`s run here, now."""
-        _send(self.out, ("then", index, [(tuple(getattr(c.scope, f) for f in _STATE_FIELDS), c.before_nanos)
-                                         for c in changes]))
+        _send(self.out, ("then", index, _changes_out(changes)))
         while (message := _receive(self.inp)) is not None:
             kind = message[0]
             if kind == "done":

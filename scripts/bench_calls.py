@@ -36,7 +36,6 @@ import asyncio
 import gc
 import inspect
 import json
-import os
 import shutil
 import sqlite3
 import sys
@@ -48,7 +47,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
-from bench import API_KEY, BODY, STREAM_BODY, URL  # noqa: E402  (the same calls as the proxy benchmark)
+from bench import API_KEY, BODY, STREAM_BODY, URL, cpu_seconds  # noqa: E402  (the same calls as the proxy benchmark)
 from fake_provider import OPENAI_USAGE  # noqa: E402
 from ledger_seed import seed  # noqa: E402
 from mitmproxy import http, websocket  # noqa: E402
@@ -232,14 +231,6 @@ async def time_spend_keys(state, rounds: int = 5) -> float:
     return best * 1e3
 
 
-def _process_cpu(pid: int | None) -> float:
-    """CPU seconds (user + system) process `pid` has used so far; 0 without one."""
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def run(calls: int, warmup: int, kind: str = "plain", template: Path | None = None,
               timings: dict[str, float] | None = None, writer: str = "thread") -> dict[str, float]:
     """Figures per call of `kind`; on a copy of `template` (a populated ledger) when given,
@@ -270,7 +261,8 @@ async def run(calls: int, warmup: int, kind: str = "plain", template: Path | Non
         gc.collect()
         spent = {"request": 0.0, "response": 0.0, "flows": 0.0}
         child = getattr(runtime.ledger._runner, "pid", None)  # the writer's process, if it has one
-        main0, all0, child0 = time.thread_time(), time.process_time(), _process_cpu(child)
+        child_cpu = (lambda: cpu_seconds(child)) if child is not None else (lambda: 0.0)
+        main0, all0, child0 = time.thread_time(), time.process_time(), child_cpu()
         for i in range(calls):
             t0 = time.thread_time()
             if kind == "websocket":  # made just before the turn, as mitmproxy does: not counted
@@ -286,7 +278,7 @@ async def run(calls: int, warmup: int, kind: str = "plain", template: Path | Non
         await asyncio.sleep(0)
         await runtime.ledger.drain()
         main, total = time.thread_time() - main0 - spent["flows"], time.process_time() - all0 - spent["flows"]
-        in_child = _process_cpu(child) - child0
+        in_child = child_cpu() - child0
         if timings is not None:
             timings["spend_keys_ms"] = await time_spend_keys(addons[-1].state)
         await call_hook(addons, "done")
