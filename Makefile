@@ -29,10 +29,11 @@ run: setup
 # Two workers (pytest-xdist): most of the suite waits on mitmdump, SDK and database processes,
 # so two run in about two thirds of one's time on a 2-core machine (`make test TEST_WORKERS=0`
 # runs it in one process, `TEST_WORKERS=4` on a bigger one). Each worker starts its own fake
-# provider and PostgreSQL.
+# provider and PostgreSQL; a test file runs on one worker, in order (its module fixtures, such
+# as the admin UI's signed-in browser, are shared by its tests).
 TEST_WORKERS ?= 2
 test: setup ui-deps
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The admin UI tests drive Debian's chromium through Playwright (never `playwright install`:
 # it downloads a browser build, which can't be fetched here).
