@@ -12,14 +12,13 @@ cross-site form may send) is a 415.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 import tornado.web
 
-from admin.api import is_master_key, parse_json
+from admin.api import encode_json, is_master_key, parse_json
 from admin.errors import ApiError, send_error
 from admin.metrics import enabled as metrics_enabled
 from admin.sessions import COOKIE, LIFETIME, SESSIONS, same_origin, session_cookie
@@ -62,7 +61,7 @@ class _UiHandler(tornado.web.RequestHandler):
     def json(self, status: int, payload: Any) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(payload))
+        self.finish(encode_json(payload))
 
     def require_same_origin(self) -> None:
         if not same_origin(self.request):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
@@ -103,12 +103,25 @@ def _readers(cls: type) -> tuple[tuple[str, Callable[[Any], Any] | None], ...]:
     return tuple(readers)
 
 
-def _from_row(cls: type, row: dict[str, Any]) -> Any:
-    values = {}
-    for name, read in _readers(cls):
-        value = row.get(name)
-        values[name] = value if read is None else read(value)
-    return cls(**values)
+@functools.cache
+def _row_reader(cls: type, columns: tuple[str, ...]) -> Callable[[Sequence[Any]], Any]:
+    """A record from one row of `SELECT *` with these columns (a column the table lacks
+    reads as None), planned once per table shape: the directory's reload reads every key."""
+    where = {name: i for i, name in enumerate(columns)}
+    plan = tuple((name, where.get(name), read) for name, read in _readers(cls))
+
+    def from_row(row: Sequence[Any]) -> Any:
+        values = {}
+        for name, i, read in plan:
+            value = None if i is None else row[i]
+            values[name] = value if read is None else read(value)
+        return cls(**values)
+
+    return from_row
+
+
+def _reader_of(cls: type, cur: Any) -> Callable[[Sequence[Any]], Any]:
+    return _row_reader(cls, tuple(c[0] for c in cur.description))
 
 
 class DirectoryOps:
@@ -183,15 +196,15 @@ class DirectoryOps:
         row = cur.fetchone()
         if row is None:
             return None
-        return _from_row(cls, dict(zip([c[0] for c in cur.description], row)))
+        return _reader_of(cls, cur)(row)
 
     def find(self, cls: type, **where: Any) -> list[Any]:
         table, pk = _TABLES[cls]
         clauses = [f"{name} = ?" for name, value in where.items() if value is not None]
         sql = f"SELECT * FROM {table}" + (" WHERE " + " AND ".join(clauses) if clauses else "")
         cur = self.conn.execute(sql + f" ORDER BY created_at, {pk}", [v for v in where.values() if v is not None])
-        names = [c[0] for c in cur.description]
-        return [_from_row(cls, dict(zip(names, row))) for row in cur.fetchall()]
+        from_row = _reader_of(cls, cur)
+        return [from_row(row) for row in cur.fetchall()]
 
     def remove(self, cls: type, id_: str, now: datetime) -> bool:
         """Issued keys become tombstones (so a deleted virtual key is refused, not passed

@@ -56,7 +56,7 @@ def call_uid() -> str:
 def parse_iso(text: str | None) -> datetime | None:
     if text is None:
         return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return datetime.fromisoformat(text)  # (Python 3.11 reads the trailing Z itself)
 
 
 @dataclass(frozen=True, slots=True)

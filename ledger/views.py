@@ -90,17 +90,25 @@ class KeyEntry:
     state: ScopeState | None
 
 
-def key_entries(store: Store, include_deleted: bool = False) -> list[KeyEntry]:
-    """Every key the ledger knows: records (issued and registered provider keys) and
-    provider keys that only have a budget row from their traffic."""
-    records = {k.hash: k for k in store.find(KeyRecord) if include_deleted or k.deleted_at is None}
-    tombstones = set() if include_deleted else {
-        h for (h,) in store.conn.execute("SELECT hash FROM keys WHERE deleted_at IS NOT NULL")
-    }
+def key_entries(store: Store, held: tuple[int, list[KeyRecord]] | None = None) -> list[KeyEntry]:
+    """Every key the ledger knows, deleted ones left out: records (issued and registered
+    provider keys) and provider keys that only have a budget row from their traffic.
+
+    `held`: a directory revision and every key record at it (tombstones too), when the
+    caller holds them already — the admin API passes the proxy's directory cache, which a
+    listing of 10,000 keys would otherwise read and parse again. They are used only if the
+    directory is still at that revision in the snapshot the budgets are read from."""
+    return store.read_transaction(lambda: _key_entries(store, held))
+
+
+def _key_entries(store: Store, held: tuple[int, list[KeyRecord]] | None) -> list[KeyEntry]:
+    records = held[1] if held is not None and store.revision() == held[0] else store.find(KeyRecord)
+    live = {k.hash: k for k in records if k.deleted_at is None}
+    tombstones = {k.hash for k in records if k.deleted_at is not None}
     states = scope_map(store, "key")
-    bare = [h for h in states if h not in records and h not in tombstones]
+    bare = [h for h in states if h not in live and h not in tombstones]
     masked = masked_from_calls(store, bare)
-    out = [KeyEntry(h, r.key_masked, r, states.get(h)) for h, r in records.items()]
+    out = [KeyEntry(h, r.key_masked, r, states.get(h)) for h, r in live.items()]
     out += [KeyEntry(h, masked.get(h, "unknown"), None, states[h]) for h in bare]
     return out
 

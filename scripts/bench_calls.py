@@ -217,14 +217,14 @@ def populated_template() -> Path:
 async def time_spend_keys(state, rounds: int = 5) -> float:
     """Milliseconds `/spend/keys` takes over every key (best of `rounds`), as its handler
     builds the answer and the JSON it sends: without the HTTP around it."""
-    from admin.api import AdminContext, Caller, json_default
+    from admin.api import AdminContext, Caller, encode_json
     from admin.endpoints.spend import spend_keys
 
     best = float("inf")
     for _ in range(rounds):
         t0 = time.perf_counter()
         items = await spend_keys(AdminContext(state, Caller(is_master=True), {"include_unbudgeted": "true"}))
-        json.dumps(items, default=json_default)
+        encode_json(items)
         best = min(best, time.perf_counter() - t0)
     if len(items) < POPULATED["keys"]:
         raise SystemExit(f"/spend/keys listed {len(items)} keys of {POPULATED['keys']}")

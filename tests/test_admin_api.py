@@ -405,3 +405,30 @@ def test_no_field_value_is_a_server_error(proxy, admin):
     assert not bad, bad[:10]
     # the base records survived whatever the fuzz did to them, readable as ever
     assert ok(admin.get("/key/info", params={"key": base_key["token"]}))["token"] == base_key["token"]
+
+
+# --- the answers' JSON (admin.api.encode_json) ------------------------------------------------
+
+
+def test_answers_write_times_in_utc_to_the_second_whichever_writer_writes_them():
+    """orjson writes the answers; what it refuses (an integer past 64 bits, a key that is not
+    a string) falls back to the standard library, which must write times the same way."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from pydantic import BaseModel
+
+    from admin.api import encode_json
+
+    class Model(BaseModel):
+        n: int
+
+    at = datetime(2026, 12, 2, 14, 55, 32, 123456, tzinfo=UTC)
+    plain = {"at": at, "other_zone": at.astimezone(timezone(timedelta(hours=2))), "model": Model(n=1),
+             "text": "café", "none": None}
+    expected = {"at": "2026-12-02T14:55:32Z", "other_zone": "2026-12-02T16:55:32+02:00", "model": {"n": 1},
+                "text": "café", "none": None}
+    assert json.loads(encode_json(plain)) == expected
+    fallback = {**plain, "big": 2**70, 3: "an int key"}
+    fell_back = json.loads(encode_json(fallback))
+    assert fell_back["big"] == 2**70 and fell_back["3"] == "an int key"
+    assert {k: fell_back[k] for k in expected} == expected

@@ -81,8 +81,28 @@ def test_key_entries_cover_records_and_provider_keys_seen_in_traffic(store):
     assert set(entries) == {"virt", "dev"}
     assert entries["dev"].masked == "sk-dev..." and entries["dev"].state.spend_nanos == 42
     assert entries["dev"].record is None or entries["dev"].record.issued is False
-    assert "gone" in {e.hash for e in views.key_entries(store, include_deleted=True)}
     assert views.key_entry(store, "nothing") is None
+
+
+def test_key_entries_from_records_already_held_are_those_read_from_the_ledger(store):
+    """The admin API lists keys from the proxy's directory cache (every record, tombstones
+    too): the same entries as the ledger's own records give."""
+    store.save(KeyRecord("virt", "sk-vi...", issued=True), BudgetSpec(USD), T0)
+    store.save(KeyRecord("gone", "sk-go...", issued=True), BudgetSpec(USD), T0)
+    store.remove(KeyRecord, "gone", T0)
+    settle(store, call(42, key="dev"))
+    revision, held = store.directory()[:2]
+    assert "gone" in {k.hash for k in held}
+    assert views.key_entries(store, (revision, held)) == views.key_entries(store)
+    assert {e.hash for e in views.key_entries(store, (revision, held))} == {"virt", "dev"}
+
+
+def test_key_entries_read_the_ledger_when_the_records_held_are_out_of_date(store):
+    store.save(KeyRecord("virt", "sk-vi...", issued=True), BudgetSpec(USD), T0)
+    revision, held = store.directory()[:2]
+    store.save(KeyRecord("new", "sk-ne...", issued=True), BudgetSpec(USD), T0)  # another instance's write
+    entries = {e.hash: e for e in views.key_entries(store, (revision, held))}
+    assert entries["new"].record is not None and entries["new"].masked == "sk-ne..."
 
 
 def test_removing_a_provider_key_forgets_it_but_an_issued_key_stays_a_tombstone(store):

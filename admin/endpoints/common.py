@@ -30,6 +30,13 @@ async def read(ctx: AdminContext, op, *args):
     return await ctx.runtime.ledger.read(op, *args)
 
 
+async def key_entries(ctx: AdminContext) -> list[views.KeyEntry]:
+    """Every key and its budget row, the records taken from this process's directory cache
+    (views.key_entries reads them again only if another writer has changed them since)."""
+    directory = ctx.runtime.directory
+    return await read(ctx, views.key_entries, (directory.revision, list(directory.keys.values())))
+
+
 async def write(ctx: AdminContext, op, *args):
     """A directory write, then this process's cache refreshed so the proxy sees it at once."""
     result = await ctx.runtime.ledger.write(op, *args)

@@ -23,6 +23,7 @@ from admin.endpoints.common import (
     find_key,
     get,
     key_candidates,
+    key_entries,
     key_info,
     key_view,
     merged_spec,
@@ -211,7 +212,7 @@ async def list_keys(ctx: AdminContext) -> dict[str, Any]:
     page = query_int(ctx, "page", 1, 1, 1_000_000)
     size = query_int(ctx, "size", 100, 1, 1000)
     full = query_bool(ctx, "return_full_object")
-    entries = await read(ctx, views.key_entries)
+    entries = await key_entries(ctx)
     for name in ("user_id", "team_id", "key_alias"):
         if ctx.query.get(name):
             entries = [e for e in entries if e.record is not None and getattr(e.record, name) == ctx.query[name]]

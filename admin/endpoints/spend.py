@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from admin.api import AdminContext, ApiError, route
-from admin.endpoints.common import find, key_view, query_bool, read, team_view, usd, user_view
+from admin.endpoints.common import find, key_entries, key_view, query_bool, read, team_view, usd, user_view
 from ledger import views
 from ledger.directory import TeamRecord
 
@@ -34,7 +34,7 @@ def _listing(ctx: AdminContext, items: list[dict[str, Any]]) -> list[dict[str, A
 
 @route("GET", "/spend/keys")
 async def spend_keys(ctx: AdminContext) -> list[dict[str, Any]]:
-    entries = await read(ctx, views.key_entries)
+    entries = await key_entries(ctx)
     return _listing(ctx, [key_view(e, views.current(e.state, ctx.now)) for e in entries])
 
 
