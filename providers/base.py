@@ -15,7 +15,6 @@ tables are derived from that list.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import unquote
 
+from core import jsontext
 from core.auth import bearer_token
 from core.usage import TokenUsage
 from core.vocab import EndpointKind, Framing, Transport
@@ -120,7 +120,7 @@ class UnmeteredApi(Api):
         model = None
         if body[:1] == b"{":  # a JSON body may name it; multipart uploads and the like don't
             try:
-                model = json.loads(body).get("model")
+                model = jsontext.loads(body).get("model")
             except (ValueError, UnicodeDecodeError, RecursionError, AttributeError):
                 pass
         return CallRequest(model=model if isinstance(model, str) and model else None, stream=False,

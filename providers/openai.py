@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
+from core import jsontext
 from core.usage import TokenUsage
 from core.vocab import EndpointKind, Framing
 from providers.base import FREE, Api, CallRequest, Endpoint, Provider, Route
@@ -230,7 +231,7 @@ class OpenAIChatParser(_OpenAIStyleParser):
         if is_done(data):
             return False
         try:
-            obj = json.loads(data)
+            obj = jsontext.loads(data)
         except JSON_ERRORS:
             return False
         return (

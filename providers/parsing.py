@@ -11,10 +11,10 @@ and parsing carries on with whatever else is readable.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
+from core import jsontext
 from core.usage import TokenUsage
 from core.vocab import STANDARD_TIERS
 from providers.values import count
@@ -150,7 +150,7 @@ class UsageParser:
 
     def _load(self, data: bytes | str, what: str, allow_list: bool = False) -> Any:
         try:
-            obj = json.loads(data)
+            obj = jsontext.loads(data)
         except JSON_ERRORS:
             self.note_error(f"invalid JSON in {what}")
             return None

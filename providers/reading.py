@@ -10,12 +10,12 @@ rather than an exception.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from core import jsontext
 from providers.base import CallRequest, Endpoint
 from providers.values import count
 
@@ -33,7 +33,7 @@ def load_object(body: bytes) -> tuple[dict[str, Any] | None, str | None]:
     if not body:
         return None, "empty request body"
     try:
-        obj = json.loads(body)
+        obj = jsontext.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None, "invalid JSON in request body"
     if not isinstance(obj, dict):

@@ -15,11 +15,11 @@ keeps the problem, as an HTTP stream's does).
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from core import jsontext
 from core.vocab import Transport
 from providers.base import Api, CallRequest, Endpoint
 from providers.parsing import JSON_ERRORS, UsageParser
@@ -111,7 +111,7 @@ class SocketApi(Api):
 def load_message(data: bytes | str) -> dict[str, Any] | None:
     """A message as a JSON object, or None (not JSON, not an object)."""
     try:
-        obj = json.loads(data)
+        obj = jsontext.loads(data)
     except JSON_ERRORS:
         return None
     return obj if isinstance(obj, dict) else None
