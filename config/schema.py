@@ -342,13 +342,13 @@ class GeneralSettings(_Model):
     recorded: a settlement that can't be written is spooled (in memory and in
     `<confdir>/spendgate-spool`) and recorded once the database is back."""
 
-    ledger_writer: Literal["auto", "thread", "process"] = "thread"
+    ledger_writer: Literal["auto", "thread", "process"] = "auto"
     """Where the SQLite ledger's writes run: `thread`, a thread of the proxy's process (their
     CPU is the proxy's); `process`, a process of its own that the proxy starts, and starts
     again if it dies, so that the SQLite work runs beside the proxy on another core (a kill
-    of either loses nothing: docs/ledger.md); `auto`, `process` on a machine with more than
-    one CPU. The default is `thread` while the writer process is new (docs/benchmarks.md, run K). With PostgreSQL the database server does that work, and the
-    writes run in a thread: `process` is refused there."""
+    of either loses nothing: docs/ledger.md); `auto` (the default), `process` on a machine
+    with more than one CPU, else `thread`. With PostgreSQL the database server does that
+    work, and the writes run in a thread: `process` is refused there."""
 
     upstream_idle_timeout: Seconds = 600.0
     """Seconds a provider may send nothing (no response headers, no stream bytes) on a metered

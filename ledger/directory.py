@@ -124,6 +124,15 @@ def _reader_of(cls: type, cur: Any) -> Callable[[Sequence[Any]], Any]:
     return _row_reader(cls, tuple(c[0] for c in cur.description))
 
 
+def stamp(rec: KeyRecord | TeamRecord | UserRecord, now: datetime) -> None:
+    """A record's times as saving it sets them: created once, updated at every save. The
+    admin API stamps its records before the write too: with the writer in a process of its
+    own (`ledger_writer: process`) the save stamps a copy, and the answer shows the record."""
+    if rec.created_at is None:
+        rec.created_at = now
+    rec.updated_at = now
+
+
 class DirectoryOps:
     """Directory operations for the ledger's Store (which provides conn, write_transaction,
     read_transaction and _configure)."""
@@ -149,9 +158,7 @@ class DirectoryOps:
     def _save(self, rec: KeyRecord | TeamRecord | UserRecord, budget: BudgetSpec | None, now: datetime):
         """`save` inside a transaction the caller holds (no revision bump)."""
         table, pk = _TABLES[type(rec)]
-        if rec.created_at is None:
-            rec.created_at = now
-        rec.updated_at = now
+        stamp(rec, now)
         row = _to_row(rec)
         # Replace the whole record (every column is written), portable upsert form.
         updates = ", ".join(f"{name} = excluded.{name}" for name in row if name != pk)

@@ -273,28 +273,47 @@ class ProcessRunner:
         self.starts += 1
 
     def _ask(self, message: tuple) -> Any:
+        data = _dumps(message)  # (what cannot be pickled fails here, as the caller's error)
+        child = self._running()
+        try:
+            _write(child.stdin, data)
+        except _BROKEN:  # it died before taking the message: none of it ran, so it can go to a new one
+            self._lost(child)
+            child = self._running()
+            try:
+                _write(child.stdin, data)
+            except _BROKEN:
+                self._lost(child)
+                raise WriterGone("the ledger writer process died before taking a write") from None
+        try:
+            while (answer := _receive(child.stdout)) is not None and answer[0] == "then":
+                self._run_then(child, answer[1], answer[2])  # a hook, inside the child's transaction
+        except _BROKEN:
+            answer = None
+        if answer is None:  # it died under the write: its outcome is unknown
+            self._lost(child)
+            raise WriterGone(f"the ledger writer process died (exit status {child.returncode})")
+        if answer[0] in ("err", "bad"):
+            raise answer[1]
+        return answer[1]
+
+    def _running(self) -> subprocess.Popen:
+        """The child, a new one if it has died since the last write (at most one start every
+        RESPAWN_GAP seconds: a child that cannot start is not retried in a loop)."""
+        if self._child is not None and self._child.poll() is not None:  # it died between writes
+            self._lost(self._child)
         if self._child is None:
             if time.monotonic() - self._last_start < RESPAWN_GAP:
                 raise WriterGone("the ledger writer process is down")
             self._start()
             log.warning("spendgate: ledger writer process restarted (pid %s)", self.pid)
-        child = self._child
-        data = _dumps(message)  # (what cannot be pickled fails here, as the caller's error)
-        try:
-            _write(child.stdin, data)
-            while (answer := _receive(child.stdout)) is not None and answer[0] == "then":
-                self._run_then(child, answer[1], answer[2])  # a hook, inside the child's transaction
-        except _BROKEN:
-            answer = None
-        if answer is None:
-            self._child = None
-            self._reap(child)
-            log.error("spendgate: the ledger writer process died (exit status %s); its writes are retried",
-                      child.returncode)
-            raise WriterGone(f"the ledger writer process died (exit status {child.returncode})")
-        if answer[0] in ("err", "bad"):
-            raise answer[1]
-        return answer[1]
+        return self._child
+
+    def _lost(self, child: subprocess.Popen) -> None:
+        self._child = None
+        self._reap(child)
+        log.error("spendgate: the ledger writer process died (exit status %s); its writes are retried",
+                  child.returncode)
 
     def _run_then(self, child: subprocess.Popen, index: int, changes: list) -> None:
         try:

@@ -77,6 +77,10 @@ sys.path.insert(0, str(REPO_ROOT / "tests"))
 
 from proxy import DEFAULT_SCRIPT, STREAM_ADDON, MitmProxy  # noqa: E402
 
+from config.schema import GeneralSettings  # noqa: E402
+
+WRITER_DEFAULT = GeneralSettings.model_fields["ledger_writer"].default  # the config's: what a user runs
+
 FLOOR_SCRIPT = REPO_ROOT / "scripts" / "noop_addon.py"
 TARGET_RPS_RATIO = 0.95
 TARGET_ADDED_P50_MS = 0.5
@@ -693,8 +697,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="also measure LiteLLM's proxy in the hey phases (the same calls, straight to it)")
     ap.add_argument("--peer-bin", default=None,
                     help="its `litellm` command (default: on PATH, else /work/litellm-venv/bin/litellm)")
-    ap.add_argument("--writer", choices=["auto", "thread", "process"], default="thread",
-                    help="the addon's general_settings.ledger_writer (default thread, the config's default; "
+    ap.add_argument("--writer", choices=["auto", "thread", "process"], default=WRITER_DEFAULT,
+                    help=f"the addon's general_settings.ledger_writer (default {WRITER_DEFAULT}, the config's; "
                          "pinned, a writer process runs on the load's CPUs, not the proxy's)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (ledger, mitmdump logs)")
     args = ap.parse_args(argv)

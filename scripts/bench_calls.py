@@ -47,7 +47,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
-from bench import API_KEY, BODY, STREAM_BODY, URL, cpu_seconds  # noqa: E402  (the same calls as the proxy benchmark)
+from bench import API_KEY, BODY, STREAM_BODY, URL, WRITER_DEFAULT, cpu_seconds  # noqa: E402  (the same calls as the proxy benchmark)
 from fake_provider import OPENAI_USAGE  # noqa: E402
 from ledger_seed import seed  # noqa: E402
 from mitmproxy import http, websocket  # noqa: E402
@@ -232,7 +232,7 @@ async def time_spend_keys(state, rounds: int = 5) -> float:
 
 
 async def run(calls: int, warmup: int, kind: str = "plain", template: Path | None = None,
-              timings: dict[str, float] | None = None, writer: str = "thread") -> dict[str, float]:
+              timings: dict[str, float] | None = None, writer: str = WRITER_DEFAULT) -> dict[str, float]:
     """Figures per call of `kind`; on a copy of `template` (a populated ledger) when given,
     and then `timings["spend_keys_ms"]` is filled too."""
     streamed = kind == "streamed"
@@ -314,9 +314,9 @@ def main(argv: list[str] | None = None) -> int:
                          "run's, kept with --keep-template)")
     ap.add_argument("--keep-template", action="store_true", help="with --populated: keep the seeded ledger "
                     "and print its path")
-    ap.add_argument("--writer", choices=("auto", "thread", "process"), default="thread",
-                    help="general_settings.ledger_writer: where the ledger's writes run (default thread, "
-                         "the config's default)")
+    ap.add_argument("--writer", choices=("auto", "thread", "process"), default=WRITER_DEFAULT,
+                    help="general_settings.ledger_writer: where the ledger's writes run (default "
+                         f"{WRITER_DEFAULT}, the config's)")
     ap.add_argument("--kinds", default=",".join(KINDS),
                     help=f"which calls to time, comma-separated (default {','.join(KINDS)})")
     args = ap.parse_args(argv)

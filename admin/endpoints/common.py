@@ -17,7 +17,7 @@ from metering.credentials import key_hash
 from admin.api import AdminContext, ApiError
 from admin.schemas import BudgetFields, soft_above_max
 from ledger import Store, views
-from ledger.directory import KeyRecord, TeamRecord, UserRecord
+from ledger.directory import KeyRecord, TeamRecord, UserRecord, stamp
 from ledger.model import BudgetSpec, ScopeRef, ScopeState, nanos_to_usd, usd_to_nanos
 
 HASH = re.compile(r"[0-9a-f]{64}")
@@ -45,7 +45,10 @@ async def write(ctx: AdminContext, op, *args):
 
 
 async def apply(ctx: AdminContext, saves=(), removes=(), budgets=(), resets=()) -> list[ScopeState | None]:
-    return await write(ctx, Store.apply, ctx.now, list(saves), list(removes), list(budgets), list(resets))
+    saves = list(saves)
+    for rec, _ in saves:  # (here, not only in the writer: it may be another process's copy)
+        stamp(rec, ctx.now)
+    return await write(ctx, Store.apply, ctx.now, saves, list(removes), list(budgets), list(resets))
 
 
 async def get(ctx: AdminContext, cls: type, id_: str):
