@@ -79,7 +79,10 @@ class Meter:
             if not isinstance(e, LedgerUnavailable):
                 log.exception("spendgate: could not admit %s %s", call.endpoint.provider, call.path)
             if rt.config.general_settings.on_ledger_error == "fail_closed":
-                return refusal(503, "ledger_unavailable", f"Spend ledger unavailable: {e}")
+                # LedgerUnavailable says what is away in words of ours; any other error's text
+                # (a path, a statement) is for the proxy's log, not for the client
+                why = str(e) if isinstance(e, LedgerUnavailable) else "an internal error (in the proxy's log)"
+                return refusal(503, "ledger_unavailable", f"Spend ledger unavailable: {why}")
             self._admit_unchecked(call, request, proxy_user)
             return None
         if found is not None:

@@ -134,6 +134,24 @@ def test_an_unreachable_ledger_follows_on_ledger_error(tmp_path, policy):
                         "general_settings": {"on_ledger_error": policy}})(body)
 
 
+def test_an_admission_bug_is_refused_without_its_text_and_logged(tmp_path, caplog):
+    """Not the ledger being away but a bug under admission: the client learns the ledger is
+    unavailable, not the exception's text (paths, statements); the log has it whole."""
+    async def body(h):
+        async def broken(*args, **kwargs):
+            raise RuntimeError("no such table: /srv/spendgate/secret-path.db calls_v9")
+
+        h.rt.ledger.reserve = broken
+        flow = await through(h, flow_for(authorization="Bearer sk-real-key-0000000001"), reply=None)
+        assert flow.response.status_code == 503
+        error = json.loads(flow.response.content)["error"]
+        assert error["type"] == "ledger_unavailable" and "secret-path" not in error["message"]
+        assert "internal error" in error["message"]
+        assert "secret-path" in caplog.text
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}})(body)
+
+
 def test_a_stream_without_include_usage_gets_it_asked_for(tmp_path):
     async def body(h):
         flow = flow_for(body={"model": "gpt-4o", "stream": True, "messages": []})
