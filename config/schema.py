@@ -382,7 +382,7 @@ class GeneralSettings(_Model):
 
     @model_validator(mode="after")
     def _writer_process_is_sqlite(self) -> GeneralSettings:
-        if self.ledger_writer == "process" and parse_database_url(self.database_url).engine != "sqlite":
+        if self.ledger_writer == "process" and self.database_url_info().engine != "sqlite":
             _raise_at([(("ledger_writer",), "a writer process is for the SQLite ledger; with PostgreSQL "
                                             "use thread or auto")])
         return self
@@ -390,7 +390,7 @@ class GeneralSettings(_Model):
     def writer_process(self) -> bool:
         """Whether the ledger's writes run in a process of their own (`ledger_writer`)."""
         if self.ledger_writer == "auto":
-            return parse_database_url(self.database_url).engine == "sqlite" and (os.cpu_count() or 1) > 1
+            return self.database_url_info().engine == "sqlite" and (os.cpu_count() or 1) > 1
         return self.ledger_writer == "process"
 
     @field_validator("database_url")

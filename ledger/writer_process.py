@@ -19,12 +19,14 @@ thread with a `StoreInChild` whose `call(fn, *args)` runs `fn(store, *args)` dow
 child's open transaction, and the child carries on and commits — so the alert still commits
 with its settlement, as with the thread.
 
-**A kill loses nothing.** The child dying (killed, out of memory) fails the operation under
-way with `WriterGone`, which the ledger treats as an unreachable database: settlements go to
-the spool and are replayed (idempotent by call uid) once a new child is up — one is started
-at the next write, at most once a second. The proxy dying closes the pipe: the child
-finishes the transaction it is in and exits; the proxy's call journal has every call that
-was not committed (metering/journal.py).
+**A kill loses nothing.** A child found dead before a write reaches it (killed between
+writes) has run none of it: a new one is started and takes the write. A child dying under
+a write (killed, out of memory) leaves its outcome unknown: the write fails with
+`WriterGone`, which the ledger treats as an unreachable database — settlements go to the
+spool and are replayed (idempotent by call uid) by the next child. A child is started at most
+once every `RESPAWN_GAP` seconds. The proxy dying closes the pipe: the child finishes the
+transaction it is in and exits; the proxy's call journal has every call that was not
+committed (metering/journal.py).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from typing import Any, BinaryIO
 
 from .model import Reservation, ScopeRef, ScopeState, SpendChange
 from .store import Settlement, Store
-from .writer import WriterGone
+from .writer import LocalRunner, WriterGone
 
 log = logging.getLogger("spendgate")
 
@@ -96,6 +98,13 @@ def _receive(inp: BinaryIO) -> Any:
         return pickle.loads(data)
     except Exception as e:  # whole, but not to be read here (a function this side can't import)
         return ("bad", e)
+
+
+def _value(answer: tuple) -> Any:
+    """The value of an ("ok", value) answer; an ("err" | "bad", exception) one raises it."""
+    if answer[0] in ("err", "bad"):
+        raise answer[1]
+    return answer[1]
 
 
 def _portable(exc: BaseException) -> BaseException:
@@ -274,17 +283,15 @@ class ProcessRunner:
 
     def _ask(self, message: tuple) -> Any:
         data = _dumps(message)  # (what cannot be pickled fails here, as the caller's error)
-        child = self._running()
-        try:
-            _write(child.stdin, data)
-        except _BROKEN:  # it died before taking the message: none of it ran, so it can go to a new one
-            self._lost(child)
+        for _ in range(2):  # a child dead before taking the message ran none of it: a new one takes it
             child = self._running()
             try:
                 _write(child.stdin, data)
+                break
             except _BROKEN:
                 self._lost(child)
-                raise WriterGone("the ledger writer process died before taking a write") from None
+        else:
+            raise WriterGone("the ledger writer process died before taking a write")
         try:
             while (answer := _receive(child.stdout)) is not None and answer[0] == "then":
                 self._run_then(child, answer[1], answer[2])  # a hook, inside the child's transaction
@@ -293,9 +300,7 @@ class ProcessRunner:
         if answer is None:  # it died under the write: its outcome is unknown
             self._lost(child)
             raise WriterGone(f"the ledger writer process died (exit status {child.returncode})")
-        if answer[0] in ("err", "bad"):
-            raise answer[1]
-        return answer[1]
+        return _value(answer)
 
     def _running(self) -> subprocess.Popen:
         """The child, a new one if it has died since the last write (at most one start every
@@ -349,9 +354,7 @@ class StoreInChild:
         answer = _receive(self._child.stdout)
         if answer is None:
             raise WriterGone("the ledger writer process died")
-        if answer[0] in ("err", "bad"):
-            raise answer[1]
-        return answer[1]
+        return _value(answer)
 
 
 # -- the child's side ----------------------------------------------------------------------
@@ -362,27 +365,26 @@ class _Child:
 
     def __init__(self, inp: BinaryIO, out: BinaryIO):
         self.inp, self.out = inp, out
-        self.store: Store | None = None
+        self.runner: LocalRunner | None = None  # the writer's store, run as the thread runs it
 
     def serve(self) -> None:
         while (message := _receive(self.inp)) is not None:
             kind = message[0]
             try:
                 if kind == "open":
-                    self.store = message[1]()
+                    self.runner = LocalRunner(message[1]())
                     result: Any = os.getpid()
                 elif kind == "one":
                     _, op, args = message
-                    result = _result_out(op, op(self.store, *_job_in(op, args)))
+                    result = _result_out(op, self.runner.one(op, _job_in(op, args)))
                 elif kind == "many":
                     jobs = [(op, _job_in(op, args)) for op, args in message[1]]
-                    results = self.store.batch([lambda op=op, args=args: op(self.store, *args) for op, args in jobs])
-                    result = [_result_out(op, r) for (op, _), r in zip(jobs, results)]
+                    result = [_result_out(op, r) for (op, _), r in zip(jobs, self.runner.many(jobs))]
                 elif kind == "bad":
                     raise message[1]
                 elif kind == "close":
-                    if self.store is not None:
-                        self.store.close()
+                    if self.runner is not None:
+                        self.runner.close()
                     _send(self.out, ("ok", None))
                     return
                 else:
@@ -405,7 +407,7 @@ class _Child:
                 _send(self.out, ("err", _portable(message[1])))
             elif kind == "call":
                 try:
-                    value = message[1](self.store, *message[2])
+                    value = self.runner.one(message[1], message[2])
                 except BaseException as e:
                     _send(self.out, ("err", _portable(e)))
                 else:
