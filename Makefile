@@ -9,7 +9,7 @@ PORT ?= 8080
 LISTEN_HOST ?= 127.0.0.1
 STAMP := $(VENV)/.installed
 
-.PHONY: run test demo bench bench-calls bench-fleet bench-ledger docs screenshots setup ui-deps clean
+.PHONY: run test demo bench bench-calls bench-instructions bench-fleet bench-ledger docs screenshots setup ui-deps clean
 
 setup: $(STAMP)
 
@@ -51,6 +51,14 @@ bench: setup
 # spendgate's own CPU per call, without the proxy around it (steady: the one to watch while optimising)
 bench-calls: setup
 	$(BIN)/python scripts/bench_calls.py
+
+# instructions per call through mitmdump under valgrind, with spendgate and without: the same
+# figure whatever else the machine does (needs valgrind)
+bench-instructions: setup
+	@command -v valgrind >/dev/null || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq valgrind; }
+	$(BIN)/python scripts/bench_instructions.py --floor
 
 # 1, 2 and 4 mitmdump processes on one PostgreSQL ledger against one on SQLite (docs/deploy.md §9)
 bench-fleet: setup

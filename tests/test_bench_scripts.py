@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +63,21 @@ def test_the_litellm_peer_says_how_to_install_it_where_it_is_missing(tmp_path):
     )
     assert out.returncode == 2
     assert "pip install 'litellm[proxy]'" in out.stderr and str(tmp_path / "no-litellm") in out.stderr
+
+
+@pytest.mark.skipif(not shutil.which("valgrind"), reason="valgrind is not installed (make bench-instructions installs it)")
+def test_bench_instructions_counts_both_sides_and_the_ledger_holds_every_call():
+    """Both mitmdumps under callgrind, a few calls each; it fails when the addon's ledger
+    misses a call, and the counts are instructions of real work (millions per call)."""
+    out = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "bench_instructions.py"), "--calls", "6", "--warmup", "2",
+         "--concurrency", "2", "--json"],
+        capture_output=True, text=True, timeout=600, cwd=REPO,
+    )
+    assert out.returncode == 0, out.stderr
+    figures = json.loads(out.stdout)["instructions_per_call"]
+    assert set(figures["plain"]) == {"bare", "addon"}
+    assert set(figures["streamed"]) == {"bare", "stream", "addon"}
+    for kind in figures.values():
+        for per in kind.values():
+            assert len(per) == 1 and per[0] > 1e5  # the proxy's process only: the writer is a thread
