@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"Instructions per call (millions; {args.calls} calls of each kind, {args.concurrency} connections,"
+    print(f"Instructions per call (millions; {args.calls} calls of each kind, {args.concurrency} connection{'s' if args.concurrency != 1 else ''},"
           f" writer {args.writer}{', python -O' if args.optimize else ''})")
     for kind in kinds:
         bare = figures[kind]["bare"][0]
