@@ -5,5 +5,6 @@ lives in the installed packages and is only assembled here.
 """
 
 from addon.assemble import make_addons
+from addon.fanout import HookFanout
 
-addons = make_addons()
+addons = [HookFanout(make_addons())]  # one object for mitmproxy to offer each event to (addon/fanout.py)
