@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -108,9 +108,14 @@ class WebSocketMeter:
 
     # -- the handshake ----------------------------------------------------------------------
 
-    async def request(self, flow: http.HTTPFlow) -> None:
+    def request(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
+        """The handshake's admission, as a coroutine, for an upgrade; None for every other
+        request (no coroutine to make and await for each call over HTTP)."""
         if flow.response or flow.error or not flow.live or not is_websocket_upgrade(flow.request):
-            return
+            return None
+        return self._handshake(flow)
+
+    async def _handshake(self, flow: http.HTTPFlow) -> None:
         rt = self.state.runtime
         if rt is None:
             return

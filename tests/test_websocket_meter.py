@@ -461,3 +461,11 @@ def test_live_audio_refused_is_answered_once_and_the_stream_after_it_dropped(tmp
         assert [r["status"] for r in rows] == ["blocked", "blocked"]
 
     scenario(tmp_path, {"litellm_settings": {"max_budget": 0.0001}}, body)
+
+
+def test_a_request_that_is_no_upgrade_costs_no_coroutine():
+    """Every call over HTTP passes this hook: it answers None at once, nothing to await."""
+    state = ProcessState()
+    ws = WebSocketMeter(state, Meter(state))
+    flow = tflow.tflow()
+    assert ws.request(flow) is None
