@@ -3,9 +3,9 @@
 
 scripts/bench.py measures the whole proxy: the CPU a call through mitmdump with the
 addon takes, against bare mitmdump. This script takes mitmproxy's networking away and
-times only spendgate: the addons are built as mitmdump builds them (`make_addons`, a
-global budget on a temporary SQLite ledger), and N non-streamed OpenAI chat calls —
-test flows with the same request and reply bodies as bench.py — go
+times only spendgate: the addons are built as mitmdump builds them (`make_addons` under one
+`HookFanout`, a global budget on a temporary SQLite ledger), and N non-streamed OpenAI chat
+calls — test flows with the same request and reply bodies as bench.py — go
 through the hooks in mitmproxy's order (requestheaders, request, responseheaders,
 response); their settlements are then written to the ledger. Then the same for N
 streamed chat calls (bench.py's streamed body; spendgate asks for the usage event and the
@@ -55,6 +55,7 @@ from mitmproxy.test import taddons, tflow  # noqa: E402
 from wsproto.frame_protocol import Opcode  # noqa: E402
 
 from addon.assemble import make_addons  # noqa: E402
+from addon.fanout import HookFanout  # noqa: E402
 from addon.websocket import WebSocketMeter  # noqa: E402
 
 # What tests/fake_provider.py answers to BODY, with its default usage.
@@ -123,11 +124,10 @@ def turn_messages(n: int) -> list[websocket.WebSocketMessage]:
             *(websocket.WebSocketMessage(Opcode.TEXT, False, json.dumps(e).encode()) for e in events)]
 
 
-async def open_socket(addons: list[object]) -> tuple[http.HTTPFlow, WebSocketMeter]:
+async def open_socket(addons: list[object], ws: WebSocketMeter) -> tuple[http.HTTPFlow, WebSocketMeter]:
     """One upgraded Responses socket, its handshake through the request hooks; what the
     meter sends on (the admitted client messages) is appended as mitmproxy's injection
     would, and seen by the hook as injected."""
-    ws = next(a for a in addons if isinstance(a, WebSocketMeter))
 
     def inject(flow: http.HTTPFlow, to_client: bool, content: bytes, is_text: bool) -> None:
         flow.websocket.messages.append(websocket.WebSocketMessage(Opcode.TEXT, not to_client, content, injected=True))
@@ -243,19 +243,20 @@ async def run(calls: int, warmup: int, kind: str = "plain", template: Path | Non
     config = tmp / "budget.yaml"
     config.write_text("litellm_settings:\n  max_budget: 1000000000\n  budget_duration: 30d\n"
                       f"general_settings:\n  database_url: sqlite:///{db}\n  ledger_writer: {writer}\n")
-    addons = make_addons()
+    concerns = make_addons()
+    addons = [HookFanout(concerns)]  # as addon/budget.py gives them to mitmproxy
     with taddons.context(*addons) as tctx:
-        tctx.configure(addons[-1], budget_config=str(config), budget_admin_port=0,
+        tctx.configure(addons[0], budget_config=str(config), budget_admin_port=0,
                        budget_ledger_spool=str(tmp / "spool"))  # its own journal: no other run's calls replayed here
         await call_hook(addons, "running")
         if kind == "websocket":
-            sock, ws = await open_socket(addons)
+            sock, ws = await open_socket(addons, next(c for c in concerns if isinstance(c, WebSocketMeter)))
         for n in range(warmup):  # caches, price lookups, leases (not counted)
             if kind == "websocket":
                 await one_turn(addons, sock, ws, turn_messages(-n - 1), {"request": 0.0, "response": 0.0})
             else:
                 await one_call(addons, make_flow(streamed), {"request": 0.0, "response": 0.0})
-        runtime = addons[-1].state.runtime
+        runtime = concerns[-1].state.runtime
         await runtime.ledger.drain()
         await asyncio.sleep(0.2)
         gc.collect()
@@ -280,7 +281,7 @@ async def run(calls: int, warmup: int, kind: str = "plain", template: Path | Non
         main, total = time.thread_time() - main0 - spent["flows"], time.process_time() - all0 - spent["flows"]
         in_child = child_cpu() - child0
         if timings is not None:
-            timings["spend_keys_ms"] = await time_spend_keys(addons[-1].state)
+            timings["spend_keys_ms"] = await time_spend_keys(concerns[-1].state)
         await call_hook(addons, "done")
     tctx.master._legacy_log_events.uninstall()  # taddons leaves its master's log handler on the root logger
     conn = sqlite3.connect(db)
