@@ -68,9 +68,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "tests"))
@@ -80,6 +81,8 @@ from proxy import DEFAULT_SCRIPT, STREAM_ADDON, MitmProxy  # noqa: E402
 from config.schema import GeneralSettings  # noqa: E402
 
 WRITER_DEFAULT = GeneralSettings.model_fields["ledger_writer"].default  # the config's: what a user runs
+
+T = TypeVar("T")
 
 FLOOR_SCRIPT = REPO_ROOT / "scripts" / "noop_addon.py"
 TARGET_RPS_RATIO = 0.95
@@ -115,6 +118,30 @@ PROFILES = {
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def in_threads(fn: Callable[..., T], argument_lists: list[tuple]) -> list[T]:
+    """`fn(*args)` for each of `argument_lists`, each in a thread of its own, all at once;
+    their results in order, or the first exception any of them raised."""
+    import threading
+
+    results: list[Any] = [None] * len(argument_lists)
+    errors: list[BaseException] = []
+
+    def one(i: int, args: tuple) -> None:
+        try:
+            results[i] = fn(*args)
+        except BaseException as e:  # noqa: BLE001 (raised below, in the caller's thread)
+            errors.append(e)
+
+    threads = [threading.Thread(target=one, args=(i, args)) for i, args in enumerate(argument_lists)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
 
 
 def median(xs: list[float]) -> float | None:

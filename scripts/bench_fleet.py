@@ -25,7 +25,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ sys.path.insert(0, str(REPO_ROOT / "scripts"))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
 try:
-    from bench import HEY_INSTALL, FakeUpstream, PinnedProxy, log, run_hey  # the single-process bench
+    from bench import HEY_INSTALL, FakeUpstream, PinnedProxy, in_threads, log, run_hey  # the single-process bench
 except ImportError as e:  # pragma: no cover
     sys.exit(f"scripts/bench_fleet.py needs scripts/bench.py (its load generator): {e}")
 
@@ -50,23 +49,10 @@ BUDGET = "litellm_settings:\n  max_budget: 1000000000\n  budget_duration: 30d\n"
 
 def fleet_rps(proxies: list, rnd: int, seconds: float, concurrency: int, name: str) -> dict[str, Any]:
     """Every proxy under its own hey at once; requests/s of the whole fleet."""
-    runs: list = [None] * len(proxies)
-    errors: list[BaseException] = []
-
-    def one(i):
-        try:
-            runs[i] = run_hey(proxies[i], side=f"{name}#{i}", rnd=rnd, phase="fleet", concurrency=concurrency,
-                              seconds=seconds)
-        except BaseException as e:  # noqa: BLE001
-            errors.append(e)
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(proxies))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    runs = in_threads(
+        lambda i: run_hey(proxies[i], side=f"{name}#{i}", rnd=rnd, phase="fleet", concurrency=concurrency,
+                          seconds=seconds),
+        [(i,) for i in range(len(proxies))])
     return {"rps": sum(r.rps for r in runs), "requests": sum(r.requests for r in runs),
             "non_200": sum(r.non_200 for r in runs), "per_process": [round(r.rps, 1) for r in runs]}
 

@@ -50,7 +50,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -59,7 +58,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
-from bench import API_KEY, BODY, FLOOR_SCRIPT, STREAM_BODY, URL, FakeUpstream, descendants, log  # noqa: E402
+from bench import API_KEY, BODY, FLOOR_SCRIPT, STREAM_BODY, URL, FakeUpstream, descendants, in_threads, log  # noqa: E402
 from proxy import DEFAULT_SCRIPT, STREAM_ADDON, MitmProxy  # noqa: E402
 
 KINDS = ("plain", "streamed")
@@ -117,24 +116,13 @@ def calls(proxy: MitmProxy, n: int, concurrency: int, streamed: bool) -> None:
     """n calls from `concurrency` threads, each on a kept-alive connection of its own."""
     import httpx
 
-    errors: list[BaseException] = []
-
     def worker(count: int) -> None:
-        try:
-            with httpx.Client(proxy=proxy.url, verify=proxy.ssl_context(), trust_env=False, timeout=600) as client:
-                for _ in range(count):
-                    call(client, streamed)
-        except BaseException as e:  # noqa: BLE001 (reported below)
-            errors.append(e)
+        with httpx.Client(proxy=proxy.url, verify=proxy.ssl_context(), trust_env=False, timeout=600) as client:
+            for _ in range(count):
+                call(client, streamed)
 
     shares = [n // concurrency + (i < n % concurrency) for i in range(concurrency)]
-    threads = [threading.Thread(target=worker, args=(s,)) for s in shares if s]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    in_threads(worker, [(share,) for share in shares if share])
 
 
 def wait_rows(db: Path | None, expected: int, timeout: float = 300.0) -> None:
