@@ -72,9 +72,17 @@ class Runtime:
     journal: CallJournal
     database_url: str = ""
     directory: DirectoryCache = field(default_factory=DirectoryCache)
+    _idle_timeouts: dict[str, float] = field(default_factory=dict, repr=False)
 
     def idle_timeout(self, provider: str) -> float:
-        """Seconds a provider may stay silent on a call before the call is cut."""
+        """Seconds a provider may stay silent on a call before the call is cut (asked for
+        every call, so remembered per provider: a new config is a new Runtime)."""
+        timeout = self._idle_timeouts.get(provider)
+        if timeout is None:
+            timeout = self._idle_timeouts[provider] = self._configured_idle_timeout(provider)
+        return timeout
+
+    def _configured_idle_timeout(self, provider: str) -> float:
         for name in self.registry.named(provider).config_names:
             entry = self.config.providers.get(name)
             if entry is not None and entry.idle_timeout is not None:
