@@ -4,9 +4,10 @@ in order, bound once at start.
 mitmproxy offers every event to every addon object a script lists: for each event of each
 flow, and for the `update` event after it, it walks the script's addons, looks the hook up
 on each, and calls each one found with the event's arguments read anew. With spendgate's
-eleven concern objects that offering cost ≈ 0.4 M instructions a call, a fifth of what
-spendgate adds to a chat call (docs/benchmarks.md, run M), where one object with the same
-hooks costs a third of that. So addon/budget.py lists one `HookFanout` over the concerns
+eleven concern objects that offering cost ≈ 0.4 M instructions a call (do-nothing objects
+with spendgate's hooks, measured), where one object with the same hooks costs 0.16 M; giving
+mitmproxy one object took ≈ 0.16 M off spendgate's chat call (docs/benchmarks.md, run M).
+So addon/budget.py lists one `HookFanout` over the concerns
 `make_addons()` builds: a hook only one concern has is that concern's own bound method; one
 several have is a function that calls theirs in the concerns' order, awaiting what is
 awaitable, as mitmproxy's `invoke_addon` would — an exception stops the event's later
