@@ -67,6 +67,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -83,6 +84,9 @@ from config.schema import GeneralSettings  # noqa: E402
 WRITER_DEFAULT = GeneralSettings.model_fields["ledger_writer"].default  # the config's: what a user runs
 
 T = TypeVar("T")
+
+# A global budget nothing here can exhaust (each call costs $0.00725): every call reserves.
+UNSPENDABLE_BUDGET = "litellm_settings:\n  max_budget: 1000000000\n  budget_duration: 30d\n"
 
 FLOOR_SCRIPT = REPO_ROOT / "scripts" / "noop_addon.py"
 TARGET_RPS_RATIO = 0.95
@@ -120,11 +124,17 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def write_budget_config(path: Path, ledger_db: Path, writer: str) -> Path:
+    """The addon's config for a benchmark: `UNSPENDABLE_BUDGET` on a SQLite ledger at
+    `ledger_db`, its writer `writer` (thread, process or auto)."""
+    path.write_text(UNSPENDABLE_BUDGET
+                    + f"general_settings:\n  database_url: sqlite:///{ledger_db}\n  ledger_writer: {writer}\n")
+    return path
+
+
 def in_threads(fn: Callable[..., T], argument_lists: list[tuple]) -> list[T]:
     """`fn(*args)` for each of `argument_lists`, each in a thread of its own, all at once;
     their results in order, or the first exception any of them raised."""
-    import threading
-
     results: list[Any] = [None] * len(argument_lists)
     errors: list[BaseException] = []
 
@@ -298,8 +308,8 @@ class LiteLLMPeer:
         (workdir / "config.yaml").write_text(
             "model_list:\n  - model_name: gpt-4o\n    litellm_params:\n      model: openai/gpt-4o\n"
             f"      api_base: {fake_url}/v1\n      api_key: {API_KEY}\n"
-            "litellm_settings:\n  max_budget: 1000000000\n  budget_duration: 30d\n"
-            f"general_settings:\n  master_key: {self.MASTER_KEY}\n")
+            + UNSPENDABLE_BUDGET
+            + f"general_settings:\n  master_key: {self.MASTER_KEY}\n")
         (workdir / "log.json").write_text(json.dumps({
             "version": 1, "disable_existing_loggers": False,
             "handlers": {"err": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}},
@@ -764,12 +774,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="spendgate-bench-"))
     ledger_db = tmp / "ledger.db"
-    config = tmp / "budget.yaml"
-    # A budget nothing here can exhaust (each call costs $0.00725): every call reserves.
-    config.write_text(
-        "litellm_settings:\n  max_budget: 1000000000\n  budget_duration: 30d\n"
-        f"general_settings:\n  database_url: sqlite:///{ledger_db}\n  ledger_writer: {args.writer}\n"
-    )
+    config = write_budget_config(tmp / "budget.yaml", ledger_db, args.writer)
     res: dict[str, Any] = {"params": prof, "machine": machine_info(pinned, proxy_cpus, load_cpus),
                            "targets": {"rps_ratio": TARGET_RPS_RATIO, "added_p50_ms": TARGET_ADDED_P50_MS}}
     quiet = {"flow_detail": 0}

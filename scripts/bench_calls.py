@@ -47,7 +47,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
-from bench import API_KEY, BODY, STREAM_BODY, URL, WRITER_DEFAULT, cpu_seconds  # noqa: E402  (the same calls as the proxy benchmark)
+from bench import API_KEY, BODY, STREAM_BODY, URL, WRITER_DEFAULT, cpu_seconds, write_budget_config  # noqa: E402  (the same calls as the proxy benchmark)
 from fake_provider import OPENAI_USAGE  # noqa: E402
 from ledger_seed import seed  # noqa: E402
 from mitmproxy import http, websocket  # noqa: E402
@@ -240,9 +240,7 @@ async def run(calls: int, warmup: int, kind: str = "plain", template: Path | Non
     db = tmp / "ledger.db"
     if template is not None:
         shutil.copyfile(template, db)
-    config = tmp / "budget.yaml"
-    config.write_text("litellm_settings:\n  max_budget: 1000000000\n  budget_duration: 30d\n"
-                      f"general_settings:\n  database_url: sqlite:///{db}\n  ledger_writer: {writer}\n")
+    config = write_budget_config(tmp / "budget.yaml", db, writer)
     concerns = make_addons()
     addons = [HookFanout(concerns)]  # as addon/budget.py gives them to mitmproxy
     with taddons.context(*addons) as tctx:

@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO_ROOT / "scripts"))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
 try:
-    from bench import HEY_INSTALL, FakeUpstream, PinnedProxy, in_threads, log, run_hey  # the single-process bench
+    from bench import HEY_INSTALL, UNSPENDABLE_BUDGET, FakeUpstream, PinnedProxy, in_threads, log, run_hey  # the single-process bench
 except ImportError as e:  # pragma: no cover
     sys.exit(f"scripts/bench_fleet.py needs scripts/bench.py (its load generator): {e}")
 
@@ -44,7 +44,6 @@ PROFILES = {
     "default": dict(rounds=3, seconds=6.0, concurrency=16, warmup=2.0),
     "quick": dict(rounds=1, seconds=3.0, concurrency=16, warmup=1.0),
 }
-BUDGET = "litellm_settings:\n  max_budget: 1000000000\n  budget_duration: 30d\n"
 
 
 def fleet_rps(proxies: list, rnd: int, seconds: float, concurrency: int, name: str) -> dict[str, Any]:
@@ -97,11 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sqlite_db = tmp / "sqlite" / "ledger.db"
         sqlite_db.parent.mkdir()
-        (tmp / "sqlite.yaml").write_text(BUDGET + f"general_settings:\n  database_url: sqlite:///{sqlite_db}\n")
+        (tmp / "sqlite.yaml").write_text(UNSPENDABLE_BUDGET + f"general_settings:\n  database_url: sqlite:///{sqlite_db}\n")
         configs["sqlite×1"] = {"engine": "sqlite", "target": str(sqlite_db), "config": tmp / "sqlite.yaml", "n": 1}
         for n in sizes:
             dsn = server.create_database(f"fleet{n}_")
-            (tmp / f"pg{n}.yaml").write_text(BUDGET + f"general_settings:\n  database_url: {dsn}\n")
+            (tmp / f"pg{n}.yaml").write_text(UNSPENDABLE_BUDGET + f"general_settings:\n  database_url: {dsn}\n")
             configs[f"postgresql×{n}"] = {"engine": "postgresql", "target": dsn, "config": tmp / f"pg{n}.yaml", "n": n}
         proxies: dict[str, list] = {}
         for name, c in configs.items():

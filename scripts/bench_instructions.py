@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import re
 import shutil
 import sqlite3
@@ -58,7 +57,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
-from bench import API_KEY, BODY, FLOOR_SCRIPT, STREAM_BODY, URL, FakeUpstream, descendants, in_threads, log  # noqa: E402
+from bench import API_KEY, BODY, FLOOR_SCRIPT, STREAM_BODY, URL, FakeUpstream, descendants, in_threads, log, write_budget_config  # noqa: E402
 from proxy import DEFAULT_SCRIPT, STREAM_ADDON, MitmProxy  # noqa: E402
 
 KINDS = ("plain", "streamed")
@@ -180,9 +179,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="spendgate-bench-instructions-"))
     db = tmp / "ledger.db"
-    config = tmp / "budget.yaml"
-    config.write_text("litellm_settings:\n  max_budget: 1000000000\n  budget_duration: 30d\n"
-                      f"general_settings:\n  database_url: sqlite:///{db}\n  ledger_writer: {args.writer}\n")
+    config = write_budget_config(tmp / "budget.yaml", db, args.writer)
     quiet = {"flow_detail": 0}
     sides: dict[str, dict[str, Any]] = {
         "bare": {},
