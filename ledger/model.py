@@ -12,7 +12,7 @@ import os
 import time
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from core.usage import TOKEN_CLASSES, TokenUsage
 from core.vocab import CallStatus, Transport, UsageSource
@@ -64,9 +64,12 @@ def parse_iso(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text)  # (Python 3.11 reads the trailing Z itself)
 
 
-@dataclass(frozen=True, slots=True)
-class ScopeRef:
-    """One budget scope: ("global", "global"), ("team", id), ("user", id), ("key", hash)."""
+class ScopeRef(NamedTuple):
+    """One budget scope: ("global", "global"), ("team", id), ("user", id), ("key", hash).
+
+    A named tuple, not a frozen dataclass: scopes are dict keys on every call's path (the
+    leases, the settlement batch), and a tuple hashes and compares in C where a dataclass
+    runs a Python `__hash__`/`__eq__` for each lookup (ten per call)."""
 
     kind: str
     id: str
@@ -85,8 +88,12 @@ class BudgetSpec:
     duration: str | None = None  # "30d", "1mo", ... (None: never resets)
 
 
-@dataclass(frozen=True, slots=True)
-class ScopeState:
+# A scope's state, a reservation and a spend change are made for every call that settles
+# (and the writer process sends them back): named tuples, which are made and compared in C,
+# where a frozen dataclass sets each field through object.__setattr__ in Python.
+
+
+class ScopeState(NamedTuple):
     kind: str
     id: str
     max_nanos: int | None
@@ -110,8 +117,7 @@ class Denial:
     amount_nanos: int
 
 
-@dataclass(frozen=True, slots=True)
-class Reservation:
+class Reservation(NamedTuple):
     id: str
     amount_nanos: int
     scopes: tuple[ScopeRef, ...]
@@ -122,8 +128,7 @@ class Reservation:
         return self.id.startswith("lease:")
 
 
-@dataclass(frozen=True, slots=True)
-class SpendChange:
+class SpendChange(NamedTuple):
     """A scope's spend before and after one settlement: what alerting looks at."""
 
     scope: ScopeState  # state after the change

@@ -175,15 +175,12 @@ def _settlements_in(items: list[tuple]) -> list[Settlement]:
     return out
 
 
-_STATE_FIELDS = tuple(ScopeState.__slots__)
-
-
 def _changes_out(changes: list[SpendChange]) -> list[tuple]:
-    return [(tuple(getattr(c.scope, f) for f in _STATE_FIELDS), c.before_nanos) for c in changes]
+    return [(tuple(c.scope), c.before_nanos) for c in changes]
 
 
 def _changes_in(changes: list[tuple]) -> list[SpendChange]:
-    return [SpendChange(ScopeState(*state), before) for state, before in changes]
+    return [SpendChange(ScopeState._make(state), before) for state, before in changes]
 
 
 def _results_out(results: list[tuple[int, list[SpendChange]]]) -> list[tuple]:

@@ -27,7 +27,6 @@ from dataclasses import replace
 from typing import Any
 
 from core.usage import TokenUsage
-from providers.base import CallRequest
 
 __all__ = ["FALLBACK_COUNT", "FALLBACK_TOKENS", "MAX_COST_NANOS", "bound_cost", "bound_reported_cost",
            "bound_usage", "usage_limits"]
@@ -41,16 +40,18 @@ _INPUT_PARTS = ("cache_read_tokens", "cache_write_tokens")
 _OUTPUT_PARTS = ("reasoning_tokens",)
 
 
-def usage_limits(request: CallRequest, context_window: int | None) -> tuple[int, int]:
-    """The most input and output tokens the call could have used."""
+def usage_limits(input_bytes: int, max_output_tokens: int | None, context_window: int | None) -> tuple[int, int]:
+    """The most input and output tokens a call of `input_bytes` asking for at most
+    `max_output_tokens` could have used."""
     window = context_window or FALLBACK_TOKENS
-    return max(request.input_bytes, window), max(request.max_output_tokens or 0, window)
+    return max(input_bytes, window), max(max_output_tokens or 0, window)
 
 
-def bound_usage(usage: TokenUsage, request: CallRequest, context_window: int | None) -> tuple[TokenUsage, dict[str, Any]]:
-    """`usage` with every count clamped to what the call could produce, and the raw
-    figures that were clamped ({} when nothing was)."""
-    most_input, most_output = usage_limits(request, context_window)
+def bound_usage(usage: TokenUsage, input_bytes: int, max_output_tokens: int | None,
+                context_window: int | None) -> tuple[TokenUsage, dict[str, Any]]:
+    """`usage` with every count clamped to what the call could produce (`usage_limits`),
+    and the raw figures that were clamped ({} when nothing was)."""
+    most_input, most_output = usage_limits(input_bytes, max_output_tokens, context_window)
     limits = {"input_tokens": most_input, "output_tokens": most_output}
     if (not usage.units and 0 <= usage.input_tokens <= limits["input_tokens"]
             and 0 <= usage.output_tokens <= limits["output_tokens"]

@@ -238,13 +238,12 @@ def settled_record(prices: PriceBook, record: CallRecord, ending: Ending, price_
         record.cost_nanos, record.price_source = 0, NOT_BILLED
         return record
     resolved = prices.resolve(price_provider, ending.model)
-    request = CallRequest(ending.model, ending.streamed, max_output_tokens, input_bytes)
     window = resolved.context_window if resolved else None
-    usage, anomaly = bound_usage(ending.usage, request, window)
+    usage, anomaly = bound_usage(ending.usage, input_bytes, max_output_tokens, window)
     record.usage = usage
     reported, reported_anomaly = None, {}
     if ending.reported_cost_nanos is not None:  # the provider says what it charged (OpenRouter)
-        most = (prices.max_price(resolved, *usage_limits(request, window), record.started_at).nanos
+        most = (prices.max_price(resolved, *usage_limits(input_bytes, max_output_tokens, window), record.started_at).nanos
                 if resolved is not None else None)
         reported, reported_anomaly = bound_reported_cost(ending.reported_cost_nanos, most)
     if reported is not None:  # believed: no need to price the usage

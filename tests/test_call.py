@@ -99,7 +99,7 @@ from pricing.prices import PriceBook  # noqa: E402
 def test_a_report_beyond_the_context_window_is_clamped_and_kept_as_an_anomaly():
     request = CallRequest(model="gpt-4o", stream=False, max_output_tokens=100, input_bytes=100)
     usage, anomaly = bound_usage(TokenUsage(input_tokens=9 * 10**15, cache_read_tokens=2**63, output_tokens=50),
-                                 request, context_window=128_000)
+                                 request.input_bytes, request.max_output_tokens, context_window=128_000)
     assert (usage.input_tokens, usage.cache_read_tokens, usage.output_tokens) == (128_000, 128_000, 50)
     assert anomaly == {"input_tokens": 9 * 10**15, "cache_read_tokens": 2**63}
 
@@ -108,10 +108,10 @@ def test_plausible_usage_is_untouched_and_server_side_input_is_allowed():
     # previous_response_id: the input is larger than the 10-byte body, but within the context
     request = CallRequest(model="gpt-4o", stream=False, max_output_tokens=None, input_bytes=10)
     usage = TokenUsage(input_tokens=100_000, output_tokens=20_000, units={"web_searches": 3})
-    assert bound_usage(usage, request, 128_000) == (usage, {})
+    assert bound_usage(usage, request.input_bytes, request.max_output_tokens, 128_000) == (usage, {})
     # no context window known: a generous fallback, still far below any overflow
     big = TokenUsage(input_tokens=10**30, units={"web_searches": 10**9, "input_audio_tokens": 10**12})
-    bounded, anomaly = bound_usage(big, request, None)
+    bounded, anomaly = bound_usage(big, request.input_bytes, request.max_output_tokens, None)
     assert bounded.input_tokens == FALLBACK_TOKENS and bounded.units["input_audio_tokens"] == FALLBACK_TOKENS
     assert set(anomaly) == {"input_tokens", "units.web_searches", "units.input_audio_tokens"}
     assert bound_cost(MAX_COST_NANOS * 10) == (MAX_COST_NANOS, {"cost_nanos": MAX_COST_NANOS * 10})
@@ -135,8 +135,8 @@ def test_usage_within_bounds_passes_as_it_is_and_each_bound_still_clamps():
     request = CallRequest(model="m", stream=False, max_output_tokens=100, input_bytes=400)
     ok = TokenUsage(input_tokens=300, cache_read_tokens=300, cache_write_tokens=10, output_tokens=90,
                     reasoning_tokens=90)
-    assert bound_usage(ok, request, 1000) == (ok, {})
-    assert bound_usage(ok, request, 1000)[0] is ok
+    assert bound_usage(ok, request.input_bytes, request.max_output_tokens, 1000) == (ok, {})
+    assert bound_usage(ok, request.input_bytes, request.max_output_tokens, 1000)[0] is ok
     for bad, clamped in (
         (TokenUsage(input_tokens=5000), {"input_tokens": 5000}),
         (TokenUsage(input_tokens=-1), {"input_tokens": -1}),
@@ -146,4 +146,4 @@ def test_usage_within_bounds_passes_as_it_is_and_each_bound_still_clamps():
         (TokenUsage(output_tokens=10, reasoning_tokens=11), {"reasoning_tokens": 11}),
         (TokenUsage(input_tokens=10, units={"web_searches": -2}), {"units.web_searches": -2}),
     ):
-        assert bound_usage(bad, request, 1000)[1] == clamped
+        assert bound_usage(bad, request.input_bytes, request.max_output_tokens, 1000)[1] == clamped

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 
 import cohere
+import cohere.errors  # (a submodule cohere loads lazily: named here so the test runs alone too)
 import pytest
 
 from e2e_helpers import module_proxy, start_proxy

@@ -631,9 +631,10 @@ def test_count_units_are_not_clamped_to_the_token_totals():
     for usage in (TokenUsage(units={"input_characters": 4096}),
                   TokenUsage(units={"audio_seconds": 1500, "input_audio_seconds": 1500}),
                   TokenUsage(units={"images_1024x1024_hd": 10})):
-        assert bound_usage(usage, request, None) == (usage, {})
+        assert bound_usage(usage, request.input_bytes, request.max_output_tokens, None) == (usage, {})
     # a token part is still bounded by its total
-    fixed, anomaly = bound_usage(TokenUsage(input_tokens=10, units={"input_audio_tokens": 50}), request, None)
+    fixed, anomaly = bound_usage(TokenUsage(input_tokens=10, units={"input_audio_tokens": 50}),
+                                 request.input_bytes, request.max_output_tokens, None)
     assert fixed.units == {"input_audio_tokens": 10} and anomaly == {"units.input_audio_tokens": 50}
 
 
