@@ -130,9 +130,15 @@ class _OpenAIStyleParser(UsageParser):
         self.reported_cost_nanos = nanos
 
 
+# A delta with only these (nearly every chunk of a chat stream) is measured by its content alone.
+_TEXT_ONLY_DELTA = frozenset({"role", "content"})
+
+
 def _chat_delta_chars(delta: Any) -> int:
     if not isinstance(delta, dict):
         return 0
+    if delta.keys() <= _TEXT_ONLY_DELTA:
+        return slen(delta.get("content"))
     chars = (
         slen(delta.get("content"))
         + slen(delta.get("refusal"))
@@ -189,8 +195,10 @@ class OpenAIChatParser(_OpenAIStyleParser):
         super().feed_event(data, event)
 
     def _on_event(self, obj: dict[str, Any], event: str | None) -> None:
-        self._take_model(obj.get("model"))
-        self._take_tier(obj.get("service_tier"))
+        if self.model is None:  # (asked of every chunk: the first that names it decides)
+            self._take_model(obj.get("model"))
+        if (tier := obj.get("service_tier")) is not None:
+            self._take_tier(tier)
         choices = obj.get("choices")
         finished = False
         if isinstance(choices, list):

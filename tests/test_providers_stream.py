@@ -539,6 +539,33 @@ def test_sse_framing_details():
             TokenUsage(input_tokens=5, output_tokens=9), "claude-x", True, None), label
 
 
+def test_sse_events_chunked_as_providers_send_them_frame_as_bytewise():
+    """A chunk of whole events (the usual chunk) is split without the line-by-line walk:
+    every event, its name and its end offset must come out as they do byte by byte."""
+    from providers.framing.sse import SSEFramer
+
+    events = [b"\xef\xbb\xbfdata: first\n\n", b"data: plain\n\n", b"data:no-space\n\n", b"data:\n\n",
+              b"data:  two spaces\n\n", b"event: named\ndata: x\n\n", b"data: a\ndata: b\n\n",
+              b": comment\n\n", b"\n\n", b"id: 3\ndata: after-id\n\n", b"data: three\n\n\n\n",
+              b"data: last\n\n"]
+    data = b"".join(events)
+
+    def framed(chunks):
+        out = []
+        framer = SSEFramer(lambda d, e, end: out.append((d, e, end)))
+        for chunk in chunks:
+            framer.feed(chunk)
+        framer.finish()
+        return out
+
+    expected = framed([data[i:i + 1] for i in range(len(data))])
+    assert [d for d, _, _ in expected if d] == [b"first", b"plain", b"no-space", b" two spaces", b"x", b"a\nb",
+                                                b"after-id", b"three", b"last"]
+    assert framed(events) == expected
+    assert framed([events[0], b"".join(events[1:6]), b"".join(events[6:])]) == expected
+    assert framed([b"".join(events[:3]), *events[3:]]) == expected
+
+
 def test_event_name_is_used_when_data_has_no_type():
     parser, _, _ = run(ANTHROPIC, True, [b'event: message_delta\ndata: {"usage": {"output_tokens": 4}}\n\n'])
     assert parser.usage == TokenUsage(output_tokens=4)

@@ -8,8 +8,6 @@ from providers.framing.base import Emit, EventTooLarge
 __all__ = ["SSEFramer"]
 
 
-
-
 class SSEFramer:
     """Splits a text/event-stream into events (WHATWG rules: \\n, \\r\\n or \\r line ends,
     `data:` lines joined by \\n, `event:` names, `:` comments, blank line dispatches)."""
@@ -26,6 +24,10 @@ class SSEFramer:
     def feed(self, data: bytes) -> None:
         pending = self._pending
         self._offset += len(data)
+        if (data[-2:] == b"\n\n" and not pending and not self._data and self._event is None
+                and not self._first and b"\r" not in data):
+            self._whole_events(data)
+            return
         if b"\n" not in data and b"\r" not in data:
             pending += data
             if len(pending) > base.MAX_EVENT_BYTES:
@@ -44,6 +46,22 @@ class SSEFramer:
             # incomplete, or a \r whose \n may be in the next chunk
             lines.pop()
             pending += last
+        self._lines(lines, pos)
+
+    def _whole_events(self, data: bytes) -> None:
+        """A chunk of whole events, `\\n`-ended, none begun before it (what providers send,
+        one event or a few per chunk): a `data:` line alone in its event is emitted as it
+        is, without the walk line by line; any other event goes through `_lines`."""
+        pos = self._offset - len(data)
+        for block in data[:-2].split(b"\n\n"):
+            start, pos = pos, pos + len(block) + 2
+            if block[:5] == b"data:" and b"\n" not in block and len(block) <= base.MAX_EVENT_BYTES:
+                self._emit(block[6:] if block[5:6] == b" " else block[5:], None, pos)
+            else:
+                self._lines((block + b"\n\n").splitlines(True), start)
+
+    def _lines(self, lines: list[bytes], pos: int) -> None:
+        """Whole lines, in order, the first at absolute offset `pos`."""
         for line in lines:
             pos += len(line)
             self._line(line, pos)
