@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from functools import partial
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from mitmproxy import http
@@ -150,12 +152,19 @@ def header_map(headers: http.Headers) -> dict[str, str]:
     """Every header by its lower-case name, in one pass: a lookup in mitmproxy's multidict
     walks every header, and the hooks read several per call. A repeated header's values are
     joined as mitmproxy joins them."""
-    out: dict[str, str] = {}
-    for name, value in headers.fields:
-        key = name.decode("utf-8", "surrogateescape").lower()
-        text = value.decode("utf-8", "surrogateescape")
+    fields = headers.fields
+    out = dict(zip(map(_text, map(bytes.lower, map(_NAME, fields))), map(_text, map(_VALUE, fields))))
+    if len(out) == len(fields):  # (made in C: no Python runs per header)
+        return out
+    out = {}  # a header repeated
+    for name, value in fields:
+        key, text = _text(name.lower()), _text(value)
         out[key] = f"{out[key]}, {text}" if key in out else text
     return out
+
+
+_NAME, _VALUE = itemgetter(0), itemgetter(1)
+_text = partial(str, encoding="utf-8", errors="surrogateescape")  # bytes as mitmproxy decodes them
 
 
 def _pretty_host(req: http.Request, headers: Mapping[str, str]) -> str:

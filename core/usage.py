@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from types import MappingProxyType
 
 __all__ = ["TOKEN_CLASSES", "TokenUsage"]
@@ -40,8 +41,9 @@ class TokenUsage:
 
     def tokens(self) -> dict[str, int]:
         """The five token classes, by name (the ledger's token columns)."""
-        return {name: getattr(self, name) for name in TOKEN_CLASSES}
+        return dict(zip(TOKEN_CLASSES, _token_counts(self)))
 
 
 #: The token classes every call reports, in the ledger's column order.
 TOKEN_CLASSES: tuple[str, ...] = tuple(f.name for f in fields(TokenUsage) if f.name != "units")
+_token_counts = attrgetter(*TOKEN_CLASSES)

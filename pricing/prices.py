@@ -175,6 +175,10 @@ def _consistent(usage: TokenUsage) -> TokenUsage:
     to the sum of its parts rather than pricing fewer tokens than were reported, and
     genai-prices (which rejects such usage) is never handed an inconsistent one.
     """
+    if (0 <= usage.reasoning_tokens <= usage.output_tokens and usage.cache_read_tokens >= 0
+            and usage.cache_write_tokens >= 0
+            and usage.cache_read_tokens + usage.cache_write_tokens <= usage.input_tokens):
+        return usage  # the usual usage: already consistent (what the clamps below would leave)
     cache_read = max(usage.cache_read_tokens, 0)
     cache_write = max(usage.cache_write_tokens, 0)
     reasoning = max(usage.reasoning_tokens, 0)

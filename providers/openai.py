@@ -67,13 +67,14 @@ def _openai_usage(u: Any) -> TokenUsage | None:
         if total is None:
             return None
         prompt = total  # embeddings-like shape: no split reported
+    prompt_details, completion_details = u.get("prompt_tokens_details"), u.get("completion_tokens_details")
     return TokenUsage(
         input_tokens=prompt or 0,
-        cache_read_tokens=count_at(u, "prompt_tokens_details", "cached_tokens"),
+        cache_read_tokens=count_at(prompt_details, "cached_tokens"),
         # some OpenAI-compatible gateways report cache writes here, inside prompt_tokens
-        cache_write_tokens=count_at(u, "prompt_tokens_details", "cache_write_tokens"),
+        cache_write_tokens=count_at(prompt_details, "cache_write_tokens"),
         output_tokens=completion or 0,
-        reasoning_tokens=count_at(u, "completion_tokens_details", "reasoning_tokens"),
+        reasoning_tokens=count_at(completion_details, "reasoning_tokens"),
     )
 
 

@@ -11,6 +11,8 @@ def count(value: Any) -> int | None:
     """A non-negative integer count, or None for anything else (bools, strings, negatives, NaN)."""
     if value is None:  # the usual absent field: answered before any isinstance
         return None
+    if value.__class__ is int:  # the usual present one (a bool is not exactly an int)
+        return value if value >= 0 else None
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
