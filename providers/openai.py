@@ -170,8 +170,6 @@ class OpenAIChatParser(_OpenAIStyleParser):
         super().__init__(read_usage, reports_cost)
         self._legacy = legacy_completions
         self._usage: TokenUsage | None = None
-        self._last_data: bytes | str | None = None
-        self._last_usage_only = False
 
     def _on_body(self, obj: Any) -> None:
         self._take_model(obj.get("model"))
@@ -189,11 +187,6 @@ class OpenAIChatParser(_OpenAIStyleParser):
             return
         self._usage = usage
         self.complete = True
-
-    def feed_event(self, data: bytes | str, event: str | None = None) -> None:
-        self._last_data = data
-        self._last_usage_only = False
-        super().feed_event(data, event)
 
     def _on_event(self, obj: dict[str, Any], event: str | None) -> None:
         if self.model is None:  # (asked of every chunk: the first that names it decides)
@@ -213,7 +206,7 @@ class OpenAIChatParser(_OpenAIStyleParser):
                 if choice.get("finish_reason"):
                     finished = True
         raw = obj.get("usage")
-        if raw is None:  # Groq: a stream's last chunk carries it in `x_groq` unless usage was asked for
+        if raw is None and "x_groq" in obj:  # Groq: a stream's last chunk carries it there unless usage was asked for
             raw = get_path(obj, "x_groq", "usage")
         if raw is None:
             return
@@ -223,7 +216,7 @@ class OpenAIChatParser(_OpenAIStyleParser):
             return
         self._usage = usage
         no_choices = not choices
-        self._last_usage_only = no_choices
+        self.last_event_usage_only = no_choices
         if no_choices or finished:
             self.complete = True
 
@@ -235,8 +228,8 @@ class OpenAIChatParser(_OpenAIStyleParser):
     def is_usage_only_event(self, data: bytes | str) -> bool:
         """The trailing chunk with usage and no choices, which spendgate asks for
         on the client's behalf and may hide from clients that index choices[0]."""
-        if data is self._last_data:
-            return self._last_usage_only
+        if data is self.last_event:
+            return self.last_event_usage_only
         if is_done(data):
             return False
         try:

@@ -74,6 +74,10 @@ class UsageParser:
         self.reported_cost_nanos: int | None = None
         #: The latest usage report read, for parsers that keep one (most do).
         self._usage: TokenUsage | None = None
+        #: The last stream event fed, and whether it carried only the usage spendgate asked
+        #: for (set by the parser that asks: `is_usage_only_event` answers for it at once).
+        self.last_event: bytes | str | None = None
+        self.last_event_usage_only = False
 
     # -- public interface --------------------------------------------------------
 
@@ -93,6 +97,7 @@ class UsageParser:
 
     def feed_event(self, data: bytes | str, event: str | None = None) -> None:
         """One SSE event's data, or one element of Gemini's JSON-array stream."""
+        self.last_event, self.last_event_usage_only = data, False
         if not data or data.isspace():  # a bare `data:` line: nothing to read
             return
         self.events += 1

@@ -119,9 +119,15 @@ class StreamTap:
     # -- drop mode forwarding ---------------------------------------------------------
 
     def _forward_drop(self, chunk: bytes) -> bytes | tuple[bytes, ...]:
-        self._held += chunk
         if self._parsing:
             self._parse(chunk)
+        if (self._parsing and not self._held and not self._cuts
+                and self._boundary == self._held_at + len(chunk)):
+            # whole events, none dropped, nothing held before (the usual chunk): as it came
+            self._held_at = self._boundary
+            self.bytes_out += len(chunk)
+            return chunk
+        self._held += chunk
         if not self._parsing:  # gave up: release everything, stop holding back
             self._drop = False
             self._cuts.clear()
