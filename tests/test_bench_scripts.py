@@ -55,6 +55,38 @@ def test_the_floor_addon_passes_traffic_untouched(fake_provider, tmp_path):
     assert seen["headers"]["authorization"] == "Bearer sk-floor"
 
 
+def test_the_guarantees_addon_records_each_call_in_spendgates_ledger(fake_provider, tmp_path):
+    """scripts/guarantees_addon.py is the least work the meter's guarantees take (bench_instructions
+    --script): each call held against the budget, journaled, priced from its usage and written
+    as a row of spendgate's `calls` table with the spend added to the global budget."""
+    import sqlite3
+    import time
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    from bench import write_budget_config
+
+    db = tmp_path / "ledger.db"
+    config = write_budget_config(tmp_path / "budget.yaml", db, "thread")
+    with MitmProxy(fake_provider.url, script=REPO / "scripts" / "guarantees_addon.py", workdir=tmp_path,
+                   options={"budget_config": str(config), "budget_admin_port": 0}) as proxy:
+        client = proxy.openai_client(api_key="sk-guarantees-0123456789")
+        for _ in range(3):
+            client.chat.completions.create(model="gpt-4o-mini", max_tokens=600,
+                                           messages=[{"role": "user", "content": "hi"}])
+        deadline = time.monotonic() + 10
+        while True:
+            with sqlite3.connect(db) as conn:
+                rows = conn.execute("SELECT cost_nanos, key_hash, key_masked, input_tokens, status FROM calls").fetchall()
+                spent = conn.execute("SELECT spend_nanos FROM budgets WHERE kind = 'global'").fetchone()[0]
+            if len(rows) == 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    # the fake's usage: 1000 prompt and 500 completion tokens, at $0.15 and $0.60 per million
+    assert [r[0] for r in rows] == [1000 * 150 + 500 * 600] * 3 and spent == 3 * (1000 * 150 + 500 * 600)
+    assert {r[2] for r in rows} == {"sk-gu...6789"} and "sk-guarantees" not in str(rows)
+    assert {r[4] for r in rows} == {"ok"}
+
+
 def test_the_litellm_peer_says_how_to_install_it_where_it_is_missing(tmp_path):
     out = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "bench.py"), "--peer", "litellm", "--peer-bin",
