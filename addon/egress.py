@@ -171,6 +171,8 @@ class Egress:
         self.state = state
         self.admin_port = 0
         self._reach: dict[mode_specs.ProxyMode, Reach] = {}  # by listener mode: options read once, not per flow
+        self._last_mode: mode_specs.ProxyMode | None = None  # the last one asked about, and its reach
+        self._last_reach = Reach.UNSET
         self._allowed: tuple[SpendgateConfig | None, _Allowed | None] = (None, None)
         self._resolved: dict[str, tuple[float, tuple[IP, ...]]] = {}
         self._warned: set[str] = set()
@@ -180,6 +182,7 @@ class Egress:
             self.admin_port = ctx.options.budget_admin_port
         if updated & {"listen_host", "listen_port", "mode"}:
             self._reach.clear()
+            self._last_mode = None
 
     def running(self) -> None:
         if ctx.options.budget_admin_port:
@@ -208,9 +211,12 @@ class Egress:
                 ", ".join(reachable))
 
     def reach(self, mode: mode_specs.ProxyMode) -> Reach:
+        if mode is self._last_mode:  # (asked of every request; a mode hashes in Python)
+            return self._last_reach
         kind = self._reach.get(mode)
         if kind is None:
             kind = self._reach[mode] = reach(mode)
+        self._last_mode, self._last_reach = mode, kind
         return kind
 
     # -- who may connect --------------------------------------------------------------------

@@ -9,6 +9,7 @@ password is checked by hash and never logged or forwarded.
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from mitmproxy import http
@@ -98,7 +99,7 @@ class ProxyIdentity:
 def _has_proxy_authorization(headers) -> bool:
     """`"proxy-authorization" in headers`, in one pass over the raw fields (asked of every
     request: mitmproxy's lookup decodes and lower-cases every name it passes)."""
-    for name, _ in headers.fields:
-        if len(name) == 19 and name.lower() == b"proxy-authorization":
-            return True
-    return False
+    return b"proxy-authorization" in map(bytes.lower, map(_NAME, headers.fields))  # (in C: no Python per header)
+
+
+_NAME = itemgetter(0)

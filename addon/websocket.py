@@ -61,7 +61,8 @@ Inject = Callable[[http.HTTPFlow, bool, bytes, bool], None]
 
 
 def is_websocket_upgrade(request: http.Request) -> bool:
-    return request.method == "GET" and request.headers.get("upgrade", "").lower() == "websocket"
+    # (the method as sent, not decoded: asked of every request, twice)
+    return request.data.method == b"GET" and request.headers.get("upgrade", "").lower() == "websocket"
 
 
 def _mitmproxy_inject(flow: http.HTTPFlow, to_client: bool, content: bytes, is_text: bool) -> None:
