@@ -13,11 +13,9 @@ import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from json.encoder import encode_basestring_ascii as json_str
-from operator import attrgetter
 from typing import Any
 
-from core.usage import TOKEN_CLASSES, TokenUsage
+from core.usage import TokenUsage
 from core.vocab import CallStatus, PriceSource, Transport, UsageSource
 from ledger import CallRecord, Reservation
 from ledger.model import call_uid, iso, parse_iso
@@ -86,11 +84,11 @@ class MeteredCall:
             **fields,
         )
 
-    def opening(self) -> tuple[str, Hashable, Callable[[], dict[str, Any]]]:
+    def opening(self) -> tuple[dict[str, Any], Hashable, Callable[[], dict[str, Any]]]:
         """What the journal keeps of the call when it is forwarded: enough to record it if
         the process dies before it ends (an `interrupted` row, charged what was held).
 
-        (the call's own fields as JSON members, the key of what it shares with other calls,
+        (the call's own fields, the key of what it shares with other calls,
         those shared fields): the ledger row's fields of `base_record` that name who made
         the call and where it went, its scopes, its price provider. `opened_record` puts
         them back together."""
@@ -108,10 +106,9 @@ class MeteredCall:
                     "refs": [[ref.kind, ref.id] for ref in ident.scopes()],
                     "price_provider": endpoint.price_provider}
 
-        held = self.reservation.amount_nanos if self.reservation else None
-        own = (f'"started_at":"{iso(self.started_at)}","model":{_json_opt(self.model)},'
-               f'"streamed":{_JSON_BOOL[self.streamed or request.stream]},"held":{_json_opt(held)},'
-               f'"input_bytes":{request.input_bytes},"max_output_tokens":{_json_opt(request.max_output_tokens)}')
+        own = {"started_at": iso(self.started_at), "model": self.model, "streamed": self.streamed or request.stream,
+               "held": self.reservation.amount_nanos if self.reservation else None,
+               "input_bytes": request.input_bytes, "max_output_tokens": request.max_output_tokens}
         return own, shared_key, shared
 
     def ending(self, http_status: int | None, error: str | None) -> Ending:
@@ -155,23 +152,6 @@ class Ending:
     price_context: dict[str, str] | None = None  # what else picks its price (a tier with prices of its own)
     reported_cost_nanos: int | None = None  # what the reply says it was charged (OpenRouter), unbounded
 
-    def to_json_members(self) -> str:
-        """`to_json()` as JSON object members, formatted directly: the journal writes one per
-        call, before the end of its response is released."""
-        usage = self.usage
-        if usage is None:
-            usage_text = "null"
-        else:
-            units = json.dumps(dict(usage.units)) if usage.units else "{}"
-            usage_text = _TOKENS_FORMAT % (*_TOKEN_COUNTS(usage), units)
-        return (f'"http_status":{_json_opt(self.http_status)},"error":{_json_opt(self.error)},'
-                f'"status":{json_str(self.status)},"usage_source":{json_str(self.usage_source)},'
-                f'"model":{_json_opt(self.model)},"streamed":{_JSON_BOOL[self.streamed]},'
-                f'"latency_ms":{float(self.latency_ms)!r},"finished_at":"{iso(self.finished_at)}",'
-                f'"usage":{usage_text},"service_tier":{_json_opt(self.service_tier)},'
-                f'"price_context":{"null" if self.price_context is None else json.dumps(self.price_context)},'
-                f'"reported_cost_nanos":{_json_opt(self.reported_cost_nanos)}')
-
     def to_json(self) -> dict[str, Any]:
         usage = self.usage
         return {
@@ -200,20 +180,6 @@ class Ending:
 # field `base_record` fills per call goes in the opening's own members instead).
 _SHARED_FIELDS = ("provider", "endpoint", "path", "key_hash", "key_masked", "key_alias", "user_id",
                   "team_id", "metadata", "client", "transport")
-_JSON_BOOL = {False: "false", True: "true"}
-# A usage's token counts as JSON members: %-formatting, a quarter of str.format's time with
-# attribute fields (once per call, on the journal's `end` line)
-_TOKENS_FORMAT = "{" + "".join(f'"{name}":%d,' for name in TOKEN_CLASSES) + '"units":%s}'
-_TOKEN_COUNTS = attrgetter(*TOKEN_CLASSES)
-
-
-def _json_opt(value: str | int | None) -> str:
-    """A JSON string, integer or null (the values of journal lines formatted directly)."""
-    if value is None:
-        return "null"
-    return json_str(value) if isinstance(value, str) else str(int(value))
-
-
 def opened_record(uid: str, opened: Mapping[str, Any]) -> CallRecord:
     """The ledger row a journaled opening stands for, as `base_record(None)` made it (an
     older journal's opening holds that row whole, under `record`)."""

@@ -13,8 +13,8 @@ which is durable).
 
 Lines are compact, since two are written on the path of every call: what many calls share
 (who made it, which endpoint: `shared`) is written once per segment as a `def` line that
-later `open` lines name by number, and a line's text comes preformatted from its caller and
-goes out in one `os.write`. A reader sees each call's opening as one dict either way.
+later `open` lines name by number, and a line's members are encoded by orjson and go out in
+one `os.write`. A reader sees each call's opening as one dict either way.
 
 Files: `<directory>/<instance>.lock`, held (flock) while the process lives, and its
 segments `<instance>.<n>.journal`; a segment is deleted once every call opened in it is
@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from json.encoder import encode_basestring_ascii as json_str
 from typing import Any
+
+import orjson
 
 log = logging.getLogger("spendgate")
 
@@ -129,7 +131,7 @@ class CallJournal:
         self._fd = self._lock_fd = None
 
     def _append(self, line: str) -> bool:
-        """One write of whole lines (ASCII: `json_str` escapes the rest): a kill leaves all of
+        """One write of whole lines (UTF-8; JSON escapes any newline inside): a kill leaves all of
         it or a torn last line the reader skips."""
         if self.directory is None or (self._fd is None or self._lines >= SEGMENT_LINES) and not self._rotate_safely():
             return False
@@ -222,10 +224,16 @@ def orphans(directory: str | os.PathLike | None, own_instance: str) -> Iterator[
 
 
 def _members(entry: Members) -> str:
-    """JSON object members: preformatted text as it is, a dict encoded (without its braces)."""
+    """JSON object members: preformatted text as it is, a dict encoded (without its braces):
+    by orjson (in C; two per call), or where it refuses (a lone surrogate, an integer past
+    64 bits) by the standard library. orjson leaves non-ASCII text as it is: lines are UTF-8,
+    and the reader splits them at "\n" alone (a U+2028 inside a string is not a line end)."""
     if isinstance(entry, str):
         return entry
-    return json.dumps(entry, separators=(",", ":"))[1:-1]
+    try:
+        return orjson.dumps(entry).decode()[1:-1]
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(entry, separators=(",", ":"))[1:-1]
 
 
 def _read(files: list[Path]) -> list[JournaledCall]:
@@ -236,7 +244,7 @@ def _read(files: list[Path]) -> list[JournaledCall]:
         except OSError:
             continue
         shared: dict[int, dict[str, Any]] = {}  # this segment's `def` lines
-        for line in text.splitlines():
+        for line in text.split("\n"):
             try:
                 entry = json.loads(line)
             except ValueError:  # a line torn by the kill, mid-write: nothing to act on

@@ -190,7 +190,7 @@ class Meter:
         if rt is None:
             return
         ending = call.ending(status, error)
-        rt.journal.ended(call.uid, ending.to_json_members())  # before the end of the response is released
+        rt.journal.ended(call.uid, ending.to_json())  # before the end of the response is released
         self._finished.append((rt, call, ending))
         if len(self._finished) == 1:
             # Priced and queued on the loop's next turn: after the response (or the end of

@@ -140,5 +140,19 @@ def test_an_ending_journals_as_its_json():
                0.0, at, "flex", {"tier": "flex"}),
         Ending(502, None, CallStatus.UPSTREAM_ERROR, UsageSource.NONE, None, "m", False, 3.0, at),
     ):
-        assert json.loads("{" + ending.to_json_members() + "}") == json.loads(json.dumps(ending.to_json()))
-        assert Ending.from_json(json.loads("{" + ending.to_json_members() + "}")) == ending
+        members = journal_mod._members(ending.to_json())
+        assert json.loads("{" + members + "}") == json.loads(json.dumps(ending.to_json()))
+        assert Ending.from_json(json.loads("{" + members + "}")) == ending
+
+
+def test_any_text_and_any_count_journal_and_read_back(tmp_path):
+    """Lines are UTF-8 as orjson writes them, split at "\\n" alone: a U+2028 or U+0085 in a
+    model name or an error is not a line end. What orjson refuses (a lone surrogate, an integer
+    past 64 bits) is written by the standard library instead, and reads back the same."""
+    odd = {"snowman": "\u2603", "line separator": "a\u2028b\u2029c\x85d", "newline": "x\ny\r\nz",
+           "surrogate": "bad \udcff", "huge": 2**70, "ascii": "plain"}
+    _kill_after(tmp_path, "".join(f"j.opened({name!r}, {{'v': {value!r}}}); j.ended({name!r}, {{'w': {value!r}}})\n"
+                                  for name, value in odd.items()))
+    [orphan] = list(orphans(tmp_path, "me"))
+    assert {c.uid: (c.opened["v"], c.ended["w"]) for c in orphan.calls} == {n: (v, v) for n, v in odd.items()}
+    orphan.forget()
