@@ -40,7 +40,9 @@ import shutil
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -197,6 +199,55 @@ async def one_call(addons: list[object], flow: http.HTTPFlow, spent: dict[str, f
     spent["response"] += t3 - t2
 
 
+class BytecodeCount:
+    """Bytecodes run and Python-level calls made on the event loop's thread while `on`, by
+    function (sys.monitoring): counts that repeat exactly from run to run, for an A/B of the
+    hot path's Python in seconds (`--bytecodes`). What they do not see: the C a bytecode
+    calls (SQLite, orjson, hashing), which the instruction counts of bench_instructions.py do."""
+
+    TOOL = 5  # a sys.monitoring tool id of its own (0-5; debuggers and profilers take the low ones)
+
+    def __init__(self) -> None:
+        self.bytecodes: Counter = Counter()
+        self.calls: Counter = Counter()
+        self._thread = threading.get_ident()
+        mon = sys.monitoring
+        mon.use_tool_id(self.TOOL, "bench_calls")
+        mon.register_callback(self.TOOL, mon.events.INSTRUCTION, self._instruction)
+        mon.register_callback(self.TOOL, mon.events.PY_START, self._start)
+
+    def _instruction(self, code, offset: int) -> None:
+        if threading.get_ident() == self._thread:
+            self.bytecodes[code] += 1
+
+    def _start(self, code, offset: int) -> None:
+        if threading.get_ident() == self._thread:
+            self.calls[code] += 1
+
+    def on(self) -> None:
+        sys.monitoring.set_events(self.TOOL, sys.monitoring.events.INSTRUCTION | sys.monitoring.events.PY_START)
+
+    def off(self) -> None:
+        sys.monitoring.set_events(self.TOOL, 0)
+
+    def close(self) -> None:
+        self.off()
+        sys.monitoring.free_tool_id(self.TOOL)
+
+    def report(self, calls: int, top: int) -> list[str]:
+        """Per call: the totals, then the `top` functions by bytecodes (this harness left out)."""
+        def ours(code) -> bool:
+            return code.co_filename != __file__
+
+        bytecodes = {c: n for c, n in self.bytecodes.items() if ours(c)}
+        made = {c: n for c, n in self.calls.items() if ours(c)}
+        lines = [f"  {sum(bytecodes.values()) / calls:8.0f} bytecodes, {sum(made.values()) / calls:6.1f} Python calls per call"]
+        for code, n in sorted(bytecodes.items(), key=lambda item: -item[1])[:top]:
+            where = code.co_filename.replace(str(REPO_ROOT) + "/", "").rsplit("site-packages/", 1)[-1]
+            lines.append(f"  {n / calls:8.1f} {made.get(code, 0) / calls:6.2f}×  {code.co_qualname}  ({where})")
+        return lines
+
+
 KINDS = ("plain", "streamed", "websocket")
 COLUMNS = {"plain": "plain", "streamed": "streamed", "websocket": "ws turn"}
 JSON_NAMES = {"plain": "cpu_us_per_call", "streamed": "streamed_cpu_us_per_call",
@@ -232,9 +283,12 @@ async def time_spend_keys(state, rounds: int = 5) -> float:
 
 
 async def run(calls: int, warmup: int, kind: str = "plain", template: Path | None = None,
-              timings: dict[str, float] | None = None, writer: str = WRITER_DEFAULT) -> dict[str, float]:
+              timings: dict[str, float] | None = None, writer: str = WRITER_DEFAULT,
+              count: BytecodeCount | None = None) -> dict[str, float]:
     """Figures per call of `kind`; on a copy of `template` (a populated ledger) when given,
-    and then `timings["spend_keys_ms"]` is filled too."""
+    and then `timings["spend_keys_ms"]` is filled too. With `count`, each call's hooks and
+    the loop's next turn (its settlement) are counted there instead (the times are then not
+    worth reading)."""
     streamed = kind == "streamed"
     tmp = Path(tempfile.mkdtemp(prefix="spendgate-bench-calls-"))
     db = tmp / "ledger.db"
@@ -267,11 +321,16 @@ async def run(calls: int, warmup: int, kind: str = "plain", template: Path | Non
             if kind == "websocket":  # made just before the turn, as mitmproxy does: not counted
                 messages = turn_messages(i)
                 spent["flows"] += time.thread_time() - t0
+                count and count.on()
                 await one_turn(addons, sock, ws, messages, spent)
             else:
                 flow = make_flow(streamed)  # made just before its call, as mitmproxy does: not counted
                 spent["flows"] += time.thread_time() - t0
+                count and count.on()
                 await one_call(addons, flow, spent)
+            if count is not None:
+                await asyncio.sleep(0)  # the turn of the loop that prices and queues its settlement
+                count.off()
             if i % 16 == 15:
                 await asyncio.sleep(0)  # as under load: the loop runs between calls
         await asyncio.sleep(0)
@@ -318,10 +377,24 @@ def main(argv: list[str] | None = None) -> int:
                          f"{WRITER_DEFAULT}, the config's)")
     ap.add_argument("--kinds", default=",".join(KINDS),
                     help=f"which calls to time, comma-separated (default {','.join(KINDS)})")
+    ap.add_argument("--bytecodes", type=int, metavar="TOP",
+                    help="count instead of timing: bytecodes and Python calls per call on the event loop's "
+                         "thread (sys.monitoring), and the TOP functions by bytecodes (one run; use "
+                         "--writer process to leave the ledger's writes out of the proxy's process)")
     args = ap.parse_args(argv)
     kinds = [k for k in args.kinds.split(",") if k]
     if unknown := set(kinds) - set(KINDS):
         ap.error(f"unknown kind(s): {', '.join(sorted(unknown))}")
+    if args.bytecodes is not None:
+        for kind in kinds:
+            count = BytecodeCount()
+            try:
+                asyncio.run(run(args.calls, warmup=300, kind=kind, writer=args.writer, count=count))
+            finally:
+                count.close()
+            print(f"{COLUMNS[kind]} ({args.calls} calls, counted on the event loop's thread):")
+            print("\n".join(count.report(args.calls, args.bytecodes)))
+        return 0
     template = (args.template or populated_template()) if args.populated else None
     runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in kinds}
     spend_keys_ms: list[float] = []

@@ -43,6 +43,24 @@ def test_bench_calls_times_a_writer_process_beside_the_proxy():
     assert figures["in the proxy"] == pytest.approx(figures["total"] - figures["writer process"])
 
 
+def test_bench_calls_counts_bytecodes_the_same_in_two_runs():
+    """`--bytecodes`: counts, not times, so two runs of the same code agree (to the odd turn
+    of the event loop), and the hot path's own functions are named."""
+    def counted() -> tuple[float, str]:
+        out = subprocess.run(
+            [sys.executable, str(REPO / "scripts" / "bench_calls.py"), "--calls", "100", "--kinds", "plain",
+             "--writer", "process", "--bytecodes", "40"],
+            capture_output=True, text=True, timeout=120, cwd=REPO,
+        )
+        assert out.returncode == 0, out.stderr
+        total = out.stdout.splitlines()[1].split()[0]
+        return float(total), out.stdout
+
+    (first, report), (second, _) = counted(), counted()
+    assert 1000 < first and abs(first - second) / first < 0.03
+    assert "settled_record  (metering/call.py)" in report and "bench_calls.py" not in report
+
+
 def test_the_floor_addon_passes_traffic_untouched(fake_provider, tmp_path):
     """scripts/noop_addon.py is what `bench.py --floor` measures: it starts in mitmdump
     with the options bench.py sets, and calls go through as through a bare proxy."""
