@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from mitmproxy import http
 from mitmproxy.net.http.url import parse_authority
 
-from addon.proxyauth import PROXY_USER
+from addon.proxyauth import PROXY_USER, lower_header_names
 from addon.replies import refusal_response
 from addon.websocket import is_websocket_upgrade
 from core.clients import client_of_headers
@@ -153,7 +153,7 @@ def header_map(headers: http.Headers) -> dict[str, str]:
     walks every header, and the hooks read several per call. A repeated header's values are
     joined as mitmproxy joins them."""
     fields = headers.fields
-    out = dict(zip(map(_text, map(bytes.lower, map(_NAME, fields))), map(_text, map(_VALUE, fields))))
+    out = dict(zip(map(_text, lower_header_names(fields)), map(_text, map(_VALUE, fields))))
     if len(out) == len(fields):  # (made in C: no Python runs per header)
         return out
     out = {}  # a header repeated
@@ -163,7 +163,7 @@ def header_map(headers: http.Headers) -> dict[str, str]:
     return out
 
 
-_NAME, _VALUE = itemgetter(0), itemgetter(1)
+_VALUE = itemgetter(1)
 _text = partial(str, encoding="utf-8", errors="surrogateescape")  # bytes as mitmproxy decodes them
 
 

@@ -268,10 +268,8 @@ class Metrics:
         self._warmup: asyncio.Task | None = None
 
     def observe_latency(self, phase: str, seconds: float) -> None:
-        """Time a metered call spent in spendgate's hooks (called by the Meter, twice per call:
-        `enabled` written out)."""
-        rt = self.state.runtime
-        if rt is not None and CALLBACK in rt.config.litellm_settings.success_callback:
+        """Time a metered call spent in spendgate's hooks (called by the Meter, twice per call)."""
+        if enabled(self.state.runtime):
             self._phases[phase].observe(seconds)
 
     # -- addon hooks ----------------------------------------------------------------------

@@ -209,8 +209,10 @@ def settled_record(prices: PriceBook, record: CallRecord, ending: Ending, price_
     record.usage = usage
     reported, reported_anomaly = None, {}
     if ending.reported_cost_nanos is not None:  # the provider says what it charged (OpenRouter)
-        most = (prices.max_price(resolved, *usage_limits(input_bytes, max_output_tokens, window), record.started_at).nanos
-                if resolved is not None else None)
+        most = None
+        if resolved is not None:
+            limits = usage_limits(input_bytes, max_output_tokens, window)
+            most = prices.max_price(resolved, *limits, record.started_at).nanos
         reported, reported_anomaly = bound_reported_cost(ending.reported_cost_nanos, most)
     if reported is not None:  # believed: no need to price the usage
         record.cost_nanos, record.price_source, cost_anomaly = reported, PriceSource.REPORTED, {}

@@ -101,23 +101,13 @@ class UsageParser:
         if not data or data.isspace():  # a bare `data:` line: nothing to read
             return
         self.events += 1
-        if len(data) < 16 and is_done(data):
+        if is_done(data):
             self.ended = True
             self._on_done()
             return
-        # `_load` and `_guarded`, written out: this runs for every event of every stream
-        try:
-            obj = jsontext.loads(data)
-        except JSON_ERRORS:
-            self.note_error("invalid JSON in stream event")
-            return
-        if not isinstance(obj, dict):
-            self.note_error("unexpected stream event: not a JSON object")
-            return
-        try:
-            self._on_event(obj, event)
-        except Exception as exc:  # a shape we did not foresee must not break the proxy
-            self.note_error(f"unexpected stream event shape: {type(exc).__name__}: {exc}")
+        obj = self._load(data, "stream event")
+        if obj is not None:
+            self._guarded(self._on_event, obj, "stream event", event)
 
     def feed_decoded(self, obj: dict[str, Any], event: str | None = None) -> None:
         """One event already decoded as a JSON object (a WebSocket message its session has
