@@ -173,6 +173,26 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_split(pid: int) -> tuple[float, float, int, int]:
+    """(user s, system s, voluntary, involuntary context switches) of a process, over its
+    live threads: where a proxy's CPU goes besides its own instructions (handing the GIL
+    between threads, waking a thread, system calls)."""
+    user = system = 0.0
+    voluntary = involuntary = 0
+    tick = os.sysconf("SC_CLK_TCK")
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                status = dict(line.split(":", 1) for line in f if ":" in line)
+            user += int(fields[11]) / tick
+            system += int(fields[12]) / tick
+            voluntary += int(status["voluntary_ctxt_switches"])
+            involuntary += int(status["nonvoluntary_ctxt_switches"])
+    return user, system, voluntary, involuntary
+
+
 def cpu_busy_seconds(cpu: int) -> tuple[float, float]:
     """(user+nice+system, steal) seconds a CPU has spent since boot, from /proc/stat."""
     with open("/proc/stat") as f:
@@ -264,6 +284,9 @@ class HeyRun:
     cpu_us_per_request: float = 0.0
     other_load: float | None = None  # share of the proxy's CPU other processes (or steal) took
     helper_us_per_request: float = 0.0  # CPU of the proxy's child processes (the ledger's writer process)
+    user_us_per_request: float = 0.0  # the proxy's CPU split: user and system time,
+    system_us_per_request: float = 0.0
+    switches_per_request: float = 0.0  # and its threads' context switches (voluntary + not)
     waited_s: float = 0.0  # --wait-quiet: how long the run waited for a quiet CPU
 
 
@@ -378,9 +401,11 @@ def run_hey(proxy: MitmProxy | LiteLLMPeer, *, side: str, rnd: int, phase: str, 
     cpu_of = tree_cpu_seconds if direct else cpu_seconds
     busy0 = sum(cpu_busy_seconds(proxy_cpu)) if proxy_cpu is not None else 0.0
     helpers0 = 0.0 if direct else children_cpu_seconds(pid)
+    split0 = None if direct else cpu_split(pid)
     cpu0, t0 = cpu_of(pid), time.monotonic()
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     cpu1, t1 = cpu_of(pid), time.monotonic()
+    split1 = None if direct else cpu_split(pid)
     helpers1 = 0.0 if direct else children_cpu_seconds(pid)
     busy1 = sum(cpu_busy_seconds(proxy_cpu)) if proxy_cpu is not None else 0.0
     if out.returncode != 0:
@@ -409,6 +434,10 @@ def run_hey(proxy: MitmProxy | LiteLLMPeer, *, side: str, rnd: int, phase: str, 
     run.proxy_cpu_util = run.proxy_cpu_s / (t1 - t0)
     run.cpu_us_per_request = run.proxy_cpu_s / len(lat) * 1e6
     run.helper_us_per_request = (helpers1 - helpers0) / len(lat) * 1e6
+    if split0 is not None and split1 is not None:
+        user, system, voluntary, involuntary = (b - a for a, b in zip(split0, split1))
+        run.user_us_per_request, run.system_us_per_request = user / len(lat) * 1e6, system / len(lat) * 1e6
+        run.switches_per_request = (voluntary + involuntary) / len(lat)
     if proxy_cpu is not None:  # time on the proxy's core mitmdump did not get: others, steal
         run.other_load = max(0.0, (busy1 - busy0) - run.proxy_cpu_s) / (t1 - t0)
     return run
@@ -522,6 +551,7 @@ def summarise_hey(runs: list[HeyRun], phase: str, rounds: int) -> dict[str, Any]
     sides = {"bare": bare, "addon": addon, **({"floor": floor} if floor else {}), **({"peer": peer} if peer else {})}
     out: dict[str, Any] = {}
     for key in ("rps", "p50_ms", "p99_ms", "mean_ms", "cpu_us_per_request", "helper_us_per_request",
+                "user_us_per_request", "system_us_per_request", "switches_per_request",
                 "proxy_cpu_util", "other_load"):
         out[key] = {side: median([getattr(r, key) for r in rs if getattr(r, key) is not None])
                     for side, rs in sides.items()}
@@ -623,6 +653,13 @@ def print_report(res: dict[str, Any]) -> None:
         print(f"  proxy CPU/req   bare {load['cpu_us_per_request']['bare']:7.0f}   addon "
               f"{load['cpu_us_per_request']['addon']:7.0f} µs   ratio {load['cpu_ratio']:.3f}"
               f"   (+{load['added_cpu_us_per_request']:.0f} µs per call)")
+        user, system, switches = (load[k] for k in ("user_us_per_request", "system_us_per_request",
+                                                    "switches_per_request"))
+        if user["bare"] is not None:
+            print(f"    of which      user   bare {user['bare']:7.0f}   addon {user['addon']:7.0f} µs"
+                  f"   system bare {system['bare']:5.0f}   addon {system['addon']:5.0f} µs")
+            print(f"  context switches per request (the proxy's threads)   bare {switches['bare']:5.2f}"
+                  f"   addon {switches['addon']:5.2f}")
         if load["helper_us_per_request"]["addon"]:
             print(f"  beside it       the ledger's writer process {load['helper_us_per_request']['addon']:5.0f} µs"
                   " of CPU per call, on another core")

@@ -244,6 +244,8 @@ class BytecodeCount:
         lines = [f"  {sum(bytecodes.values()) / calls:8.0f} bytecodes, {sum(made.values()) / calls:6.1f} Python calls per call"]
         for code, n in sorted(bytecodes.items(), key=lambda item: -item[1])[:top]:
             where = code.co_filename.replace(str(REPO_ROOT) + "/", "").rsplit("site-packages/", 1)[-1]
+            if where == "<string>":  # made by exec (a dataclass's __init__): named by its first fields
+                where = "fields " + ", ".join(code.co_varnames[1:4]) + ", …"
             lines.append(f"  {n / calls:8.1f} {made.get(code, 0) / calls:6.2f}×  {code.co_qualname}  ({where})")
         return lines
 

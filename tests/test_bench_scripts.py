@@ -59,6 +59,44 @@ def test_bench_calls_counts_bytecodes_the_same_in_two_runs():
     (first, report), (second, _) = counted(), counted()
     assert 1000 < first and abs(first - second) / first < 0.03
     assert "settled_record  (metering/call.py)" in report and "bench_calls.py" not in report
+    assert "(fields endpoint, request, started_at, …)" in report  # MeteredCall's dataclass __init__
+
+
+def test_bench_splits_a_process_cpu_and_counts_its_threads_context_switches():
+    """bench.py's `cpu_split`, read of this test's own process: its user and system time
+    agree with the process's own (os.times), and a thread woken fifty times shows as at
+    least fifty context switches."""
+    import os
+    import threading
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    from bench import cpu_split
+
+    ping, pong, stop = threading.Event(), threading.Event(), threading.Event()
+
+    def echo() -> None:
+        while ping.wait() and not stop.is_set():
+            ping.clear()
+            pong.set()
+
+    thread = threading.Thread(target=echo, daemon=True)
+    thread.start()
+    times0, (user0, system0, voluntary0, involuntary0) = os.times(), cpu_split(os.getpid())
+    total = 0
+    for n in range(2_000_000):  # user time: arithmetic, no system call
+        total += n
+    for _ in range(50):
+        ping.set()
+        assert pong.wait(5)
+        pong.clear()
+    times1, (user1, system1, voluntary1, involuntary1) = os.times(), cpu_split(os.getpid())  # echo still alive
+    stop.set()
+    ping.set()
+    thread.join(5)
+    assert user1 - user0 >= 0.05
+    assert user1 - user0 == pytest.approx(times1.user - times0.user, abs=0.03)
+    assert system1 - system0 == pytest.approx(times1.system - times0.system, abs=0.03)
+    assert (voluntary1 + involuntary1) - (voluntary0 + involuntary0) >= 50
 
 
 def test_the_floor_addon_passes_traffic_untouched(fake_provider, tmp_path):
