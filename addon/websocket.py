@@ -61,8 +61,9 @@ Inject = Callable[[http.HTTPFlow, bool, bytes, bool], None]
 
 
 def is_websocket_upgrade(request: http.Request) -> bool:
-    # (the method as sent, not decoded: asked of every request, twice)
-    return request.data.method == b"GET" and request.headers.get("upgrade", "").lower() == "websocket"
+    # (the method's bytes, not decoded: asked of every request, twice; upper-cased as mitmproxy's
+    # `method` is: it forwards `get` as sent, and a 101 to it opens a socket all the same)
+    return request.data.method.upper() == b"GET" and request.headers.get("upgrade", "").lower() == "websocket"
 
 
 def _mitmproxy_inject(flow: http.HTTPFlow, to_client: bool, content: bytes, is_text: bool) -> None:
