@@ -227,13 +227,19 @@ def _members(entry: Members) -> str:
     """JSON object members: preformatted text as it is, a dict encoded (without its braces):
     by orjson (in C; two per call), or where it refuses (a lone surrogate, an integer past
     64 bits) by the standard library. orjson leaves non-ASCII text as it is: lines are UTF-8,
-    and the reader splits them at "\n" alone (a U+2028 inside a string is not a line end)."""
+    read split at "\n" alone — and the three characters `str.splitlines` also ends a line at
+    that orjson writes raw (U+0085, U+2028, U+2029) are escaped, so a journal this version
+    leaves stays whole to a version that reads lines so (a rollback, a mixed fleet)."""
     if isinstance(entry, str):
         return entry
     try:
-        return orjson.dumps(entry).decode()[1:-1]
+        text = orjson.dumps(entry).decode()[1:-1]
     except (orjson.JSONEncodeError, TypeError):
         return json.dumps(entry, separators=(",", ":"))[1:-1]
+    return text if text.isascii() else text.translate(_LINE_ENDS_ESCAPED)
+
+
+_LINE_ENDS_ESCAPED = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
 def _read(files: list[Path]) -> list[JournaledCall]:

@@ -147,12 +147,17 @@ def test_an_ending_journals_as_its_json():
 
 def test_any_text_and_any_count_journal_and_read_back(tmp_path):
     """Lines are UTF-8 as orjson writes them, split at "\\n" alone: a U+2028 or U+0085 in a
-    model name or an error is not a line end. What orjson refuses (a lone surrogate, an integer
-    past 64 bits) is written by the standard library instead, and reads back the same."""
+    model name or an error is not a line end — and is written escaped, so a reader splitting
+    with `str.splitlines` (the previous version's) reads the same lines. What orjson refuses (a
+    lone surrogate, an integer past 64 bits) is written by the standard library instead, and
+    reads back the same."""
     odd = {"snowman": "\u2603", "line separator": "a\u2028b\u2029c\x85d", "newline": "x\ny\r\nz",
            "surrogate": "bad \udcff", "huge": 2**70, "ascii": "plain"}
     _kill_after(tmp_path, "".join(f"j.opened({name!r}, {{'v': {value!r}}}); j.ended({name!r}, {{'w': {value!r}}})\n"
                                   for name, value in odd.items()))
     [orphan] = list(orphans(tmp_path, "me"))
     assert {c.uid: (c.opened["v"], c.ended["w"]) for c in orphan.calls} == {n: (v, v) for n, v in odd.items()}
+    text = "".join(path.read_text(encoding="utf-8") for path in sorted(tmp_path.glob("dead.*.journal")))
+    assert "\u2603" in text  # other text stays as it is, in UTF-8
+    assert text.splitlines() == text.rstrip("\n").split("\n")
     orphan.forget()
