@@ -30,7 +30,8 @@ Beside requests/s, every hey run reads mitmdump's CPU time (/proc/PID/stat): CPU
 request is the steadiest figure on a shared machine, and bare/addon CPU per request is
 the throughput ratio the addon would get on an otherwise idle core. The CPU time other
 processes took on the proxy's core meanwhile is reported too (`--wait-quiet` waits for
-it to settle before each run).
+it to settle before each run), and the proxy's CPU split into user and system time, with
+its threads' context switches per request (what a second thread costs: GIL hand-offs).
 
 Figures are printed as addon/bare ratios and added milliseconds, with the per-round values
 so the noise is visible. `--quick` for a ~20 s run, `--json` for machine-readable output.
