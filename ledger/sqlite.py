@@ -8,6 +8,7 @@ even with two mitmdump processes on one file. The operations themselves are
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from functools import partial
 from pathlib import Path
@@ -86,8 +87,8 @@ class SQLiteLedger(AsyncLedger):
         return SQLiteStore(self.path, self.instance_id)
 
     def _make_runner(self) -> LocalRunner | ProcessRunner:
-        if self.writer_process:
-            return ProcessRunner(partial(SQLiteStore, str(self.path), self.instance_id))
+        if self.writer_process:  # the child starts in the code's directory: a relative path is made whole here
+            return ProcessRunner(partial(SQLiteStore, os.path.abspath(self.path), self.instance_id))
         return super()._make_runner()
 
     def unavailable(self, exc: BaseException) -> bool:

@@ -60,6 +60,27 @@ def test_the_writes_run_in_another_process_with_the_same_results(ledger):
     assert asyncio.run(ledger.scope(GLOBAL)).spend_nanos == 3_000
 
 
+def test_a_relative_ledger_path_is_the_same_file_for_the_writer_process_and_the_proxy(tmp_path, monkeypatch):
+    """`sqlite:///spendgate.db` names a file in the proxy's working directory; the writer
+    process starts elsewhere (the code's directory) and must write that same file."""
+    monkeypatch.chdir(tmp_path)
+    lg = SQLiteLedger("spendgate.db", spool_dir=tmp_path / "spool", writer_process=True)
+    lg.open_sync()
+    try:
+        lg.configure_sync(GLOBAL, BudgetSpec(max_nanos=10**12), NOW)
+
+        async def go():
+            held = await lg.reserve([GLOBAL], 5_000, NOW)
+            await lg.settle(held, [GLOBAL], _record("c1", 3_000), NOW)
+            return await lg.scope(GLOBAL)  # read on the proxy's own reader
+
+        assert asyncio.run(go()).spend_nanos == 3_000
+    finally:
+        lg.close_sync()
+    with sqlite3.connect(tmp_path / "spendgate.db") as conn:
+        assert conn.execute("SELECT uid, cost_nanos FROM calls").fetchall() == [("c1", 3_000)]
+
+
 def test_a_settlement_hook_writes_inside_the_transaction_in_the_writer_process(ledger):
     seen = []
 
