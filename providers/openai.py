@@ -10,6 +10,7 @@ request asked (`stream_options.include_usage`); spendgate asks on the client's b
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, replace
 from typing import Any
@@ -599,6 +600,8 @@ def request_stream_usage(body: bytes, streams: bool = False) -> bytes:
         return body
     if "stream_options" not in obj and (spliced := _splice_stream_usage(body)) is not None:
         return spliced
+    with contextlib.suppress(ValueError, RecursionError):
+        obj = json.loads(body)  # again, exactly: forwarded re-serialised, an integer past 64 bits stays one
     merged = dict(opts) if isinstance(opts, dict) else {}
     merged["include_usage"] = True
     obj["stream_options"] = merged

@@ -307,6 +307,14 @@ def test_request_stream_usage_merges_existing_stream_options():
     assert request_stream_usage(already, streams=True) is already
 
 
+def test_request_stream_usage_re_serialises_an_integer_past_64_bits_as_sent():
+    raw = (b'{"model":"m","stream":true,"stream_options":{"include_usage":false},'
+           b'"seed":18446744073709551616,"n":99999999999999999999}')
+    out = request_stream_usage(raw, streams=True)
+    assert b'"seed":18446744073709551616' in out and b'"n":99999999999999999999' in out
+    assert json.loads(out)["stream_options"] == {"include_usage": True}
+
+
 def test_request_stream_usage_of_a_body_read_already_is_spliced_without_decoding(monkeypatch):
     import providers.openai as openai_mod
 
