@@ -22,7 +22,9 @@ AZURE = Provider(
     "azure",
     title="Azure OpenAI",
     price_provider="azure",
-    host_suffixes=(".openai.azure.com", ".cognitiveservices.azure.com"),
+    # public cloud, AI Foundry resources, Azure Government, Azure China
+    host_suffixes=(".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com",
+                   ".openai.azure.us", ".openai.azure.cn"),
     credential=AZURE_CREDENTIAL,
     routes=openai_routes("/openai/v1", completions=False) + (
         Route("/openai/responses", RESPONSES),

@@ -394,7 +394,8 @@ BEDROCK = BedrockProvider(
     "bedrock",
     title="AWS Bedrock",
     price_provider="aws",
-    host_families=(("bedrock-runtime.", ".amazonaws.com"), ("bedrock-runtime-fips.", ".amazonaws.com")),
+    host_families=(("bedrock-runtime.", ".amazonaws.com"), ("bedrock-runtime-fips.", ".amazonaws.com"),
+                   ("bedrock-runtime.", ".amazonaws.com.cn")),
     credential=BEDROCK_CREDENTIAL,
     routes=(
         Route("/model/{model}/converse", CONVERSE),

@@ -665,6 +665,7 @@ OPENAI = Provider(
     title="OpenAI",
     price_provider="openai",
     hosts=("api.openai.com",),
+    host_suffixes=(".api.openai.com",),  # data residency: eu., us., jp.api.openai.com...
     routes=openai_routes("/v1", responses_socket=True) + openai_media_routes("/v1") + (
         Route("/v1/realtime", REALTIME, method="GET", note="the model in `?model=`"),
         Route("/v1/moderations", FREE, note="free"),

@@ -39,8 +39,11 @@ def example_host(provider: Provider) -> str:
 
 #: Hosts genai-prices' api_pattern leaves out although they serve models it prices: Bedrock's
 #: FIPS endpoints (the same runtime API and models, behind FIPS 140 TLS) and its newer
-#: OpenAI- and Anthropic-style API host.
-NOT_IN_GENAI_PATTERN = {"bedrock-runtime-fips.us-east-1.amazonaws.com", "bedrock-mantle.us-east-1.api.aws"}
+#: OpenAI- and Anthropic-style API host; OpenAI's data-residency hosts (`eu.api.openai.com`),
+#: Azure Government's and Azure China's OpenAI resources, and Bedrock in AWS China.
+NOT_IN_GENAI_PATTERN = {"bedrock-runtime-fips.us-east-1.amazonaws.com", "bedrock-mantle.us-east-1.api.aws",
+                        "res.api.openai.com", "res.openai.azure.us", "res.openai.azure.cn",
+                        "bedrock-runtime.us-east-1.amazonaws.com.cn"}
 
 
 def example_path(route) -> str:
@@ -70,7 +73,8 @@ def test_every_host_is_one_genai_prices_attributes_to_the_price_provider(provide
     for host in provider.hosts:
         assert matches_api_pattern(provider.price_provider, host), host
     for suffix in provider.host_suffixes:
-        assert matches_api_pattern(provider.price_provider, "res" + suffix), suffix
+        host = "res" + suffix
+        assert matches_api_pattern(provider.price_provider, host) != (host in NOT_IN_GENAI_PATTERN), host
     for prefix, suffix in provider.host_families:
         host = prefix + "us-east-1" + suffix
         assert matches_api_pattern(provider.price_provider, host) != (host in NOT_IN_GENAI_PATTERN), host
@@ -137,6 +141,31 @@ def test_a_host_family_is_one_label_between_its_prefix_and_suffix():
                  "bedrock-runtime.a.b.amazonaws.com", "bedrock.us-east-1.amazonaws.com",
                  "x.bedrock-runtime.us-east-1.amazonaws.com"):
         assert registry.provider(host) is None, host
+
+
+def test_regional_and_sovereign_hosts_are_their_providers():
+    """Data-residency and sovereign-cloud hosts serve the same APIs: recognised, and decrypted
+    under the allow-hosts pattern (a host no entry names would pass invisible)."""
+    registry, pattern = Registry(), re.compile(allow_hosts_pattern())
+    expected = {
+        "eu.api.openai.com": "openai", "us.api.openai.com:443": "openai", "jp.api.openai.com": "openai",
+        "my-res.services.ai.azure.com": "azure", "my-res.openai.azure.us": "azure", "my-res.openai.azure.cn": "azure",
+        "bedrock-runtime.cn-north-1.amazonaws.com.cn": "bedrock",
+    }
+    for host, name in expected.items():
+        assert registry.provider(host).name == name, host
+        assert pattern.match(host), host
+    for host in ("api.openai.com.evil.example", "eu.api.openai.com.evil.example", "services.ai.azure.com",
+                 "bedrock-runtime.cn-north-1.amazonaws.com.cn.evil.example"):
+        assert registry.provider(host) is None and not pattern.match(host), host
+
+
+def test_a_request_is_its_providers_by_the_host_it_names_else_by_where_it_goes():
+    registry = Registry()
+    assert registry.provider_at("api.anthropic.com", "127.0.0.1").name == "anthropic"  # --map-remote
+    assert registry.provider_at("api.openai.com:x", "api.openai.com").name == "openai"
+    assert registry.provider_at("localhost", "api.openai.com", 443).name == "openai"  # reverse mode
+    assert registry.provider_at("localhost", "example.com") is None
 
 
 def test_custom_hosts_join_the_allow_hosts_pattern_with_their_port():
