@@ -19,7 +19,8 @@ INTRO = """\
 
 <!-- Generated from providers/registry.py by `python -m providers.docs` (`make docs`). Do not edit. -->
 
-Every provider below is recognised with no configuration, by the host the client asked for.
+Every provider below is recognised with no configuration, by the host the client asked for
+(or, where that names none, by the host the proxy connects to).
 A call to one of its metered endpoints is priced from the usage the provider reports, under
 the genai-prices provider named (a `pricing:` entry in the config wins over it). On a
 provider's host:

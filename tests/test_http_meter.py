@@ -102,6 +102,21 @@ def test_a_metered_call_is_settled_from_its_usage(tmp_path):
     scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}})(body)
 
 
+def test_a_call_to_a_providers_host_is_metered_whatever_its_host_header_says(tmp_path):
+    """mitmproxy connects where the client's CONNECT (or SNI) said; a Host header that names
+    no provider (`api.openai.com:x`, which an edge may ignore) does not take it out of the meter."""
+    async def body(h):
+        for host in ("api.openai.com:x", "localhost:8080"):
+            flow = flow_for(authorization="Bearer sk-real-key-0000000001")
+            flow.request.headers["host"] = host
+            assert flow.request.host == "api.openai.com"
+            await through(h, flow)
+            assert METADATA_KEY in flow.metadata, host
+        assert [row["status"] for row in await h.rows()] == ["ok", "ok"]
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}})(body)
+
+
 def test_over_budget_is_answered_429_in_the_providers_place_and_recorded(tmp_path):
     async def body(h):
         flow = await through(h, flow_for(), reply=None)

@@ -172,6 +172,19 @@ def test_a_handshake_over_budget_is_refused_with_the_http_answer(tmp_path):
     scenario(tmp_path, {"litellm_settings": {"max_budget": 0.0}}, body)
 
 
+def test_a_handshake_to_a_providers_host_is_metered_whatever_its_host_header_says(tmp_path):
+    async def body(h):
+        flow = tflow.twebsocketflow()
+        flow.response = None
+        flow.request = http.Request.make("GET", REALTIME_URL, b"", {"upgrade": "websocket", "authorization": KEY})
+        flow.request.headers["host"] = "localhost:8080"
+        assert (flow.request.host, flow.request.pretty_host) == ("api.openai.com", "localhost")
+        await h.ws.request(flow)
+        assert SOCKET_KEY in flow.metadata
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}}, body)
+
+
 def test_a_socket_closed_mid_turn_settles_it_partial_at_once(tmp_path):
     async def body(h):
         flow = await h.open(RESPONSES_URL, authorization=KEY)
