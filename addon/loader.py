@@ -3,6 +3,11 @@
 A bad config stops mitmdump at start-up with every problem named by its key path, and
 nothing else printed; a bad config given later (a reload) is refused and the running one
 stays (mitmproxy rejects an option change whose `configure` raises OptionsError).
+
+mitmproxy's `stream_large_bodies` is refused the same way: it forwards a large request body
+as it arrives, before the `request` hook reads it, so such a call would go upstream with no
+budget check and a large reply would reach the hooks empty. Spendgate streams provider
+replies itself; with `spendgate run` only provider traffic is decrypted at all.
 """
 
 from __future__ import annotations
@@ -22,6 +27,12 @@ if TYPE_CHECKING:
     from ledger import CallRecord, SpendChange
 
 log = logging.getLogger("spendgate")
+
+STREAMED_BODIES_REFUSED = (
+    "stream_large_bodies: spendgate reads each provider request whole before it goes upstream "
+    "(its budget is checked on it) and streams provider replies itself; mitmproxy's body streaming "
+    "would forward large calls unmetered. Unset stream_large_bodies."
+)
 
 
 class ConfigLoader:
@@ -45,6 +56,8 @@ class ConfigLoader:
         )
 
     def configure(self, updated: set[str]) -> None:
+        if "stream_large_bodies" in updated and ctx.options.stream_large_bodies:
+            self._refuse(STREAMED_BODIES_REFUSED)
         if "budget_config" not in updated and self.state.runtime is not None:
             return
         path = ctx.options.budget_config

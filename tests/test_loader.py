@@ -32,3 +32,21 @@ def test_a_bad_config_on_reload_is_refused_and_the_running_one_stays(tmp_path):
             loader.done()
 
     asyncio.run(main())
+
+
+def test_stream_large_bodies_set_while_running_is_refused(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"general_settings: {{database_url: '{tmp_path}/l.db'}}\n")
+
+    async def main():
+        state = ProcessState()
+        loader = ConfigLoader(state)
+        with taddons.context(loader) as tctx:
+            tctx.options.add_option("stream_large_bodies", str | None, None, "mitmproxy's (its proxyserver addon)")
+            tctx.configure(loader, budget_config=str(config))
+            with pytest.raises(exceptions.OptionsError, match="would forward large calls unmetered"):
+                tctx.configure(loader, stream_large_bodies="1m")
+            assert not tctx.options.stream_large_bodies  # rolled back by mitmproxy
+            loader.done()
+
+    asyncio.run(main())
