@@ -25,6 +25,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from core.files import write_all
+
 from .model import CallRecord, Reservation, ScopeRef, iso
 
 log = logging.getLogger("spendgate")
@@ -103,7 +105,7 @@ class Spool:
         if self.path is None or not lines:
             return
         fd = self._open()
-        os.write(fd, "".join(line + "\n" for line in lines).encode())
+        write_all(fd, "".join(line + "\n" for line in lines).encode())
         os.fsync(fd)
 
     def add(self, entry: Entry) -> None:

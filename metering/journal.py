@@ -14,11 +14,13 @@ which is durable).
 Lines are compact, since two are written on the path of every call: what many calls share
 (who made it, which endpoint: `shared`) is written once per segment as a `def` line that
 later `open` lines name by number, and a line's members are encoded by orjson and go out in
-one `os.write`. A reader sees each call's opening as one dict either way.
+one write (written again from where a short write stopped). A reader sees each call's
+opening as one dict either way.
 
 Files: `<directory>/<instance>.lock`, held (flock) while the process lives, and its
-segments `<instance>.<n>.journal`; a segment is deleted once every call opened in it is
-done. At start-up (and every so often), the journals of processes that are gone — their
+segments `<instance>.<n>.journal`; segments are deleted oldest first, each once every call
+opened in it and in the segments before it is done (a call's `end` line may be in a later
+segment than its `open` line). At start-up (and every so often), the journals of processes that are gone — their
 lock is free — are replayed by the caller (`orphans`): a call that ended is settled as it
 ended, one that did not is recorded `interrupted`. The ledger's call uid makes a replay of
 a call already recorded a no-op, so replaying twice changes nothing.
@@ -37,6 +39,8 @@ from json.encoder import encode_basestring_ascii as json_str
 from typing import Any
 
 import orjson
+
+from core.files import write_all
 
 log = logging.getLogger("spendgate")
 
@@ -66,6 +70,7 @@ class CallJournal:
         self._lock_fd: int | None = None
         self._fd: int | None = None
         self._segment = 0
+        self._oldest = 0  # the oldest segment not yet deleted
         self._lines = 0
         self._where: dict[str, int] = {}  # open call uid -> the segment it was opened in
         self._pending: dict[int, int] = {}  # segment -> calls opened there not done yet
@@ -116,8 +121,17 @@ class CallJournal:
             self._pending[segment] = left
         else:
             del self._pending[segment]
-            if segment != self._segment:
-                self._segment_path(segment).unlink(missing_ok=True)
+            self._forget_done_segments()
+
+    def _forget_done_segments(self) -> None:
+        """Delete the segments older than the oldest with a call still open (never the current
+        one). In order, not each as its calls are done: a call's `end` line goes to the
+        segment current when it ended, which may be later than the one it was opened in, and
+        must stay while that call is open."""
+        keep = min(self._pending, default=self._segment)
+        while self._oldest < keep:
+            self._segment_path(self._oldest).unlink(missing_ok=True)
+            self._oldest += 1
 
     def close(self) -> None:
         """A clean stop: whatever is still open stays for the next start to replay."""
@@ -125,7 +139,7 @@ class CallJournal:
             if fd is not None:
                 os.close(fd)
         if self.directory is not None and not self._where:
-            for segment in {*self._pending, self._segment}:
+            for segment in range(self._oldest, self._segment + 1):
                 self._segment_path(segment).unlink(missing_ok=True)
             self._lock_path().unlink(missing_ok=True)
         self._fd = self._lock_fd = None
@@ -136,7 +150,7 @@ class CallJournal:
         if self.directory is None or (self._fd is None or self._lines >= SEGMENT_LINES) and not self._rotate_safely():
             return False
         try:
-            os.write(self._fd, line.encode())
+            write_all(self._fd, line.encode())
         except OSError as e:
             self._failed(e)
             return False
@@ -163,9 +177,8 @@ class CallJournal:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX)  # ours while we live: not an orphan
         if self._fd is not None:
             os.close(self._fd)
-            if self._segment not in self._pending:
-                self._segment_path(self._segment).unlink(missing_ok=True)
             self._segment += 1
+            self._forget_done_segments()
         self._fd = os.open(self._segment_path(self._segment), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._lines = 0
         self._shared.clear()  # a segment's `def` lines serve its own `open` lines only

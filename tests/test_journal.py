@@ -161,3 +161,51 @@ def test_any_text_and_any_count_journal_and_read_back(tmp_path):
     assert "\u2603" in text  # other text stays as it is, in UTF-8
     assert text.splitlines() == text.rstrip("\n").split("\n")
     orphan.forget()
+
+
+def test_a_calls_end_line_in_a_later_segment_stays_until_the_call_is_done(tmp_path, monkeypatch):
+    """X opens in segment 0 and ends in segment 1; every call opened in segment 1 is done
+    before X's row is written. A kill then must replay X as it ended, not as interrupted."""
+    monkeypatch.setattr(journal_mod, "SEGMENT_LINES", 4)
+    j = CallJournal(tmp_path, "dead")
+    j.opened("X", {"held": 100})
+    for uid in ("B1", "B2", "B3"):
+        j.opened(uid, {"held": 1})
+    j.opened("C", {"held": 1})  # segment 1
+    j.ended("C", {"http_status": 200})
+    j.done("C")
+    j.ended("X", {"http_status": 200})  # into segment 1
+    j.opened("D", {"held": 1})
+    j.ended("D", {"http_status": 200})  # segment 2
+    j.done("D")  # nothing opened in segment 1 is open: but X's end is there
+    for uid in ("B1", "B2", "B3"):
+        j.ended(uid, {})
+        j.done(uid)
+    os.close(j._lock_fd)  # killed before X's row is written
+    j._lock_fd = None
+    [orphan] = list(orphans(tmp_path, "me"))  # (the calls done with it replay as no-ops: recorded)
+    assert {c.uid: c.ended for c in orphan.calls}["X"] == {"http_status": 200}
+    orphan.forget()
+
+
+def test_a_short_write_is_finished_not_left_torn(tmp_path, monkeypatch):
+    """A write the disk takes only part of (os.write returning short) is written on from
+    where it stopped: no torn line to swallow the next one."""
+    j = CallJournal(tmp_path, "dead")
+    real, calls = os.write, []
+
+    def short(fd, data):
+        calls.append(len(data))
+        return real(fd, bytes(data)[: len(data) // 2] if len(calls) == 2 else data)
+
+    monkeypatch.setattr(journal_mod.os, "write", short)
+    import core.files
+    monkeypatch.setattr(core.files.os, "write", short)
+    for uid in ("P", "Q", "R"):
+        j.opened(uid, {"held": 1})
+    monkeypatch.undo()
+    os.close(j._lock_fd)
+    j._lock_fd = None
+    [orphan] = list(orphans(tmp_path, "me"))
+    assert sorted(c.uid for c in orphan.calls) == ["P", "Q", "R"]
+    orphan.forget()
