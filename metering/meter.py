@@ -219,21 +219,28 @@ class Meter:
                             call.endpoint.provider, record.model, record.anomaly)
             self._settle(rt, call, record, now)
 
-    def _settle(self, rt: Runtime, call: MeteredCall, record: CallRecord, now: datetime) -> None:
+    def _settle(self, rt: Runtime, call: MeteredCall, record: CallRecord, now: datetime, *,
+                alerts: bool = True) -> None:
+        then = self._in_settlement(rt, record) if alerts else None
         try:
             rt.ledger.settle_soon(call.reservation, call.identity.scopes(), record, now,
-                                  self._in_settlement(rt, record), partial(self._settled, rt, call, record))
+                                  then, partial(self._settled, rt, call, record, then is not None))
         except Exception:
             log.exception("spendgate: could not settle a %s call", call.endpoint.provider)
             self._background.spawn(rt.ledger.release(call.reservation))
 
-    def _settled(self, rt: Runtime, call: MeteredCall, record: CallRecord, result,
+    def _settled(self, rt: Runtime, call: MeteredCall, record: CallRecord, with_alerts: bool, result,
                   exc: BaseException | None) -> None:
         if exc is None:
             rt.journal.done(call.uid)
             self.state.tell(Settled(rt, record, result[1]))
             return
         log.error("spendgate: ledger write failed: %r", exc)
+        if with_alerts:  # the alerts' work in the transaction may be what failed: the row goes first
+            log.error("spendgate: a %s call is recorded without the alerts it would have raised",
+                      call.endpoint.provider)
+            self._settle(rt, call, record, datetime.now(UTC), alerts=False)
+            return
         if record.price_source == HELD:  # the fallback failed too: at least the hold goes back
             rt.journal.done(call.uid)
             self._background.spawn(rt.ledger.release(call.reservation))

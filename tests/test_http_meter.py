@@ -117,6 +117,29 @@ def test_a_call_to_a_providers_host_is_metered_whatever_its_host_header_says(tmp
     scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}})(body)
 
 
+def test_a_call_whose_alerts_fail_in_its_settlement_is_still_recorded(tmp_path, caplog):
+    """An alert hook that raises inside the settlement's transaction rolls it back: the row
+    is written again without the alerts, at its real cost, not lost with them."""
+    class BrokenAlerts:
+        def settled(self, event): pass
+        def denied(self, event): pass
+        def in_settlement(self, rt, record):
+            def hook(store, changes):
+                raise ValueError("the outbox refused the alert")
+            return hook
+
+    async def body(h):
+        h.state.listeners.append(BrokenAlerts())
+        await through(h, flow_for(authorization="Bearer sk-real-key-0000000001"))
+        [row] = await h.rows()
+        assert (row["status"], row["cost_nanos"]) == ("ok", 7_500_000)
+        assert (await h.rt.ledger.scope(GLOBAL)).spend_nanos == 7_500_000
+        assert not h.rt.journal._where  # done: nothing left to replay
+        assert "recorded without the alerts" in caplog.text
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}})(body)
+
+
 def test_over_budget_is_answered_429_in_the_providers_place_and_recorded(tmp_path):
     async def body(h):
         flow = await through(h, flow_for(), reply=None)
