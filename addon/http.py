@@ -57,7 +57,7 @@ class HttpMeter:
             return
         req = flow.request
         headers = header_map(req.headers)
-        provider = rt.registry.provider_at(_pretty_host(req, headers), req.host, req.port)
+        provider = rt.registry.provider(_pretty_host(req, headers), req.port, req.host)
         if provider is None:
             return
         path, method = req.path, req.method

@@ -122,7 +122,7 @@ class WebSocketMeter:
         if rt is None:
             return
         req = flow.request
-        provider = rt.registry.provider_at(req.pretty_host, req.host, req.port)
+        provider = rt.registry.provider(req.pretty_host, req.port, req.host)
         if provider is None:
             return
         proxy_user = flow.metadata.get(PROXY_USER)

@@ -40,7 +40,7 @@ from typing import Any
 
 import orjson
 
-from core.files import write_all
+from core.files import write_rest
 
 log = logging.getLogger("spendgate")
 
@@ -121,7 +121,8 @@ class CallJournal:
             self._pending[segment] = left
         else:
             del self._pending[segment]
-            self._forget_done_segments()
+            if self._oldest < self._segment:  # (the current segment is never deleted)
+                self._forget_done_segments()
 
     def _forget_done_segments(self) -> None:
         """Delete the segments older than the oldest with a call still open (never the current
@@ -149,8 +150,11 @@ class CallJournal:
         it or a torn last line the reader skips."""
         if self.directory is None or (self._fd is None or self._lines >= SEGMENT_LINES) and not self._rotate_safely():
             return False
+        data = line.encode()
         try:
-            write_all(self._fd, line.encode())
+            written = os.write(self._fd, data)
+            if written < len(data):  # a short write (the disk filling up): the rest, or ENOSPC
+                write_rest(self._fd, data, written)
         except OSError as e:
             self._failed(e)
             return False

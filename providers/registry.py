@@ -101,18 +101,11 @@ class Registry:
         """The provider called `name` (the `provider` of its endpoints)."""
         return self._by_name[name]
 
-    def provider_at(self, named: str, target: str, port: int | None = None) -> Provider | None:
-        """The provider of a request that names host `named` (its Host header, or HTTP/2's
-        :authority) and goes to `target` (where the proxy connects: the CONNECT target, the
-        SNI): by the name, else by the target — a Host header the provider's edge ignores
-        (`api.openai.com:x`) must not take a call to it out of the meter."""
-        found = self.provider(named, port)
-        if found is None and target != named:
-            found = self.provider(target, port)
-        return found
-
-    def provider(self, host: str, port: int | None = None) -> Provider | None:
-        """The provider answering at `host` (as the client asked for it), or None."""
+    def provider(self, host: str, port: int | None = None, target: str | None = None) -> Provider | None:
+        """The provider answering at `host` (as the client asked for it: its Host header, or
+        HTTP/2's :authority), else at `target` (where the proxy connects: the CONNECT target,
+        the SNI), or None — a Host header the provider's edge ignores (`api.openai.com:x`)
+        must not take a call to it out of the meter."""
         h = host.lower()
         if ":" in h or h.endswith(".") or h.startswith("["):
             h, host_port = split_host_port(h)
@@ -133,4 +126,4 @@ class Registry:
                     return provider
                 if h.startswith(prefix) and "." not in h[len(prefix):-len(suffix)]:  # one label between
                     return provider
-        return None
+        return self.provider(target, port) if target is not None and target != host else None

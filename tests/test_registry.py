@@ -162,10 +162,10 @@ def test_regional_and_sovereign_hosts_are_their_providers():
 
 def test_a_request_is_its_providers_by_the_host_it_names_else_by_where_it_goes():
     registry = Registry()
-    assert registry.provider_at("api.anthropic.com", "127.0.0.1").name == "anthropic"  # --map-remote
-    assert registry.provider_at("api.openai.com:x", "api.openai.com").name == "openai"
-    assert registry.provider_at("localhost", "api.openai.com", 443).name == "openai"  # reverse mode
-    assert registry.provider_at("localhost", "example.com") is None
+    assert registry.provider("api.anthropic.com", 443, "127.0.0.1").name == "anthropic"  # --map-remote
+    assert registry.provider("api.openai.com:x", 443, "api.openai.com").name == "openai"
+    assert registry.provider("localhost", 443, "api.openai.com").name == "openai"  # reverse mode
+    assert registry.provider("localhost", 443, "example.com") is None
 
 
 def test_custom_hosts_join_the_allow_hosts_pattern_with_their_port():
