@@ -94,8 +94,10 @@ class ConfigLoader:
 
     def _replayed(self, record: CallRecord, changes: list[SpendChange]) -> None:
         """A settlement spooled while the database was away is recorded now: the listeners
-        (alerting) hear of it as of any settlement."""
+        (alerting) hear of it as of any settlement, and a call the journal kept open (its spool
+        line could not be written) is done."""
         if self.state.runtime is not None:
+            self.state.runtime.journal.done(record.uid)
             self.state.tell(Settled(self.state.runtime, record, changes))
 
     def running(self) -> None:

@@ -64,6 +64,12 @@ class Entry:
         data = json.loads(line)
         return cls(data.pop("op"), data)
 
+    @property
+    def uid(self) -> str | None:
+        """The call uid of the row this entry writes (None for a release)."""
+        record = self.args.get("record")
+        return record.get("uid") if isinstance(record, dict) else None
+
     @classmethod
     def settle(cls, reservation: Reservation | None, refs, record: CallRecord, now: datetime) -> Entry:
         return cls("settle", {"reservation": reservation_to_json(reservation), "refs": refs_to_json(refs),
@@ -87,6 +93,7 @@ class Spool:
         self.entries: list[Entry] = []
         self._fd: int | None = None
         self.spooled_total = 0  # writes spooled since start (the database was away or full)
+        self.unsaved: set[str] = set()  # call uids whose row is spooled in memory only (the disk refused)
         self.replayed_total = 0  # of those (and adopted ones), written to the database since
 
     def __len__(self) -> int:
@@ -116,9 +123,12 @@ class Spool:
             self._append([entry.line()])
         except OSError as e:  # a full or read-only disk: still kept in memory
             log.error("spendgate: cannot write the ledger spool %s: %s", self.path, e)
+            if entry.uid is not None:  # its call stays open in the journal until it is written
+                self.unsaved.add(entry.uid)
 
     def done(self, entry: Entry) -> None:
         self.entries.remove(entry)
+        self.unsaved.discard(entry.uid)
         self.replayed_total += 1
         if not self.entries and self._fd is not None:
             # Everything replayed: the file starts over (entries replayed twice after a

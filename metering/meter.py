@@ -232,7 +232,10 @@ class Meter:
     def _settled(self, rt: Runtime, call: MeteredCall, record: CallRecord, with_alerts: bool, result,
                   exc: BaseException | None) -> None:
         if exc is None:
-            rt.journal.done(call.uid)
+            # (spooled in memory only, the disk refusing: the journal keeps the call until the
+            # spool's replay writes it, so a kill meanwhile does not lose it)
+            if result[0] is not None or call.uid not in rt.ledger.spool.unsaved:
+                rt.journal.done(call.uid)
             self.state.tell(Settled(rt, record, result[1]))
             return
         log.error("spendgate: ledger write failed: %r", exc)

@@ -140,6 +140,38 @@ def test_a_call_whose_alerts_fail_in_its_settlement_is_still_recorded(tmp_path, 
     scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}})(body)
 
 
+def test_a_settlement_spooled_in_memory_only_stays_in_the_journal_until_it_is_written(tmp_path, monkeypatch):
+    """The database away and the spool's disk full: the settlement is kept in memory only,
+    so the journal keeps the call open (a kill now replays it at the next start) until the
+    spool's replay writes its row."""
+    import errno
+    import sqlite3
+
+    async def body(h):
+        spool = h.rt.ledger.spool
+
+        def away(*args, **kwargs):
+            raise sqlite3.OperationalError("disk I/O error")
+
+        def full(lines):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(Store, "settle_many", away)
+        monkeypatch.setattr(Store, "settle", away)  # (the spool's replay writes one at a time)
+        monkeypatch.setattr(spool, "_append", full)
+        flow = await through(h, flow_for(authorization="Bearer sk-real-key-0000000001"))
+        uid = flow.metadata[METADATA_KEY].uid
+        await h.meter.done()  # settled: spooled, in memory only
+        assert uid in spool.unsaved and uid in h.rt.journal._where
+        monkeypatch.undo()  # the database back (the disk still full would change nothing)
+        assert await h.rt.ledger.flush_spool() == 1
+        assert not spool.unsaved and uid not in h.rt.journal._where
+        [row] = await h.rows()
+        assert (row["uid"], row["cost_nanos"]) == (uid, 7_500_000)
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}, "general_settings": {"ledger_writer": "thread"}})(body)
+
+
 def test_over_budget_is_answered_429_in_the_providers_place_and_recorded(tmp_path):
     async def body(h):
         flow = await through(h, flow_for(), reply=None)
