@@ -18,9 +18,8 @@ one write (written again from where a short write stopped). A reader sees each c
 opening as one dict either way.
 
 Files: `<directory>/<instance>.lock`, held (flock) while the process lives, and its
-segments `<instance>.<n>.journal`; segments are deleted oldest first, each once every call
-opened in it and in the segments before it is done (a call's `end` line may be in a later
-segment than its `open` line). At start-up (and every so often), the journals of processes that are gone — their
+segments `<instance>.<n>.journal`; a segment is deleted once every call with a line in it
+(opened there, or ended there when it was opened in an earlier one) is done. At start-up (and every so often), the journals of processes that are gone — their
 lock is free — are replayed by the caller (`orphans`): a call that ended is settled as it
 ended, one that did not is recorded `interrupted`. The ledger's call uid makes a replay of
 a call already recorded a no-op, so replaying twice changes nothing.
@@ -70,10 +69,10 @@ class CallJournal:
         self._lock_fd: int | None = None
         self._fd: int | None = None
         self._segment = 0
-        self._oldest = 0  # the oldest segment not yet deleted
         self._lines = 0
         self._where: dict[str, int] = {}  # open call uid -> the segment it was opened in
-        self._pending: dict[int, int] = {}  # segment -> calls opened there not done yet
+        self._pending: dict[int, int] = {}  # segment -> calls opened or ended there not done yet
+        self._ended_in: dict[str, int] = {}  # open call uid -> the later segment its end line is in
         self._shared: dict[Hashable, int] = {}  # shared part -> its `def` number in this segment
         self.failed = False  # the disk refused a write (logged once; the calls still settle)
 
@@ -108,31 +107,33 @@ class CallJournal:
             self._shared.pop(shared_key, None)
 
     def ended(self, uid: str, entry: Members) -> None:
-        if uid in self._where:
-            members = _members(entry)
-            self._append(f'{{"end":{json_str(uid)},{members}}}\n' if members else f'{{"end":{json_str(uid)}}}\n')
+        opened_in = self._where.get(uid)
+        if opened_in is None:
+            return
+        members = _members(entry)
+        if (self._append(f'{{"end":{json_str(uid)},{members}}}\n' if members else f'{{"end":{json_str(uid)}}}\n')
+                and self._segment != opened_in):  # the end line is in a later segment: it keeps that one too
+            self._ended_in[uid] = self._segment
+            self._pending[self._segment] = self._pending.get(self._segment, 0) + 1
 
     def done(self, uid: str) -> None:
         segment = self._where.pop(uid, None)
         if segment is None:
             return
+        self._release(segment)
+        if self._ended_in and (later := self._ended_in.pop(uid, None)) is not None:
+            self._release(later)
+
+    def _release(self, segment: int) -> None:
+        """One call fewer with a line in `segment` to be read back; the segment goes with the
+        last (unless it is the current one: then at the next rotation)."""
         left = self._pending[segment] - 1
         if left:
             self._pending[segment] = left
         else:
             del self._pending[segment]
-            if self._oldest < self._segment:  # (the current segment is never deleted)
-                self._forget_done_segments()
-
-    def _forget_done_segments(self) -> None:
-        """Delete the segments older than the oldest with a call still open (never the current
-        one). In order, not each as its calls are done: a call's `end` line goes to the
-        segment current when it ended, which may be later than the one it was opened in, and
-        must stay while that call is open."""
-        keep = min(self._pending, default=self._segment)
-        while self._oldest < keep:
-            self._segment_path(self._oldest).unlink(missing_ok=True)
-            self._oldest += 1
+            if segment != self._segment:
+                self._segment_path(segment).unlink(missing_ok=True)
 
     def close(self) -> None:
         """A clean stop: whatever is still open stays for the next start to replay."""
@@ -140,7 +141,7 @@ class CallJournal:
             if fd is not None:
                 os.close(fd)
         if self.directory is not None and not self._where:
-            for segment in range(self._oldest, self._segment + 1):
+            for segment in {*self._pending, self._segment}:
                 self._segment_path(segment).unlink(missing_ok=True)
             self._lock_path().unlink(missing_ok=True)
         self._fd = self._lock_fd = None
@@ -181,8 +182,9 @@ class CallJournal:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX)  # ours while we live: not an orphan
         if self._fd is not None:
             os.close(self._fd)
+            if self._segment not in self._pending:
+                self._segment_path(self._segment).unlink(missing_ok=True)
             self._segment += 1
-            self._forget_done_segments()
         self._fd = os.open(self._segment_path(self._segment), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._lines = 0
         self._shared.clear()  # a segment's `def` lines serve its own `open` lines only

@@ -209,3 +209,17 @@ def test_a_short_write_is_finished_not_left_torn(tmp_path, monkeypatch):
     [orphan] = list(orphans(tmp_path, "me"))
     assert sorted(c.uid for c in orphan.calls) == ["P", "Q", "R"]
     orphan.forget()
+
+
+def test_a_call_left_open_keeps_its_own_segment_only(tmp_path, monkeypatch):
+    """A call that never ends (a stream still going, a settlement that failed) keeps the
+    segment with its lines; the segments after it go as their own calls are done."""
+    monkeypatch.setattr(journal_mod, "SEGMENT_LINES", 4)
+    j = CallJournal(tmp_path, "me")
+    j.opened("stuck", {"held": 1})
+    for n in range(40):
+        j.opened(f"c{n}", {"held": 1})
+        j.ended(f"c{n}", {"http_status": 200})
+        j.done(f"c{n}")
+    assert sorted(p.name for p in tmp_path.glob("me.*.journal")) == ["me.0.journal", f"me.{j._segment}.journal"]
+    j.close()
