@@ -223,3 +223,31 @@ def test_a_call_left_open_keeps_its_own_segment_only(tmp_path, monkeypatch):
         j.done(f"c{n}")
     assert sorted(p.name for p in tmp_path.glob("me.*.journal")) == ["me.0.journal", f"me.{j._segment}.journal"]
     j.close()
+
+
+def test_a_write_the_disk_refuses_part_way_does_not_swallow_the_next_line(tmp_path, monkeypatch):
+    """The disk takes half of Q's line, then refuses the rest (ENOSPC): when there is room
+    again, R's line starts on a line of its own, so R reads back (Q was never journaled)."""
+    import errno
+
+    j = CallJournal(tmp_path, "dead")
+    j.opened("P", {"held": 1})
+    real, calls = os.write, []
+
+    def filling(fd, data):
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real(fd, bytes(data)[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(journal_mod.os, "write", filling)
+    import core.files
+    monkeypatch.setattr(core.files.os, "write", filling)
+    j.opened("Q", {"held": 1})
+    monkeypatch.undo()
+    j.opened("R", {"held": 1})
+    os.close(j._lock_fd)
+    j._lock_fd = None
+    [orphan] = list(orphans(tmp_path, "me"))
+    assert sorted(c.uid for c in orphan.calls) == ["P", "R"]
+    orphan.forget()

@@ -126,3 +126,33 @@ def test_what_is_still_spooled_when_the_ledger_closes_is_recorded_if_the_databas
     assert store.conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0] == 2
     store.close()
     assert list((tmp_path / "spool").glob("*.jsonl")) == []
+
+
+def test_a_spool_line_the_disk_refuses_part_way_leaves_the_next_readable(tmp_path, monkeypatch):
+    """Half of the second entry's line is written, then the disk refuses (ENOSPC): it stays in
+    memory (its call in the journal), and the third, written when there is room, is adopted."""
+    import errno
+    import os
+
+    import core.files
+
+    spool = spooled(tmp_path, "first")
+    real, calls = os.write, []
+
+    def filling(fd, data):
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real(fd, bytes(data)[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(core.files.os, "write", filling)
+    second = call("second")
+    spool.add(Entry.settle(None, [GLOBAL], second, T0))
+    monkeypatch.undo()
+    assert spool.unsaved == {second.uid}
+    spool.add(Entry.settle(None, [GLOBAL], call("third"), T0))
+    os.close(spool._fd)  # the process is gone: its file is an orphan (its lock went with the fd)
+    spool._fd = None
+    heir = Spool(tmp_path / "spool", "next-instance")
+    assert heir.adopt_orphans() == 2
+    assert [Entry.parse(e.line()).args["record"]["model"] for e in heir.entries] == ["first", "third"]
