@@ -13,6 +13,7 @@ regex, no URL parsing.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
@@ -105,7 +106,9 @@ class Registry:
         """The provider answering at `host` (as the client asked for it: its Host header, or
         HTTP/2's :authority), else at `target` (where the proxy connects: the CONNECT target,
         the SNI), or None — a Host header the provider's edge ignores (`api.openai.com:x`)
-        must not take a call to it out of the meter."""
+        must not take a call to it out of the meter. A target that is an IP address (a
+        transparent proxy's) is not asked: one address may serve many hosts besides a custom
+        provider configured by it."""
         h = host.lower()
         if ":" in h or h.endswith(".") or h.startswith("["):
             h, host_port = split_host_port(h)
@@ -126,4 +129,12 @@ class Registry:
                     return provider
                 if h.startswith(prefix) and "." not in h[len(prefix):-len(suffix)]:  # one label between
                     return provider
-        return self.provider(target, port) if target is not None and target != host else None
+        return self.provider(target, port) if target is not None and target != host and not _is_ip(target) else None
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True

@@ -166,6 +166,9 @@ def test_a_request_is_its_providers_by_the_host_it_names_else_by_where_it_goes()
     assert registry.provider("api.openai.com:x", 443, "api.openai.com").name == "openai"
     assert registry.provider("localhost", 443, "api.openai.com").name == "openai"  # reverse mode
     assert registry.provider("localhost", 443, "example.com") is None
+    ip_provider = Registry({"vllm": CustomProvider("vllm", "10.0.0.5", ApiStyle.OPENAI)})
+    assert ip_provider.provider("10.0.0.5", 443).name == "vllm"
+    assert ip_provider.provider("grafana.corp", 443, "10.0.0.5") is None  # another host at that address
 
 
 def test_custom_hosts_join_the_allow_hosts_pattern_with_their_port():
