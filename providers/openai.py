@@ -605,7 +605,10 @@ def request_stream_usage(body: bytes, streams: bool = False) -> bytes:
     merged = dict(opts) if isinstance(opts, dict) else {}
     merged["include_usage"] = True
     obj["stream_options"] = merged
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    try:
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate escape (half an emoji, `"\ud83d"`): kept escaped, as sent
+        return json.dumps(obj, separators=(",", ":")).encode("ascii")
 
 
 def _splice_stream_usage(body: bytes) -> bytes | None:

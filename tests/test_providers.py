@@ -315,6 +315,15 @@ def test_request_stream_usage_re_serialises_an_integer_past_64_bits_as_sent():
     assert json.loads(out)["stream_options"] == {"include_usage": True}
 
 
+def test_request_stream_usage_re_serialises_a_lone_surrogate_escape_as_sent():
+    """Half an emoji (`"\\ud83d"`, a JavaScript client cutting a string) is not UTF-8: the body
+    goes out with it escaped, not as an error raised into mitmproxy after admission."""
+    raw = b'{"model":"m","stream":true,"stream_options":{"include_usage":false},"user":"caf\xc3\xa9 \\ud83d"}'
+    out = request_stream_usage(raw, streams=True)
+    assert b"\\ud83d" in out
+    assert json.loads(out)["user"] == "caf\u00e9 \ud83d" and json.loads(out)["stream_options"]["include_usage"]
+
+
 def test_request_stream_usage_of_a_body_read_already_is_spliced_without_decoding(monkeypatch):
     import providers.openai as openai_mod
 
