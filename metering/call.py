@@ -114,10 +114,14 @@ class MeteredCall:
     def ending(self, http_status: int | None, error: str | None) -> Ending:
         """How the call ended: what its settlement is built from besides who made it."""
         usage, usage_source, status = settlement_usage(self, http_status, error)
-        return Ending(http_status, error or self.parser.error, status, usage_source, usage, self.model,
-                      self.streamed or self.request.stream, round((time.perf_counter() - self.t0) * 1000, 3),
-                      datetime.now(UTC), self.parser.service_tier, self.parser.price_context,
-                      self.parser.reported_cost_nanos)
+        ending = Ending(http_status, error or self.parser.error, status, usage_source, usage, self.model,
+                        self.streamed or self.request.stream, round((time.perf_counter() - self.t0) * 1000, 3),
+                        datetime.now(UTC), self.parser.service_tier, self.parser.price_context,
+                        self.parser.reported_cost_nanos)
+        if status is CallStatus.OK and self.parser.billed_later is not None:  # billed after this reply
+            ending.error, ending.billed_later = ending.error or self.parser.billed_later, True
+            ending.held_nanos = self.reservation.amount_nanos if self.reservation else None
+        return ending
 
     def record(self, prices: PriceBook, http_status: int | None, error: str | None) -> CallRecord:
         """The ledger row for this call, priced at the time the request was made."""
@@ -151,10 +155,12 @@ class Ending:
     service_tier: str | None = None  # the tier that served it, as the reply said
     price_context: dict[str, str] | None = None  # what else picks its price (a tier with prices of its own)
     reported_cost_nanos: int | None = None  # what the reply says it was charged (OpenRouter), unbounded
+    billed_later: bool = False  # the provider bills it after the reply (a background response)
+    held_nanos: int | None = None  # what was held for it: its charge when billed later
 
     def to_json(self) -> dict[str, Any]:
         usage = self.usage
-        return {
+        out = {
             "http_status": self.http_status, "error": self.error, "status": self.status,
             "usage_source": self.usage_source, "model": self.model, "streamed": self.streamed,
             "latency_ms": self.latency_ms, "finished_at": iso(self.finished_at),
@@ -162,6 +168,9 @@ class Ending:
             "service_tier": self.service_tier, "price_context": self.price_context,
             "reported_cost_nanos": self.reported_cost_nanos,
         }
+        if self.billed_later:
+            out["billed_later"], out["held_nanos"] = True, self.held_nanos
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Ending:
@@ -171,7 +180,7 @@ class Ending:
             UsageSource(data["usage_source"]), None if usage is None else TokenUsage(**usage),
             data.get("model"), bool(data.get("streamed")), data.get("latency_ms") or 0.0,
             parse_iso(data["finished_at"]), data.get("service_tier"), data.get("price_context"),
-            data.get("reported_cost_nanos"),
+            data.get("reported_cost_nanos"), bool(data.get("billed_later")), data.get("held_nanos"),
         )
 
 
@@ -199,6 +208,11 @@ def settled_record(prices: PriceBook, record: CallRecord, ending: Ending, price_
     record.service_tier = ending.service_tier
     if ending.status == CallStatus.UNMETERED:
         record.cost_nanos, record.price_source = None, UNMETERED_SOURCE
+        return record
+    if ending.billed_later:  # no usage will come this way: the most it could cost, as held
+        record.cost_nanos, record.price_source = ending.held_nanos, HELD
+        if record.cost_nanos is None:
+            record.status = CallStatus.UNPRICED
         return record
     if ending.usage is None:
         record.cost_nanos, record.price_source = 0, NOT_BILLED
@@ -267,6 +281,8 @@ def settlement_usage(call: MeteredCall, http_status: int | None,
     - a whole reply that reports no usage (audio bytes, a plain-text transcript): the
       request's units, or else its expected usage, recorded as estimated;
     - an upstream error reply without usage: not billed by providers, so not charged;
+    - a reply the provider bills later (an OpenAI background response, queued): no usage,
+      status ok, charged what was held for it (`Ending.billed_later`);
     - a request that never reached the provider (connection refused...): not charged;
     - a whole answer of an API that may report no usage (Gemini API embeddings): the
       input tokens the request itself was counted at, estimated, status ok;
@@ -279,6 +295,8 @@ def settlement_usage(call: MeteredCall, http_status: int | None,
         return None, UsageSource.NONE, CallStatus.UNMETERED
     parser = call.parser
     request = call.request
+    if parser.billed_later is not None and (http_status is None or http_status < 400):
+        return None, UsageSource.NONE, CallStatus.OK  # charged what was held (`MeteredCall.ending`)
     if parser.complete:
         # The reply is whole even if a side hung up right after it (SDKs close the stream
         # as soon as they read the last event).

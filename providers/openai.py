@@ -312,6 +312,13 @@ def web_search_calls(output: Any) -> int | None:
     return sum(1 for item in output if isinstance(item, dict) and item.get("type") == "web_search_call")
 
 
+#: A Responses reply of a call still running (`background: true`): its usage comes when it
+#: completes, from `GET /v1/responses/{id}`, which spendgate does not follow.
+_RESPONSES_PENDING = ("queued", "in_progress")
+BACKGROUND_BILLED_LATER = ("a background response: its usage is reported only when it completes "
+                           "(GET /v1/responses/{id}); charged the most it could cost")
+
+
 class OpenAIResponsesParser(_OpenAIStyleParser):
     """OpenAI Responses API: usage at `usage` in a body, or at `response.usage`
     in the terminal stream event (completed, incomplete or failed). Web search calls in
@@ -339,6 +346,10 @@ class OpenAIResponsesParser(_OpenAIStyleParser):
         self._take_tier(obj.get("service_tier"))
         self._take_output(obj.get("output"))
         usage = self._usage_of(obj.get("usage"), _responses_usage)
+        if usage is None and obj.get("status") in _RESPONSES_PENDING:
+            self.billed_later = BACKGROUND_BILLED_LATER
+            self.ended = True
+            return
         if usage is None:
             self.note_error("no usage in response body")
             return

@@ -72,6 +72,10 @@ class UsageParser:
         #: What the reply says the call was charged, in nano-dollars, where the provider
         #: states it (OpenRouter's `usage.cost`): the call's cost, bounded (metering/bounds.py).
         self.reported_cost_nanos: int | None = None
+        #: Why the provider bills this call after its reply, which carries no usage (an
+        #: OpenAI background response, queued): it is charged what was held, the most it
+        #: could cost, as a call cut by a kill is (metering/call.py).
+        self.billed_later: str | None = None
         #: The latest usage report read, for parsers that keep one (most do).
         self._usage: TokenUsage | None = None
         #: The last stream event fed, and whether it carried only the usage spendgate asked

@@ -172,6 +172,27 @@ def test_a_settlement_spooled_in_memory_only_stays_in_the_journal_until_it_is_wr
     scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}, "general_settings": {"ledger_writer": "thread"}})(body)
 
 
+def test_a_background_response_is_charged_what_was_held(tmp_path):
+    """`background: true`: the reply says `queued`, with no usage; OpenAI bills the response
+    when it completes (its usage comes from a later GET, a free read). The call is charged the
+    most it could cost, as held, and says why — not an input-only estimate."""
+    async def body(h):
+        flow = flow_for("https://api.openai.com/v1/responses",
+                        {"model": "gpt-4o", "input": "write a report", "background": True, "max_output_tokens": 1000},
+                        authorization="Bearer sk-real-key-0000000001")
+        queued = {"id": "resp_1", "object": "response", "model": "gpt-4o", "status": "queued",
+                  "background": True, "output": [], "usage": None}
+        await through(h, flow, reply=queued)
+        held = flow.metadata[METADATA_KEY].reservation.amount_nanos
+        [row] = await h.rows()
+        assert held > 1000 * 10_000  # 1,000 output tokens at $10/M at least
+        assert (row["status"], row["price_source"], row["cost_nanos"]) == ("ok", "held", held)
+        assert "background response" in row["error"]
+        assert (await h.rt.ledger.scope(GLOBAL)).spend_nanos == held
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}})(body)
+
+
 def test_over_budget_is_answered_429_in_the_providers_place_and_recorded(tmp_path):
     async def body(h):
         flow = await through(h, flow_for(), reply=None)

@@ -139,6 +139,8 @@ def test_an_ending_journals_as_its_json():
         Ending(None, 'cut "short"\n\u2603', CallStatus.PARTIAL, UsageSource.ESTIMATED, TokenUsage(), None, True,
                0.0, at, "flex", {"tier": "flex"}),
         Ending(502, None, CallStatus.UPSTREAM_ERROR, UsageSource.NONE, None, "m", False, 3.0, at),
+        Ending(200, "billed later", CallStatus.OK, UsageSource.NONE, None, "o3-pro", False, 9.0, at,
+               billed_later=True, held_nanos=4_000_000),
     ):
         members = journal_mod._members(ending.to_json())
         assert json.loads("{" + members + "}") == json.loads(json.dumps(ending.to_json()))

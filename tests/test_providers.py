@@ -457,6 +457,17 @@ def test_openai_responses_body():
     assert (p.model, p.complete, p.output_chars) == ("o4-mini-2025-04-16", True, 6)
 
 
+def test_a_background_responses_reply_is_billed_later_not_unreadable():
+    for status in ("queued", "in_progress"):
+        p = new_parser(OPENAI("responses"))
+        p.feed_body(json.dumps({"id": "resp_1", "model": "o3-pro", "status": status, "background": True,
+                                "output": [], "usage": None}))
+        assert p.billed_later and p.error is None and p.usage is None and not p.complete
+    p = new_parser(OPENAI("responses"))
+    p.feed_body(json.dumps({"id": "resp_2", "model": "o3-pro", "status": "completed", "usage": None}))
+    assert p.billed_later is None and p.error == "no usage in response body"
+
+
 ANTHROPIC_BODY = {
     "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
     "type": "message",
