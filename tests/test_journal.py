@@ -230,20 +230,13 @@ def test_a_call_left_open_keeps_its_own_segment_only(tmp_path, monkeypatch):
 def test_a_write_the_disk_refuses_part_way_does_not_swallow_the_next_line(tmp_path, monkeypatch):
     """The disk takes half of Q's line, then refuses the rest (ENOSPC): when there is room
     again, R's line starts on a line of its own, so R reads back (Q was never journaled)."""
-    import errno
+    import core.files
+    from disk import filling_disk_write
 
     j = CallJournal(tmp_path, "dead")
     j.opened("P", {"held": 1})
-    real, calls = os.write, []
-
-    def filling(fd, data):
-        calls.append(len(data))
-        if len(calls) == 1:
-            return real(fd, bytes(data)[: len(data) // 2])
-        raise OSError(errno.ENOSPC, "No space left on device")
-
+    filling = filling_disk_write()
     monkeypatch.setattr(journal_mod.os, "write", filling)
-    import core.files
     monkeypatch.setattr(core.files.os, "write", filling)
     j.opened("Q", {"held": 1})
     monkeypatch.undo()

@@ -131,21 +131,13 @@ def test_what_is_still_spooled_when_the_ledger_closes_is_recorded_if_the_databas
 def test_a_spool_line_the_disk_refuses_part_way_leaves_the_next_readable(tmp_path, monkeypatch):
     """Half of the second entry's line is written, then the disk refuses (ENOSPC): it stays in
     memory (its call in the journal), and the third, written when there is room, is adopted."""
-    import errno
     import os
 
     import core.files
+    from disk import filling_disk_write
 
     spool = spooled(tmp_path, "first")
-    real, calls = os.write, []
-
-    def filling(fd, data):
-        calls.append(len(data))
-        if len(calls) == 1:
-            return real(fd, bytes(data)[: len(data) // 2])
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(core.files.os, "write", filling)
+    monkeypatch.setattr(core.files.os, "write", filling_disk_write())
     second = call("second")
     spool.add(Entry.settle(None, [GLOBAL], second, T0))
     monkeypatch.undo()
