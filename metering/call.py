@@ -118,8 +118,9 @@ class MeteredCall:
                         self.streamed or self.request.stream, round((time.perf_counter() - self.t0) * 1000, 3),
                         datetime.now(UTC), self.parser.service_tier, self.parser.price_context,
                         self.parser.reported_cost_nanos)
-        if status is CallStatus.OK and self.parser.billed_later is not None:  # billed after this reply
-            ending.error, ending.billed_later = ending.error or self.parser.billed_later, True
+        if self.parser.billed_later is not None and status is CallStatus.OK and not self.parser.complete:
+            reason = self.parser.billed_later
+            ending.error, ending.billed_later = f"{ending.error}; {reason}" if ending.error else reason, True
             ending.held_nanos = self.reservation.amount_nanos if self.reservation else None
         return ending
 
@@ -281,8 +282,9 @@ def settlement_usage(call: MeteredCall, http_status: int | None,
     - a whole reply that reports no usage (audio bytes, a plain-text transcript): the
       request's units, or else its expected usage, recorded as estimated;
     - an upstream error reply without usage: not billed by providers, so not charged;
-    - a reply the provider bills later (an OpenAI background response, queued): no usage,
-      status ok, charged what was held for it (`Ending.billed_later`);
+    - a reply the provider bills later (an OpenAI background response, queued, or its
+      stream left before its usage): no usage, status ok, charged what was held for it
+      (`Ending.billed_later`);
     - a request that never reached the provider (connection refused...): not charged;
     - a whole answer of an API that may report no usage (Gemini API embeddings): the
       input tokens the request itself was counted at, estimated, status ok;
@@ -295,7 +297,7 @@ def settlement_usage(call: MeteredCall, http_status: int | None,
         return None, UsageSource.NONE, CallStatus.UNMETERED
     parser = call.parser
     request = call.request
-    if parser.billed_later is not None and (http_status is None or http_status < 400):
+    if parser.billed_later is not None and not parser.complete and (http_status is None or http_status < 400):
         return None, UsageSource.NONE, CallStatus.OK  # charged what was held (`MeteredCall.ending`)
     if parser.complete:
         # The reply is whole even if a side hung up right after it (SDKs close the stream

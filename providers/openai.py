@@ -313,7 +313,8 @@ def web_search_calls(output: Any) -> int | None:
 
 
 #: A Responses reply of a call still running (`background: true`): its usage comes when it
-#: completes, from `GET /v1/responses/{id}`, which spendgate does not follow.
+#: completes, from `GET /v1/responses/{id}`, which spendgate does not follow. A streamed
+#: background response the client leaves early runs on as well (and is billed whole).
 _RESPONSES_PENDING = ("queued", "in_progress")
 BACKGROUND_BILLED_LATER = ("a background response: its usage is reported only when it completes "
                            "(GET /v1/responses/{id}); charged the most it could cost")
@@ -374,6 +375,8 @@ class OpenAIResponsesParser(_OpenAIStyleParser):
         model = response.get("model")
         if isinstance(model, str) and model:
             self.model = model
+        if response.get("background") is True:  # it runs on (and is billed whole) if the client leaves
+            self.billed_later = BACKGROUND_BILLED_LATER
         self._take_tier(response.get("service_tier"))
         if etype in _RESPONSES_TERMINAL:
             searches = web_search_calls(response.get("output"))

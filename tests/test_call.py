@@ -147,3 +147,23 @@ def test_usage_within_bounds_passes_as_it_is_and_each_bound_still_clamps():
         (TokenUsage(input_tokens=10, units={"web_searches": -2}), {"units.web_searches": -2}),
     ):
         assert bound_usage(bad, request.input_bytes, request.max_output_tokens, 1000)[1] == clamped
+
+
+def test_a_background_stream_left_early_is_charged_its_hold_and_one_that_ends_its_usage():
+    """OpenAI finishes (and bills) a background response whatever the client does: a stream
+    left before its usage is charged what was held, not the text seen."""
+    created = {"type": "response.created", "response": {"id": "r1", "model": "m", "background": True,
+                                                         "status": "in_progress", "usage": None}}
+    delta = {"type": "response.output_text.delta", "delta": TEXT}
+    left = call_for("api.openai.com", "/v1/responses")
+    feed(left, created, delta)
+    assert settlement_usage(left, 200, "client disconnected") == (None, "none", "ok")
+    ending = left.ending(200, "client disconnected")
+    assert ending.billed_later and ending.error.startswith("client disconnected; a background response")
+    done = call_for("api.openai.com", "/v1/responses")
+    feed(done, created, delta, {"type": "response.completed", "response": {
+        "id": "r1", "model": "m", "background": True, "status": "completed",
+        "usage": {"input_tokens": 10, "output_tokens": 3}}})
+    usage, source, status = settlement_usage(done, 200, None)
+    assert (usage.input_tokens, usage.output_tokens, source, status) == (10, 3, "reported", "ok")
+    assert not done.ending(200, None).billed_later
