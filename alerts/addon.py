@@ -155,14 +155,15 @@ class AlertRaiser:
         runtime, record, changes = event.runtime, event.record, event.changes
         try:
             done = self._enqueued.pop(record.uid, None)
-            if done is not None:  # enqueued inside the settlement: count, log, wake
+            if done is not None and event.in_settlement_committed:  # enqueued inside the settlement: count, log, wake
                 for c in done[0]:
                     self._remember(c.alert.dedupe_key)
                 self._raised(*done)
                 return
             if not self.delivery.routes.any_channel(runtime.config):
                 return
-            # a settlement replayed from the spool, or settled without in_settlement
+            # a settlement replayed from the spool, or written without its in_settlement work (a
+            # `done` left by a rolled-back attempt is stale: its alerts were rolled back with it)
             self._queue(runtime, self._settlement_candidates(runtime, record, changes))
         except Exception:
             log.exception("spendgate: alert evaluation failed")

@@ -236,7 +236,7 @@ class Meter:
             # spool's replay writes it, so a kill meanwhile does not lose it)
             if result[0] is not None or call.uid not in rt.ledger.spool.unsaved:
                 rt.journal.done(call.uid)
-            self.state.tell(Settled(rt, record, result[1]))
+            self.state.tell(Settled(rt, record, result[1], with_alerts and result[0] is not None))
             return
         log.error("spendgate: ledger write failed: %r", exc)
         if with_alerts:  # the alerts' work in the transaction may be what failed: the row goes first

@@ -131,6 +131,10 @@ class Settled:
     runtime: Runtime
     record: CallRecord
     changes: list[SpendChange]
+    #: The listeners' `in_settlement` work committed with the row (False: the row was written
+    #: without it — spooled and replayed, recovered, or written again without its alerts —
+    #: so what that work left in memory was rolled back and is to be done again).
+    in_settlement_committed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

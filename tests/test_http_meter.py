@@ -140,6 +140,35 @@ def test_a_call_whose_alerts_fail_in_its_settlement_is_still_recorded(tmp_path, 
     scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}})(body)
 
 
+def test_alerts_rolled_back_with_their_settlement_are_raised_when_it_is_written_again(tmp_path):
+    """The alert raiser enqueues a crossing inside the settlement, then another listener's
+    work fails and rolls the transaction back: the row is written again without that work,
+    and the crossing's alert is raised anew, not taken as raised by the rolled-back attempt."""
+    from alerts import outbox
+    from alerts.addon import AlertRaiser
+
+    class BrokenAfter:
+        def settled(self, event): pass
+        def denied(self, event): pass
+        def in_settlement(self, rt, record):
+            def hook(store, changes):
+                raise ValueError("another listener's work failed")
+            return hook
+
+    async def body(h):
+        raiser = AlertRaiser(h.state)
+        h.state.listeners.append(BrokenAfter())  # after the raiser: its enqueue ran, then rolled back
+        await through(h, flow_for(authorization="Bearer sk-real-key-0000000001"))  # $0.0075 of $0.01
+        await h.rows()
+        await raiser._background.wait()
+        alerts = await h.rt.ledger.read(outbox.recent)
+        assert [(a["alert"].event, a["alert"].threshold) for a in alerts] == [("budget_alert", 0.5)]
+
+    scenario(tmp_path, {"litellm_settings": {"max_budget": 0.01, "alerting": ["webhook"],
+                                             "alerting_thresholds": [0.5],
+                                             "webhook_url": "http://127.0.0.1:9/hook"}})(body)
+
+
 def test_a_settlement_spooled_in_memory_only_stays_in_the_journal_until_it_is_written(tmp_path, monkeypatch):
     """The database away and the spool's disk full: the settlement is kept in memory only,
     so the journal keeps the call open (a kill now replays it at the next start) until the
