@@ -117,19 +117,25 @@ def test_a_call_to_a_providers_host_is_metered_whatever_its_host_header_says(tmp
     scenario(tmp_path, {"litellm_settings": {"max_budget": 10.0}})(body)
 
 
+class FailingListener:
+    """A spend listener whose work inside the settlement's transaction raises (an outbox
+    refusing its insert), which rolls the transaction back."""
+
+    def settled(self, event): pass
+
+    def denied(self, event): pass
+
+    def in_settlement(self, rt, record):
+        def hook(store, changes):
+            raise ValueError("the listener's work failed")
+        return hook
+
+
 def test_a_call_whose_alerts_fail_in_its_settlement_is_still_recorded(tmp_path, caplog):
     """An alert hook that raises inside the settlement's transaction rolls it back: the row
     is written again without the alerts, at its real cost, not lost with them."""
-    class BrokenAlerts:
-        def settled(self, event): pass
-        def denied(self, event): pass
-        def in_settlement(self, rt, record):
-            def hook(store, changes):
-                raise ValueError("the outbox refused the alert")
-            return hook
-
     async def body(h):
-        h.state.listeners.append(BrokenAlerts())
+        h.state.listeners.append(FailingListener())
         await through(h, flow_for(authorization="Bearer sk-real-key-0000000001"))
         [row] = await h.rows()
         assert (row["status"], row["cost_nanos"]) == ("ok", 7_500_000)
@@ -147,17 +153,9 @@ def test_alerts_rolled_back_with_their_settlement_are_raised_when_it_is_written_
     from alerts import outbox
     from alerts.addon import AlertRaiser
 
-    class BrokenAfter:
-        def settled(self, event): pass
-        def denied(self, event): pass
-        def in_settlement(self, rt, record):
-            def hook(store, changes):
-                raise ValueError("another listener's work failed")
-            return hook
-
     async def body(h):
         raiser = AlertRaiser(h.state)
-        h.state.listeners.append(BrokenAfter())  # after the raiser: its enqueue ran, then rolled back
+        h.state.listeners.append(FailingListener())  # after the raiser: its enqueue ran, then rolled back
         await through(h, flow_for(authorization="Bearer sk-real-key-0000000001"))  # $0.0075 of $0.01
         await h.rows()
         await raiser._background.wait()
