@@ -1,22 +1,35 @@
-"""Appending to the files that keep calls across a kill (the call journal, the ledger spool)."""
+"""Appending lines to the files that keep calls across a kill (the call journal, the ledger spool)."""
 
 from __future__ import annotations
 
 import os
 
-__all__ = ["write_all", "write_rest"]
+__all__ = ["LineWriter"]
 
 
-def write_all(fd: int, data: bytes) -> None:
-    """All of `data` written to `fd`, or OSError. `os.write` may write part of it and return
-    (a disk filling up mid-line): a line left torn there would swallow the next whole one for
-    a reader. The rest is written again, and the disk's refusal (ENOSPC) is raised."""
-    write_rest(fd, data, os.write(fd, data))
+class LineWriter:
+    """Writes whole lines to a file descriptor, or raises OSError.
 
+    `os.write` may take part of a line and return (a disk filling up): the rest is written
+    again, and the disk's refusal (ENOSPC) raised. A write that failed part-way leaves half a
+    line that would swallow the next whole one for a reader, so the next write after a
+    failure starts with a line end of its own."""
 
-def write_rest(fd: int, data: bytes, written: int) -> None:
-    """What an `os.write(fd, data)` that wrote `written` bytes left, written (on a hot path:
-    `if os.write(fd, data) < len(data): write_rest(...)` costs no call for a whole write)."""
-    view = memoryview(data)[written:]
-    while view:
-        view = view[os.write(fd, view):]
+    __slots__ = ("torn",)
+
+    def __init__(self) -> None:
+        self.torn = False  # the last write failed, maybe part-way through its line
+
+    def write(self, fd: int, data: bytes) -> None:
+        if self.torn:
+            data = b"\n" + data
+        try:
+            written = os.write(fd, data)
+            if written < len(data):  # a short write: the rest, or the disk's refusal
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[os.write(fd, view):]
+        except OSError:
+            self.torn = True
+            raise
+        self.torn = False

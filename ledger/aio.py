@@ -271,6 +271,11 @@ class AsyncLedger:
 
     # -- the spool ----------------------------------------------------------------------------
 
+    def kept_in_memory_only(self, uid: str) -> bool:
+        """Whether call `uid`'s settlement waits in the spool's memory only (its disk refused
+        the line): a kill now would lose it, so its journal entry is not done yet."""
+        return uid in self.spool.unsaved
+
     async def flush_spool(self) -> int:
         """Replay spooled writes in order while the database answers; returns how many
         were recorded. Cheap when nothing is spooled (called every second). A full disk

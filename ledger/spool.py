@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from core.files import write_all
+from core.files import LineWriter
 
 from .model import CallRecord, Reservation, ScopeRef, iso
 
@@ -92,7 +92,7 @@ class Spool:
         self.path = self.directory / f"{instance_id}.jsonl" if self.directory else None
         self.entries: list[Entry] = []
         self._fd: int | None = None
-        self._torn = False  # the last write failed, maybe part-way through its line
+        self._writer = LineWriter()
         self.spooled_total = 0  # writes spooled since start (the database was away or full)
         self.unsaved: set[str] = set()  # call uids whose row is spooled in memory only (the disk refused)
         self.replayed_total = 0  # of those (and adopted ones), written to the database since
@@ -113,13 +113,7 @@ class Spool:
         if self.path is None or not lines:
             return
         fd = self._open()
-        data = "".join(line + "\n" for line in lines).encode()
-        try:  # after a failed write, maybe part-way through a line, a line end comes first
-            write_all(fd, b"\n" + data if self._torn else data)
-        except OSError:
-            self._torn = True
-            raise
-        self._torn = False
+        self._writer.write(fd, "".join(line + "\n" for line in lines).encode())
         os.fsync(fd)
 
     def add(self, entry: Entry) -> None:

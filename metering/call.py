@@ -114,15 +114,17 @@ class MeteredCall:
     def ending(self, http_status: int | None, error: str | None) -> Ending:
         """How the call ended: what its settlement is built from besides who made it."""
         usage, usage_source, status = settlement_usage(self, http_status, error)
-        ending = Ending(http_status, error or self.parser.error, status, usage_source, usage, self.model,
-                        self.streamed or self.request.stream, round((time.perf_counter() - self.t0) * 1000, 3),
-                        datetime.now(UTC), self.parser.service_tier, self.parser.price_context,
-                        self.parser.reported_cost_nanos)
-        if self.parser.billed_later is not None and status is CallStatus.OK and not self.parser.complete:
+        error = error or self.parser.error
+        # settlement_usage's one answer that is ok without usage: billed after the reply
+        billed_later = usage is None and status is CallStatus.OK
+        if billed_later:
             reason = self.parser.billed_later
-            ending.error, ending.billed_later = f"{ending.error}; {reason}" if ending.error else reason, True
-            ending.held_nanos = self.reservation.amount_nanos if self.reservation else None
-        return ending
+            error = f"{error}; {reason}" if error else reason
+        return Ending(http_status, error, status, usage_source, usage, self.model,
+                      self.streamed or self.request.stream, round((time.perf_counter() - self.t0) * 1000, 3),
+                      datetime.now(UTC), self.parser.service_tier, self.parser.price_context,
+                      self.parser.reported_cost_nanos, billed_later,
+                      self.reservation.amount_nanos if billed_later and self.reservation else None)
 
     def record(self, prices: PriceBook, http_status: int | None, error: str | None) -> CallRecord:
         """The ledger row for this call, priced at the time the request was made."""

@@ -39,7 +39,7 @@ from typing import Any
 
 import orjson
 
-from core.files import write_rest
+from core.files import LineWriter
 
 log = logging.getLogger("spendgate")
 
@@ -75,7 +75,7 @@ class CallJournal:
         self._ended_in: dict[str, int] = {}  # open call uid -> the later segment its end line is in
         self._shared: dict[Hashable, int] = {}  # shared part -> its `def` number in this segment
         self.failed = False  # the disk refused a write (logged once; the calls still settle)
-        self._torn = False  # the last write failed, maybe part-way through its line
+        self._writer = LineWriter()
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -152,18 +152,11 @@ class CallJournal:
         it or a torn last line the reader skips."""
         if self.directory is None or (self._fd is None or self._lines >= SEGMENT_LINES) and not self._rotate_safely():
             return False
-        data = line.encode()
-        if self._torn:  # a failed write may have left part of a line: it ends before this one
-            data = b"\n" + data
         try:
-            written = os.write(self._fd, data)
-            if written < len(data):  # a short write (the disk filling up): the rest, or ENOSPC
-                write_rest(self._fd, data, written)
+            self._writer.write(self._fd, line.encode())
         except OSError as e:
-            self._torn = True
             self._failed(e)
             return False
-        self._torn = False
         self._lines += 1
         return True
 

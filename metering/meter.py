@@ -234,7 +234,7 @@ class Meter:
         if exc is None:
             # (spooled in memory only, the disk refusing: the journal keeps the call until the
             # spool's replay writes it, so a kill meanwhile does not lose it)
-            if result[0] is not None or call.uid not in rt.ledger.spool.unsaved:
+            if result[0] is not None or not rt.ledger.kept_in_memory_only(call.uid):
                 rt.journal.done(call.uid)
             self.state.tell(Settled(rt, record, result[1], with_alerts and result[0] is not None))
             return

@@ -616,6 +616,7 @@ def request_stream_usage(body: bytes, streams: bool = False) -> bytes:
         return spliced
     with contextlib.suppress(ValueError, RecursionError):
         obj = json.loads(body)  # again, exactly: forwarded re-serialised, an integer past 64 bits stays one
+        opts = obj.get("stream_options")
     merged = dict(opts) if isinstance(opts, dict) else {}
     merged["include_usage"] = True
     obj["stream_options"] = merged
