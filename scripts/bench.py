@@ -167,11 +167,17 @@ def percentile(sorted_xs: list[float], q: float) -> float:
     return sorted_xs[k]
 
 
+def _user_system_seconds(stat_path: str) -> tuple[float, float]:
+    """(utime, stime) in seconds from a /proc `stat` file (a process's or one thread's)."""
+    with open(stat_path) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a whole process (every thread), in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(_user_system_seconds(f"/proc/{pid}/stat"))
 
 
 def cpu_split(pid: int) -> tuple[float, float, int, int]:
@@ -180,15 +186,13 @@ def cpu_split(pid: int) -> tuple[float, float, int, int]:
     between threads, waking a thread, system calls)."""
     user = system = 0.0
     voluntary = involuntary = 0
-    tick = os.sysconf("SC_CLK_TCK")
     for tid in os.listdir(f"/proc/{pid}/task"):
         with contextlib.suppress(OSError, IndexError, ValueError):
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
+            thread_user, thread_system = _user_system_seconds(f"/proc/{pid}/task/{tid}/stat")
             with open(f"/proc/{pid}/task/{tid}/status") as f:
                 status = dict(line.split(":", 1) for line in f if ":" in line)
-            user += int(fields[11]) / tick
-            system += int(fields[12]) / tick
+            user += thread_user
+            system += thread_system
             voluntary += int(status["voluntary_ctxt_switches"])
             involuntary += int(status["nonvoluntary_ctxt_switches"])
     return user, system, voluntary, involuntary
