@@ -183,8 +183,7 @@ def test_a_calls_end_line_in_a_later_segment_stays_until_the_call_is_done(tmp_pa
     for uid in ("B1", "B2", "B3"):
         j.ended(uid, {})
         j.done(uid)
-    os.close(j._lock_fd)  # killed before X's row is written
-    j._lock_fd = None
+    _killed(j)  # before X's row is written
     [orphan] = list(orphans(tmp_path, "me"))  # (the calls done with it replay as no-ops: recorded)
     assert {c.uid: c.ended for c in orphan.calls}["X"] == {"http_status": 200}
     orphan.forget()
@@ -200,14 +199,12 @@ def test_a_short_write_is_finished_not_left_torn(tmp_path, monkeypatch):
         calls.append(len(data))
         return real(fd, bytes(data)[: len(data) // 2] if len(calls) == 2 else data)
 
-    monkeypatch.setattr(journal_mod.os, "write", short)
     import core.files
     monkeypatch.setattr(core.files.os, "write", short)
     for uid in ("P", "Q", "R"):
         j.opened(uid, {"held": 1})
     monkeypatch.undo()
-    os.close(j._lock_fd)
-    j._lock_fd = None
+    _killed(j)
     [orphan] = list(orphans(tmp_path, "me"))
     assert sorted(c.uid for c in orphan.calls) == ["P", "Q", "R"]
     orphan.forget()
@@ -235,14 +232,17 @@ def test_a_write_the_disk_refuses_part_way_does_not_swallow_the_next_line(tmp_pa
 
     j = CallJournal(tmp_path, "dead")
     j.opened("P", {"held": 1})
-    filling = filling_disk_write()
-    monkeypatch.setattr(journal_mod.os, "write", filling)
-    monkeypatch.setattr(core.files.os, "write", filling)
+    monkeypatch.setattr(core.files.os, "write", filling_disk_write())
     j.opened("Q", {"held": 1})
     monkeypatch.undo()
     j.opened("R", {"held": 1})
-    os.close(j._lock_fd)
-    j._lock_fd = None
+    _killed(j)
     [orphan] = list(orphans(tmp_path, "me"))
     assert sorted(c.uid for c in orphan.calls) == ["P", "R"]
     orphan.forget()
+
+
+def _killed(journal: CallJournal) -> None:
+    """The journal's process killed: its lock let go (the fd closed), nothing else written."""
+    os.close(journal._lock_fd)
+    journal._lock_fd = None
